@@ -1,0 +1,201 @@
+"""compte-usager: an OpenID Connect identity provider for citizens.
+
+``create_app(config)`` builds the Flask application: services (database, key-value
+store, keys, password hashing, the Authlib server), then one blueprint per area.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from typing import Any
+
+from flask import Flask, redirect, render_template, request, session, url_for
+from flask_babel import Babel
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from .config import PROJECT_ROOT, Settings, load_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("idp")
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.instance_path / "secret_key"
+    if not path.exists():
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _select_locale() -> str:
+    from .services import services
+
+    supported = services().settings.locales
+    wanted = request.args.get("lang")
+    if wanted in supported:
+        session["lang"] = wanted
+        return wanted
+    from flask import g
+
+    for tag in getattr(g, "ui_locales", []) or []:
+        base = tag.split("-")[0].lower()
+        if base in supported:
+            return base
+    if session.get("lang") in supported:
+        return session["lang"]
+    if current_user and current_user.is_authenticated and current_user.user.locale in supported:
+        return current_user.user.locale
+    return request.accept_languages.best_match(supported) or services().settings.default_locale
+
+
+def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
+    """Build the application. ``config`` is a ``Settings`` object, or a dict of
+    overrides applied on top of the TOML file and the environment."""
+    from .identity import users as _users  # noqa: F401  (import order: models first)
+    from .oidc import CSRF_EXEMPT
+    from .oidc import bp as oidc_bp
+    from .oidc.keys import KeyStore
+    from .oidc.server import AuthorizationServer, OidcContext
+    from .oidc.tokens import TokenService
+    from .persistence.db import Database
+    from .persistence.kv import make_store
+    from .persistence.migrate import ensure_schema
+    from .security.headers import apply_security_headers
+    from .security.passwords import PasswordService
+    from .security.sessions import ServerSessionInterface
+    from .services import Services
+    from .web.auth import login_manager
+
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    if not settings.is_https:
+        # Authlib refuses plain http unless told; only the local demo and tests use it.
+        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
+                static_folder="static", instance_path=str(settings.instance_path))
+    secret_key = _secret_key(settings)
+    app.config.update(
+        SECRET_KEY=secret_key,
+        TESTING=settings.testing,
+        DEBUG=settings.debug,
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which expires anyway
+        WTF_CSRF_SSL_STRICT=settings.is_https,
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "idp" / "translations"),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        PREFERRED_URL_SCHEME="https" if settings.is_https else "http",
+    )
+
+    db = Database(settings.effective_database_url)
+    if settings.auto_migrate:
+        ensure_schema(db)
+    kv = make_store(settings.redis_url)
+    keys = KeyStore(settings.keys_path, settings.tokens.signing_algs)
+    keys.ensure()
+    passwords = PasswordService(settings.passwords.argon2_memory_kib,
+                                settings.passwords.argon2_time_cost,
+                                settings.passwords.argon2_parallelism)
+    svc = Services(settings=settings, db=db, kv=kv, keys=keys, passwords=passwords,
+                   secret_key=secret_key)
+    app.extensions["idp"] = svc
+
+    ctx = OidcContext(settings=settings, db=db, kv=kv, tokens=TokenService(settings, keys),
+                      pairwise_salt=settings.pairwise_salt or secret_key)
+    server = AuthorizationServer(ctx)
+    server.init(app)
+    svc.extras["oidc_server"] = server
+
+    app.session_interface = ServerSessionInterface(
+        kv, settings.session.cookie_name,
+        secure=settings.is_https if settings.session.cookie_secure == "auto"
+        else settings.session.cookie_secure == "true",
+        idle_timeout=settings.session.idle_timeout,
+        absolute_lifetime=settings.session.absolute_lifetime)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+
+    _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
+    _register_handlers(app, apply_security_headers, settings)
+    return app
+
+
+def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
+    from .account import bp as account_bp
+    from .flows.login import bp as login_bp
+
+    app.register_blueprint(oidc_bp)
+    app.register_blueprint(login_bp)
+    app.register_blueprint(account_bp)
+    for endpoint in csrf_exempt:
+        csrf.exempt(app.view_functions[endpoint])
+
+    @app.route("/")
+    def home():
+        if current_user.is_authenticated:
+            return redirect(url_for("account.index"))
+        return render_template("home.html")
+
+    @app.route("/conditions-generales")
+    def terms():
+        return render_template("terms.html")
+
+
+def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -> None:
+    from .services import services
+
+    @app.context_processor
+    def _template_globals():
+        from flask_babel import get_locale
+
+        return {
+            "current_locale": lambda: str(get_locale() or settings.default_locale),
+            "service_name": lambda: settings.service_name,
+            "organisation_name": lambda: settings.organisation_name,
+            "terms_version": lambda: settings.registration.terms_version,
+            "url_map_endpoints": lambda: app.view_functions.keys(),
+        }
+
+    @app.teardown_appcontext
+    def _remove_session(_exc):
+        services().db.remove()
+
+    @app.after_request
+    def _headers(response):
+        return apply_security_headers(response, settings.is_https)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(_error):
+        return render_template("errors/error.html", status=400,
+                               title="Formulaire expiré",
+                               message="Ce formulaire a expiré ou a déjà été envoyé. "
+                                       "Rechargez la page et recommencez."), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        if request.path.startswith(("/token", "/userinfo", "/revoke", "/introspect")):
+            return {"error": "invalid_request", "error_description": error.name}, error.code
+        return render_template("errors/error.html", status=error.code, title=error.name,
+                               message=None), error.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        services().db.session.rollback()
+        if request.path.startswith(("/token", "/userinfo", "/revoke", "/introspect")):
+            return {"error": "server_error"}, 500
+        return render_template("errors/error.html", status=500,
+                               title="Erreur inattendue",
+                               message="Une erreur inattendue s'est produite. "
+                                       "Réessayez dans quelques instants."), 500

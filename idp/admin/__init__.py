@@ -1,0 +1,1 @@
+"""Administration: client registry services (used by the CLI and the admin console)."""

@@ -1,0 +1,119 @@
+"""Registering and managing relying parties. Plain functions over a SQLAlchemy session."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..oidc.claims import supported_scopes
+from ..persistence.models import Client, Consent, Grant, hash_client_secret, utcnow
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+SUBJECT_TYPES = ("public", "pairwise")
+
+
+class ClientError(ValueError):
+    pass
+
+
+def _check_uri(uri: str, what: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+        raise ClientError(f"{what} must be an absolute http(s) URL without fragment: {uri}")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ClientError(f"{what} must use https (http only for localhost): {uri}")
+    return uri
+
+
+def new_client_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def create_client(session: Session, *, name: str, redirect_uris: list[str],
+                  post_logout_redirect_uris: list[str] | None = None,
+                  auth_method: str = "client_secret_basic", public: bool = False,
+                  grant_types: list[str] | None = None, scopes: list[str] | None = None,
+                  require_consent: bool = True, subject_type: str = "public",
+                  jwks: dict | None = None, client_id: str | None = None,
+                  description: str = "", home_url: str = "",
+                  sector_identifier: str | None = None) -> tuple[Client, str | None]:
+    """Register a client; returns it with its secret in clear (shown once, never stored)."""
+    if not name or len(name) > 200:
+        raise ClientError("a name of 1 to 200 characters is required")
+    if public:
+        auth_method = "none"
+    if auth_method not in AUTH_METHODS:
+        raise ClientError(f"unknown auth method {auth_method}")
+    grant_types = grant_types or ["authorization_code", "refresh_token"]
+    for grant_type in grant_types:
+        if grant_type not in GRANT_TYPES:
+            raise ClientError(f"unknown grant type {grant_type}")
+    if auth_method == "none" and "client_credentials" in grant_types:
+        raise ClientError("a public client cannot use client_credentials")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("at least one redirect URI is required for authorization_code")
+    if subject_type not in SUBJECT_TYPES:
+        raise ClientError(f"unknown subject type {subject_type}")
+    if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
+        raise ClientError("private_key_jwt needs the client's public keys (--jwks)")
+    known = set(supported_scopes()) | {"introspection"}
+    scopes = scopes or ["openid", "profile", "email", "phone", "address", "offline_access"]
+    for scope in scopes:
+        if scope not in known:
+            raise ClientError(f"unknown scope {scope}")
+    client_id = client_id or secrets.token_urlsafe(16)
+    if session.get(Client, client_id) is not None:
+        raise ClientError(f"client_id {client_id} exists already")
+    secret = None if auth_method in ("none", "private_key_jwt") else new_client_secret()
+    client = Client(
+        client_id=client_id, name=name, description=description, home_url=home_url,
+        client_secret_hash=hash_client_secret(secret) if secret else None,
+        redirect_uris=[_check_uri(u, "redirect URI") for u in redirect_uris],
+        post_logout_redirect_uris=[_check_uri(u, "post-logout redirect URI")
+                                   for u in (post_logout_redirect_uris or [])],
+        grant_types=list(grant_types),
+        response_types=["code"] if "authorization_code" in grant_types else [],
+        scope=" ".join(scopes), token_endpoint_auth_method=auth_method,
+        subject_type=subject_type, sector_identifier=sector_identifier,
+        require_consent=require_consent, jwks=jwks)
+    session.add(client)
+    session.flush()
+    return client, secret
+
+
+def rotate_secret(session: Session, client: Client) -> str:
+    if client.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise ClientError("this client does not authenticate with a secret")
+    secret = new_client_secret()
+    client.client_secret_hash = hash_client_secret(secret)
+    client.secret_rotated_at = utcnow()
+    return secret
+
+
+def delete_client(session: Session, client: Client) -> None:
+    for grant in session.scalars(select(Grant).where(Grant.client_id == client.client_id)):
+        session.delete(grant)
+    for consent in session.scalars(select(Consent).where(Consent.client_id == client.client_id)):
+        session.delete(consent)
+    session.delete(client)
+
+
+def describe(client: Client, secret: str | None = None) -> dict:
+    data = {
+        "client_id": client.client_id, "client_secret": secret, "name": client.name,
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types, "scope": client.scope,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "subject_type": client.subject_type, "require_consent": client.require_consent,
+        "public": client.is_public, "created_at": client.created_at.isoformat(),
+    }
+    return data
+
+
+def list_clients(session: Session) -> list[Client]:
+    return list(session.scalars(select(Client).order_by(Client.created_at)))

@@ -1,0 +1,276 @@
+"""The ``idp`` command: server, database, keys, clients, users, demo.
+
+Every command uses the same configuration as the server (config/idp.toml and IDP_*
+environment variables).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from . import create_app
+
+
+def _svc():
+    return current_app.extensions["idp"]
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False,
+             load_dotenv=False)
+def main() -> None:
+    """compte-usager: OpenID Connect identity provider."""
+
+
+# -- database -----------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    from .persistence.migrate import current_revision, upgrade
+
+    upgrade(_svc().db, revision)
+    click.echo(f"database at revision {current_revision(_svc().db)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    from .persistence.migrate import current_revision, head_revision
+
+    click.echo(f"current: {current_revision(_svc().db)}  head: {head_revision()}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Generate a migration from the models (for developers)."""
+    from .persistence.migrate import revision
+
+    revision(_svc().db, message)
+
+
+# -- keys ---------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """Signing keys in keys/ (published in the JWKS)."""
+
+
+def _print_keys(items) -> None:
+    now = time.time()
+    for key in items:
+        click.echo(f"{key.kid}  {key.alg}  {int((now - key.created_at) // 86400)} days old")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    _print_keys(_svc().keys.keys)
+
+
+@keys.command("rotate")
+@click.option("--alg", "algs", multiple=True, type=click.Choice(["RS256", "ES256"]))
+def keys_rotate(algs: tuple[str, ...]) -> None:
+    """Add a new signing key per algorithm; older keys stay in the JWKS."""
+    added = _svc().keys.rotate(list(algs) or None)
+    click.echo("added:")
+    _print_keys(added)
+
+
+@keys.command("prune")
+@click.option("--max-age-days", type=float, default=None,
+              help="default: keys_max_age_days from the configuration")
+def keys_prune(max_age_days: float | None) -> None:
+    """Retire keys older than the given age (the newest key per algorithm stays)."""
+    days = max_age_days if max_age_days is not None else _svc().settings.keys_max_age_days
+    removed = _svc().keys.prune(days * 86400)
+    click.echo(f"removed {len(removed)} key(s)")
+    _print_keys(removed)
+
+
+# -- clients --------------------------------------------------------------------------
+@main.group()
+def clients() -> None:
+    """Relying parties (démarche apps) and service clients."""
+
+
+def _load_client(client_id: str):
+    from .persistence.models import Client
+
+    client = _svc().db.session.get(Client, client_id)
+    if client is None:
+        raise click.ClickException(f"no client {client_id}")
+    return client
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
+@click.option("--public", is_flag=True, help="no secret; PKCE required (auth method none)")
+@click.option("--auth-method", type=click.Choice(["client_secret_basic", "client_secret_post",
+                                                  "private_key_jwt", "none"]),
+              default="client_secret_basic")
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--no-consent", is_flag=True, help="first-party client: no consent screen")
+@click.option("--subject-type", type=click.Choice(["public", "pairwise"]), default="public")
+@click.option("--sector-identifier", default=None, help="pairwise sector (default: redirect host)")
+@click.option("--jwks", "jwks_source", default=None,
+              help="public JWKS for private_key_jwt: a file path or inline JSON")
+@click.option("--client-id", default=None, help="choose the client_id (default: random)")
+@click.option("--description", default="")
+@click.option("--home-url", default="")
+@click.option("--json", "as_json", is_flag=True)
+def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_types, scopes,
+                   no_consent, subject_type, sector_identifier, jwks_source, client_id,
+                   description, home_url, as_json) -> None:
+    """Register a client. The secret is printed once and never stored in clear."""
+    from .admin.clients import ClientError, create_client, describe
+    from .security.audit import record_event
+
+    jwks = None
+    if jwks_source:
+        path = Path(jwks_source)
+        jwks = json.loads(path.read_text() if path.exists() else jwks_source)
+    session = _svc().db.session
+    try:
+        client, secret = create_client(
+            session, name=name, redirect_uris=list(redirect_uris),
+            post_logout_redirect_uris=list(post_logout), auth_method=auth_method,
+            public=public, grant_types=list(grant_types) or None, scopes=list(scopes) or None,
+            require_consent=not no_consent, subject_type=subject_type, jwks=jwks,
+            client_id=client_id, description=description, home_url=home_url,
+            sector_identifier=sector_identifier)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    record_event(session, "admin.client_created", client_id=client.client_id,
+                 details={"via": "cli"})
+    session.commit()
+    data = describe(client, secret)
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def clients_list(as_json: bool) -> None:
+    from .admin.clients import describe, list_clients
+
+    items = [describe(c) for c in list_clients(_svc().db.session)]
+    if as_json:
+        click.echo(json.dumps(items))
+        return
+    for item in items:
+        click.echo(f"{item['client_id']}  {item['name']}  {item['token_endpoint_auth_method']}")
+
+
+@clients.command("show")
+@click.argument("client_id")
+def clients_show(client_id: str) -> None:
+    from .admin.clients import describe
+
+    click.echo(json.dumps(describe(_load_client(client_id)), indent=2))
+
+
+@clients.command("delete")
+@click.argument("client_id")
+def clients_delete(client_id: str) -> None:
+    from .admin.clients import delete_client
+    from .security.audit import record_event
+
+    session = _svc().db.session
+    delete_client(session, _load_client(client_id))
+    record_event(session, "admin.client_deleted", client_id=client_id, details={"via": "cli"})
+    session.commit()
+    click.echo(f"deleted {client_id}")
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+def clients_rotate_secret(client_id: str, as_json: bool) -> None:
+    from .admin.clients import ClientError, rotate_secret
+    from .security.audit import record_event
+
+    session = _svc().db.session
+    try:
+        secret = rotate_secret(session, _load_client(client_id))
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    record_event(session, "admin.client_secret_rotated", client_id=client_id,
+                 details={"via": "cli"})
+    session.commit()
+    click.echo(json.dumps({"client_id": client_id, "client_secret": secret}) if as_json
+               else f"client_secret: {secret}")
+
+
+# -- users ----------------------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--given-name", required=True)
+@click.option("--family-name", required=True)
+@click.option("--phone", default=None)
+@click.option("--admin", is_flag=True)
+@click.option("--verified/--unverified", default=True, help="mark the email verified")
+def users_create(email, password, given_name, family_name, phone, admin, verified) -> None:
+    from .identity.users import UserError, create_user
+    from .security.audit import record_event
+
+    svc = _svc()
+    phone_e164 = None
+    if phone:
+        try:
+            from .messaging.phone import parse_phone
+            phone_e164 = parse_phone(phone, svc.settings.messaging.default_region)
+        except ImportError:
+            phone_e164 = phone
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        user = create_user(svc.db.session, svc.passwords, email=email, password=password,
+                           given_name=given_name, family_name=family_name,
+                           phone_number=phone_e164, email_verified=verified, is_admin=admin,
+                           terms_version=svc.settings.registration.terms_version)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    record_event(svc.db.session, "admin.user_created", user_id=user.id, details={"via": "cli"})
+    svc.db.session.commit()
+    click.echo(json.dumps({"id": user.id, "email": user.email}))
+
+
+# -- configuration ----------------------------------------------------------------------
+@main.command("config")
+def config_show() -> None:
+    """Print the effective configuration (secrets masked)."""
+    from .config import as_public_dict
+
+    click.echo(json.dumps(as_public_dict(_svc().settings), indent=2, default=str))
+
+
+@main.command("demo")
+@click.option("--port", default=5000)
+@click.option("--client-port", default=5001)
+def demo(port: int, client_port: int) -> None:
+    """Run the provider and the sample démarche app, with a demo account."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(current_app, port, client_port))

@@ -1,0 +1,330 @@
+"""The one configuration model of the provider.
+
+Settings come, in increasing precedence, from: the defaults below, a TOML file
+(``IDP_CONFIG``, default ``config/idp.toml`` when it exists), then environment
+variables. A top-level field ``issuer`` is overridden by ``IDP_ISSUER``; a field of
+a section, e.g. ``tokens.access_token_ttl``, by ``IDP_TOKENS__ACCESS_TOKEN_TTL``
+(double underscore between section and field).
+
+Every field is documented in ``config/idp.toml`` with its default; a test keeps
+that file and this model in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "idp.toml"
+
+
+@dataclass
+class TokenSettings:
+    authorization_code_ttl: int = 60
+    access_token_ttl: int = 300
+    id_token_ttl: int = 300
+    refresh_token_ttl: int = 30 * 24 * 3600
+    refresh_token_idle_ttl: int = 14 * 24 * 3600
+    client_credentials_ttl: int = 300
+    access_token_alg: str = "ES256"
+    id_token_alg: str = "RS256"
+    # Clients may ask for any of these as id_token_signed_response_alg.
+    signing_algs: list[str] = field(default_factory=lambda: ["RS256", "ES256"])
+
+
+@dataclass
+class SessionSettings:
+    cookie_name: str = "idp_session"
+    idle_timeout: int = 30 * 60
+    absolute_lifetime: int = 12 * 3600
+    # "auto": Secure cookie and __Host- prefix when the issuer is https.
+    cookie_secure: str = "auto"
+    # A re-authentication is asked for sensitive actions older than this.
+    reauth_max_age: int = 10 * 60
+
+
+@dataclass
+class PasswordSettings:
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    min_length: int = 12
+    max_length: int = 128
+    check_common_list: bool = True
+
+
+@dataclass
+class Population:
+    key: str
+    label: str
+    examples: str = ""
+    # code: local account, code by email/SMS; redirect: another directory; support: help page
+    recovery_method: str = "code"
+    recovery_url: str = ""
+    password_min_length: int = 12
+    mfa_required: bool = False
+
+
+def _default_populations() -> list[Population]:
+    return [
+        Population("usager", "Usager des services",
+                   "demandeur d'aide, partenaire, prestataire, association, entreprise..."),
+        Population("elu", "Élu", "conseiller, élu d'une commune", mfa_required=True),
+        Population("agent_lycee", "Agent des lycées", "agent technique, agent d'entretien",
+                   recovery_method="redirect",
+                   recovery_url="https://annuaire.example.org/mot-de-passe-oublie",
+                   mfa_required=True),
+        Population("agent_siege", "Agent du siège", "agent des services administratifs",
+                   recovery_method="redirect",
+                   recovery_url="https://annuaire.example.org/mot-de-passe-oublie",
+                   mfa_required=True),
+        Population("assistance", "Besoin d'assistance",
+                   "je ne sais pas, je n'ai plus accès à mon adresse", recovery_method="support"),
+    ]
+
+
+@dataclass
+class MessagingSettings:
+    # "outbox": write every message to outbox_dir (and log it); "smtp": send for real.
+    email_backend: str = "outbox"
+    outbox_dir: str = "instance/outbox"
+    email_from: str = "Compte usager <no-reply@example.org>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | tls | none
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = 10.0
+    # "outbox" or "http": POST to sms_gateway_url with sms_body_template.
+    sms_backend: str = "outbox"
+    sms_gateway_url: str = ""
+    sms_gateway_auth_header: str = ""
+    sms_body_template: str = '{"to": "{to}", "text": "{text}"}'
+    sms_timeout: float = 5.0
+    send_retries: int = 2
+    default_region: str = "FR"
+    sms_allowed_regions: list[str] = field(default_factory=lambda: ["FR", "NC"])
+    sms_daily_budget: int = 5000
+
+
+@dataclass
+class RegistrationSettings:
+    enabled: bool = True
+    phone_required: bool = True
+    terms_version: str = "2026-01"
+    terms_url: str = "/conditions-generales"
+    captcha_backend: str = "pow"  # pow (self-hosted proof of work) | test
+    captcha_difficulty: int = 50_000
+    # Seconds a captcha challenge (proof of work or fallback question) stays valid.
+    captcha_ttl: int = 600
+    email_link_ttl: int = 48 * 3600
+
+
+@dataclass
+class VerificationSettings:
+    code_length: int = 6
+    code_ttl: int = 10 * 60
+    max_attempts: int = 5
+    resend_interval: int = 60
+    recovery_code_ttl_email: int = 60 * 60
+    recovery_code_ttl_sms: int = 10 * 60
+
+
+@dataclass
+class RateLimitSettings:
+    enabled: bool = True
+    login_per_ip: str = "30/minute"
+    register_per_ip: str = "10/hour"
+    recovery_per_ip: str = "10/hour"
+    code_verify_per_ip: str = "30/minute"
+    code_send_per_ip: str = "10/hour"
+    account_failures_before_delay: int = 3
+    account_delay_base: float = 2.0
+    account_delay_max: float = 600.0
+    account_block_after: int = 25
+    account_block_window: int = 24 * 3600
+
+
+@dataclass
+class AuditSettings:
+    retention_days: int = 365
+
+
+@dataclass
+class Settings:
+    issuer: str = "http://127.0.0.1:5000"
+    # Empty: a SQLite file in the instance folder, migrated on first start.
+    database_url: str = ""
+    # Empty: an in-process store, acceptable for one process only.
+    redis_url: str = ""
+    # Empty: a random key is generated into the instance folder on first start.
+    secret_key: str = ""
+    instance_dir: str = "instance"
+    keys_dir: str = "keys"
+    keys_max_age_days: int = 180
+    default_locale: str = "fr"
+    locales: list[str] = field(default_factory=lambda: ["fr", "en"])
+    service_name: str = "Compte usager"
+    organisation_name: str = "Région"
+    # Salt for pairwise subject identifiers; empty: derived from secret_key.
+    pairwise_salt: str = ""
+    auto_migrate: bool = True
+    debug: bool = False
+    testing: bool = False
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    passwords: PasswordSettings = field(default_factory=PasswordSettings)
+    messaging: MessagingSettings = field(default_factory=MessagingSettings)
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    verification: VerificationSettings = field(default_factory=VerificationSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    populations: list[Population] = field(default_factory=_default_populations)
+
+    # -- derived values ---------------------------------------------------
+    @property
+    def is_https(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    def population(self, key: str) -> Population | None:
+        return next((p for p in self.populations if p.key == key), None)
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def instance_path(self) -> Path:
+        return self.resolve_path(self.instance_dir)
+
+    @property
+    def keys_path(self) -> Path:
+        return self.resolve_path(self.keys_dir)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.instance_path / 'compte-usager.sqlite3'}"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value: typing.Any, annotation: typing.Any, where: str) -> typing.Any:
+    """Turn a TOML or environment value into the field's declared type."""
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        return _build(annotation, value, where)
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else [
+                v.strip() for v in value.split(",") if v.strip()]
+        return [_coerce(v, item_type, f"{where}[]") for v in value]
+    if annotation is bool:
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
+    if annotation in (int, float, str):
+        try:
+            return annotation(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {value!r} is not a {annotation.__name__}") from exc
+    return value
+
+
+def _build(cls: type, data: dict, where: str = "") -> typing.Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in {where or 'top level'}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: typing.Mapping[str, str]) -> dict:
+    overrides: dict = {}
+    sections = {f.name for f in dataclasses.fields(Settings)
+                if dataclasses.is_dataclass(typing.get_type_hints(Settings)[f.name])}
+    for name, value in environ.items():
+        if not name.startswith("IDP_") or name == "IDP_CONFIG":
+            continue
+        key = name[4:].lower()
+        if "__" in key:
+            section, sub = key.split("__", 1)
+            if section in sections:
+                overrides.setdefault(section, {})[sub] = value
+        elif key in {f.name for f in dataclasses.fields(Settings)} and key not in sections:
+            overrides[key] = value
+    return overrides
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(overrides: dict | None = None,
+                  environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the TOML file, the environment and ``overrides``."""
+    environ = os.environ if environ is None else environ
+    data: dict = {}
+    config_file = Path(environ.get("IDP_CONFIG", DEFAULT_CONFIG_FILE))
+    if config_file.exists():
+        with config_file.open("rb") as fh:
+            data = tomllib.load(fh)
+    elif "IDP_CONFIG" in environ:
+        raise ConfigError(f"IDP_CONFIG points to a missing file: {config_file}")
+    data = _merge(data, _env_overrides(environ))
+    data = _merge(data, overrides or {})
+    settings = _build(Settings, data)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if not settings.issuer.startswith(("http://", "https://")) or settings.issuer.endswith("/"):
+        raise ConfigError("issuer must be an http(s) URL without a trailing slash")
+    if settings.passwords.min_length < 8:
+        raise ConfigError("passwords.min_length may never be below 8")
+    if settings.verification.code_length < 4:
+        raise ConfigError("verification.code_length must be at least 4")
+    for alg in settings.tokens.signing_algs:
+        if alg not in ("RS256", "ES256"):
+            raise ConfigError(f"unsupported signing algorithm {alg}")
+    for population in settings.populations:
+        if population.recovery_method not in ("code", "redirect", "support"):
+            raise ConfigError(f"population {population.key}: bad recovery_method")
+        if population.password_min_length < 8:
+            raise ConfigError(f"population {population.key}: password_min_length below 8")
+
+
+def as_public_dict(settings: Settings) -> dict:
+    """The settings with secret values masked, for `idp config show`."""
+    data = dataclasses.asdict(settings)
+    for path in (("secret_key",), ("pairwise_salt",), ("messaging", "smtp_password"),
+                 ("messaging", "sms_gateway_auth_header")):
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        if node.get(path[-1]):
+            node[path[-1]] = "***"
+    if "@" in data["database_url"]:
+        data["database_url"] = "***"
+    return data

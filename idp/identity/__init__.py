@@ -1,0 +1,1 @@
+"""Identity: users, their authentication, and single sign-on sessions."""

@@ -1,0 +1,65 @@
+"""Single sign-on sessions: one row per signed-in browser, shared by every client."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..persistence.models import SsoSession, User, utcnow
+
+LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
+
+
+def start(session: Session, user: User, *, amr: list[str], acr: str, lifetime: int,
+          ip_address: str | None, user_agent: str | None) -> SsoSession:
+    now = utcnow()
+    sso = SsoSession(user_id=user.id, auth_time=now, amr=amr, acr=acr, clients=[],
+                     ip_address=ip_address, user_agent=(user_agent or "")[:300],
+                     created_at=now, last_seen_at=now, reauthenticated_at=now,
+                     expires_at=now + dt.timedelta(seconds=lifetime))
+    session.add(sso)
+    session.flush()
+    return sso
+
+
+def load_active(session: Session, sso_id: str, idle_timeout: int) -> SsoSession | None:
+    sso = session.get(SsoSession, sso_id)
+    if sso is None or sso.ended_at is not None:
+        return None
+    now = utcnow()
+    if sso.expires_at <= now or now - sso.last_seen_at > dt.timedelta(seconds=idle_timeout):
+        end(session, sso, "expired")
+        return None
+    if now - sso.last_seen_at > LAST_SEEN_RESOLUTION:
+        sso.last_seen_at = now
+    return sso
+
+
+def add_client(sso: SsoSession, client_id: str) -> None:
+    if client_id not in sso.clients:
+        sso.clients = [*sso.clients, client_id]
+
+
+def end(session: Session, sso: SsoSession, reason: str) -> None:
+    if sso.ended_at is None:
+        sso.ended_at = utcnow()
+        sso.ended_reason = reason
+
+
+def end_all_for_user(session: Session, user_id: str, reason: str,
+                     except_id: str | None = None) -> int:
+    criteria = [SsoSession.user_id == user_id, SsoSession.ended_at.is_(None)]
+    if except_id:
+        criteria.append(SsoSession.id != except_id)
+    return session.execute(update(SsoSession).where(*criteria)
+                           .values(ended_at=utcnow(), ended_reason=reason)
+                           .execution_options(synchronize_session=False)).rowcount
+
+
+def active_for_user(session: Session, user_id: str) -> list[SsoSession]:
+    now = utcnow()
+    return list(session.scalars(select(SsoSession).where(
+        SsoSession.user_id == user_id, SsoSession.ended_at.is_(None),
+        SsoSession.expires_at > now).order_by(SsoSession.last_seen_at.desc())))

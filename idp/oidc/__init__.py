@@ -1,0 +1,38 @@
+"""The OpenID Connect protocol: Authlib server, grants, endpoints, keys, discovery."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .endpoints import authorize, discovery, logout, token, userinfo
+
+bp = Blueprint("oidc", __name__)
+
+bp.add_url_rule("/.well-known/openid-configuration", "discovery",
+                discovery.openid_configuration)
+bp.add_url_rule("/.well-known/oauth-authorization-server", "oauth_metadata",
+                discovery.openid_configuration)
+bp.add_url_rule("/jwks.json", "jwks", discovery.jwks)
+bp.add_url_rule("/authorize", "authorize", authorize.authorize, methods=["GET", "POST"])
+bp.add_url_rule("/authorize/resume/<flow_id>", "authorize_resume", authorize.authorize_resume,
+                methods=["GET", "POST"])
+bp.add_url_rule("/token", "token", token.token, methods=["POST"])
+bp.add_url_rule("/userinfo", "userinfo", userinfo.userinfo, methods=["GET", "POST"])
+bp.add_url_rule("/logout", "logout", logout.logout, methods=["GET", "POST"])
+
+
+def _endpoint(name: str):
+    def view():
+        from ..services import services
+
+        return services().extras["oidc_server"].create_endpoint_response(name)
+    view.__name__ = name
+    return view
+
+
+bp.add_url_rule("/revoke", "revoke", _endpoint("revocation"), methods=["POST"])
+bp.add_url_rule("/introspect", "introspect", _endpoint("introspection"), methods=["POST"])
+
+# Protocol endpoints called by relying parties (not browser forms): no CSRF token.
+CSRF_EXEMPT = ("oidc.authorize", "oidc.token", "oidc.userinfo", "oidc.revoke",
+               "oidc.introspect", "oidc.logout")

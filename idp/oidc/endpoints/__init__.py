@@ -1,0 +1,1 @@
+"""One module per protocol endpoint, as node-oidc-provider lays them out."""

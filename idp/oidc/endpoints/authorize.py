@@ -1,0 +1,316 @@
+"""Authorization endpoint (OIDC Core §3.1.2): validation, login and consent
+interactions, code issuance.
+
+An interaction that needs the user (login, consent) is a ``Flow`` of type
+``authorize`` holding the request parameters; the browser comes back to
+``/authorize/resume/<flow id>`` and the request is validated again from what was stored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from flask import g, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from ...flows.base import FlowError, create_flow, load_flow
+from ...persistence.models import Client, Consent, Flow, utcnow
+from ...services import audit, services
+from .. import claims as claims_mod
+
+PROMPT_VALUES = {"none", "login", "consent", "select_account"}
+# Authentication context classes: eidas1 = one factor, eidas2 = two factors.
+ACR_ORDER = ["eidas1", "eidas2"]
+AUTHORIZE_FLOW_TTL = 30 * 60
+
+
+class StoredAuthorizationRequest(OAuth2Request):
+    """An authorization request rebuilt from the parameters saved in its flow."""
+
+    def __init__(self, params: dict[str, str], uri: str) -> None:
+        super().__init__("GET", uri, headers={})
+        self.payload = BasicOAuth2Payload(params)
+        self._args = MultiDict(params)
+
+    @property
+    def args(self):
+        return self._args
+
+    @property
+    def form(self):
+        return MultiDict()
+
+
+class AuthorizeFailure(Exception):
+    def __init__(self, error: str, description: str = "") -> None:
+        self.error = error
+        self.description = description
+
+
+@dataclass
+class Interaction:
+    """What one pass over an authorization request decided."""
+
+    params: dict[str, str]
+    client: Client
+    redirect_uri: str
+    scope: str
+    prompt: set[str] = field(default_factory=set)
+    max_age: int | None = None
+    claims: dict | None = None
+    acr_values: list[str] = field(default_factory=list)
+    hint_sub: str | None = None
+
+
+def _server():
+    return services().extras["oidc_server"]
+
+
+def _oidc_ctx():
+    return _server().ctx
+
+
+def _issuer() -> str:
+    return services().settings.issuer
+
+
+def _redirect_with(redirect_uri: str, params: dict[str, str | None]) -> object:
+    clean = [(k, v) for k, v in params.items() if v is not None]
+    clean.append(("iss", _issuer()))  # RFC 9207, on success and on error
+    response = redirect(add_params_to_uri(redirect_uri, clean), code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_page(error: str, description: str, status: int = 400):
+    return render_template("oidc/authorize_error.html", error=error,
+                           description=description), status
+
+
+def _request_params() -> dict[str, str]:
+    return {k: v for k, v in request.values.items()}
+
+
+def _validate(oauth_request: OAuth2Request) -> tuple[object, Interaction]:
+    """Authlib validates client, redirect URI, response type, scope and PKCE; then the
+    OIDC parameters Authlib leaves to us. Raises OAuth2Error or AuthorizeFailure."""
+    grant = _server().get_consent_grant(request=oauth_request, end_user=None)
+    params = dict(oauth_request.payload.data.items())
+    client: Client = grant.request.client
+    interaction = Interaction(params=params, client=client, redirect_uri=grant.redirect_uri,
+                              scope=grant.request.scope or "")
+    if "request" in params:
+        raise AuthorizeFailure("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in params:
+        raise AuthorizeFailure("request_uri_not_supported", "request_uri is not supported.")
+    if params.get("response_mode") not in (None, "", "query"):
+        raise AuthorizeFailure("invalid_request", "Only response_mode=query is supported.")
+    challenge = params.get("code_challenge")
+    if challenge and params.get("code_challenge_method") != "S256":
+        raise AuthorizeFailure("invalid_request", "code_challenge_method must be S256.")
+    if client.is_public and not challenge:
+        raise AuthorizeFailure("invalid_request", "PKCE (S256) is required for public clients.")
+    prompt = set((params.get("prompt") or "").split())
+    if prompt - PROMPT_VALUES:
+        raise AuthorizeFailure("invalid_request", "Unknown prompt value.")
+    if "none" in prompt and len(prompt) > 1:
+        raise AuthorizeFailure("invalid_request", "prompt=none cannot be combined.")
+    interaction.prompt = prompt
+    if params.get("max_age") not in (None, ""):
+        try:
+            interaction.max_age = int(params["max_age"])
+        except ValueError:
+            raise AuthorizeFailure("invalid_request", "max_age must be an integer.") from None
+        if interaction.max_age < 0:
+            raise AuthorizeFailure("invalid_request", "max_age must not be negative.")
+    try:
+        interaction.claims = claims_mod.parse_claims_request(params.get("claims"))
+    except claims_mod.ClaimsRequestError as exc:
+        raise AuthorizeFailure("invalid_request", str(exc)) from None
+    interaction.acr_values = (params.get("acr_values") or "").split()
+    if interaction.claims:
+        acr_claim = (interaction.claims.get("id_token") or {}).get("acr")
+        if isinstance(acr_claim, dict):
+            wanted = acr_claim.get("values") or ([acr_claim["value"]]
+                                                  if acr_claim.get("value") else [])
+            interaction.acr_values = [*interaction.acr_values, *wanted]
+    hint = params.get("id_token_hint")
+    if hint:
+        hint_claims = _oidc_ctx().tokens.decode_id_token_hint(hint)
+        aud = hint_claims.get("aud") if hint_claims else None
+        audiences = aud if isinstance(aud, list) else [aud]
+        if not hint_claims or client.client_id not in audiences:
+            raise AuthorizeFailure("invalid_request", "Invalid id_token_hint.")
+        interaction.hint_sub = hint_claims["sub"]
+    return grant, interaction
+
+
+def _required_acr(interaction: Interaction) -> str | None:
+    known = [a for a in interaction.acr_values if a in ACR_ORDER]
+    return min(known, key=ACR_ORDER.index) if known else None
+
+
+def _login_reason(interaction: Interaction, flow: Flow | None) -> str | None:
+    """Why the user must (re)authenticate now, or None."""
+    if not current_user.is_authenticated:
+        return "no_session"
+    sso = current_user.sso
+    fresh = flow is not None and sso.auth_time >= flow.created_at
+    if fresh:
+        return None
+    if "login" in interaction.prompt:
+        return "prompt_login"
+    if interaction.max_age is not None and \
+            time.time() - sso.auth_time.timestamp() > interaction.max_age:
+        return "max_age"
+    if interaction.hint_sub is not None:
+        ctx = _oidc_ctx()
+        if claims_mod.subject_for(current_user.user.id, interaction.client,
+                                  ctx.pairwise_salt) != interaction.hint_sub:
+            return "hint_mismatch"
+    wanted = _required_acr(interaction)
+    if wanted and ACR_ORDER.index(sso.acr) < ACR_ORDER.index(wanted):
+        return "step_up"
+    return None
+
+
+def _consent_needed(interaction: Interaction, user_id: str) -> bool:
+    if not interaction.client.require_consent:
+        return False
+    if "consent" in interaction.prompt:
+        return True
+    consent = services().db.session.scalar(select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == interaction.client.client_id))
+    wanted = set(interaction.scope.split()) - {"openid"}
+    return consent is None or not wanted <= set(consent.scope.split())
+
+
+def _remember_consent(interaction: Interaction, user_id: str) -> None:
+    db = services().db.session
+    consent = db.scalar(select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == interaction.client.client_id))
+    scopes = set(interaction.scope.split())
+    if consent is None:
+        db.add(Consent(user_id=user_id, client_id=interaction.client.client_id,
+                       scope=" ".join(sorted(scopes)), granted_at=utcnow()))
+    else:
+        consent.scope = " ".join(sorted(scopes | set(consent.scope.split())))
+        consent.granted_at = utcnow()
+    audit("consent.granted", user_id=user_id, client_id=interaction.client.client_id,
+          scope=interaction.scope)
+
+
+def _interaction_flow(interaction: Interaction, flow: Flow | None, state: str) -> Flow:
+    if flow is None:
+        flow = create_flow(services().db.session, "authorize", state=state,
+                           browser=session.browser_id, data={"params": interaction.params},
+                           ttl=AUTHORIZE_FLOW_TTL)
+    else:
+        flow.state = state
+    services().db.session.commit()
+    return flow
+
+
+def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
+    sso = current_user.sso
+    grant.request.user = current_user.user
+    grant.request.auth_context = {
+        "auth_time": int(sso.auth_time.timestamp()), "sid": sso.id, "acr": sso.acr,
+        "amr": list(sso.amr), "claims": interaction.claims,
+    }
+    response = _server().create_authorization_response(
+        request=oauth_request, grant_user=current_user.user, grant=grant)
+    location = response.headers.get("Location")
+    if location:
+        response.headers["Location"] = add_params_to_uri(location, [("iss", _issuer())])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def handle(oauth_request: OAuth2Request, flow: Flow | None = None):
+    try:
+        grant, interaction = _validate(oauth_request)
+    except OAuth2Error as error:
+        if not error.redirect_uri:
+            return _error_page(error.error, error.description or "")
+        return _redirect_with(error.redirect_uri, {
+            "error": error.error, "error_description": error.description or None,
+            "state": oauth_request.payload.state})
+    except AuthorizeFailure as failure:
+        return _redirect_with(grant_redirect(oauth_request), {
+            "error": failure.error, "error_description": failure.description,
+            "state": oauth_request.payload.state})
+
+    state = interaction.params.get("state")
+    ui_locales = interaction.params.get("ui_locales")
+    if ui_locales:
+        g.ui_locales = ui_locales.split()
+
+    reason = _login_reason(interaction, flow)
+    if reason is not None:
+        if "none" in interaction.prompt:
+            error = "interaction_required" if reason == "step_up" else "login_required"
+            return _redirect_with(interaction.redirect_uri, {"error": error, "state": state})
+        flow = _interaction_flow(interaction, flow, "login")
+        return redirect(url_for(
+            "login.start", return_to=url_for("oidc.authorize_resume", flow_id=flow.id),
+            login_hint=interaction.params.get("login_hint"), ui_locales=ui_locales,
+            client_id=interaction.client.client_id,
+            acr=_required_acr(interaction) if reason == "step_up" else None,
+            force=1 if reason != "no_session" else None))
+
+    user_id = current_user.user.id
+    if _consent_needed(interaction, user_id):
+        if "none" in interaction.prompt:
+            return _redirect_with(interaction.redirect_uri,
+                                  {"error": "consent_required", "state": state})
+        decision = request.form.get("decision") if request.method == "POST" and flow else None
+        if decision is None or (flow is not None and flow.state != "consent"):
+            flow = _interaction_flow(interaction, flow, "consent")
+            return render_consent(interaction, flow)
+        if decision != "allow":
+            audit("consent.denied", user_id=user_id, client_id=interaction.client.client_id)
+            services().db.session.delete(flow)
+            services().db.session.commit()
+            return _redirect_with(interaction.redirect_uri,
+                                  {"error": "access_denied", "state": state})
+        _remember_consent(interaction, user_id)
+    if flow is not None:
+        services().db.session.delete(flow)
+    services().db.session.commit()
+    return _issue_code(grant, oauth_request, interaction)
+
+
+def grant_redirect(oauth_request: OAuth2Request) -> str:
+    # Only reached after Authlib validated client and redirect_uri.
+    client = _server().query_client(oauth_request.payload.client_id)
+    return oauth_request.payload.redirect_uri or client.get_default_redirect_uri()
+
+
+def render_consent(interaction: Interaction, flow: Flow):
+    scopes = [s for s in interaction.scope.split() if s != "openid"]
+    items = [claims_mod.SCOPE_LABELS_FR.get(s, s) for s in scopes]
+    return render_template("oidc/consent.html", client=interaction.client, items=items,
+                           flow=flow, user=current_user.user), 200, {"Cache-Control": "no-store"}
+
+
+def authorize():
+    return handle(_server().create_oauth2_request(None))
+
+
+def authorize_resume(flow_id: str):
+    try:
+        flow = load_flow(services().db.session, flow_id, "authorize", session.browser_id)
+    except FlowError:
+        return _error_page("invalid_request",
+                           "Cette demande de connexion a expiré. Retournez sur le service "
+                           "que vous utilisiez et recommencez.")
+    params = flow.data.get("params") or {}
+    stored = StoredAuthorizationRequest(params, url_for("oidc.authorize", _external=True))
+    return handle(stored, flow)

@@ -1,0 +1,321 @@
+"""Authlib grant classes and the token family (``Grant``) they mint into.
+
+- Authorization codes and refresh tokens are ``Consumable`` rows, consumed by one atomic
+  update. A code presented twice revokes the grant minted by its first use; a rotated
+  refresh token presented again revokes its whole family (reuse detection, as
+  node-oidc-provider and Hydra do).
+- Lifetimes are explicit: code ``tokens.authorization_code_ttl`` (60 s), access tokens
+  minutes, refresh tokens with an idle and an absolute limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from ..persistence import consumables
+from ..persistence.consumables import Outcome
+from ..persistence.models import Client, Consumable, Grant, SsoSession, User, utcnow
+from ..security.audit import record_event
+from . import claims as claims_mod
+
+AUTH_CODE = "authorization_code"
+REFRESH_TOKEN = "refresh_token"
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
+
+
+# -- token families -------------------------------------------------------------
+def revoke_grant(session: Session, grant_id: str | None, reason: str) -> bool:
+    if not grant_id:
+        return False
+    now = utcnow()
+    changed = session.execute(
+        update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)).rowcount
+    consumables.revoke_where(session, Consumable.grant_id == grant_id)
+    return bool(changed)
+
+
+def revoke_user_grants(session: Session, user_id: str, reason: str,
+                       client_id: str | None = None) -> int:
+    criteria = [Grant.user_id == user_id, Grant.revoked_at.is_(None)]
+    if client_id:
+        criteria.append(Grant.client_id == client_id)
+    ids = list(session.scalars(Grant.__table__.select().with_only_columns(Grant.id)
+                               .where(*criteria)))
+    for grant_id in ids:
+        revoke_grant(session, grant_id, reason)
+    return len(ids)
+
+
+@dataclass
+class AuthorizationCode:
+    """The data behind an authorization code, as Authlib's grant expects it."""
+
+    item: Consumable
+
+    def get_redirect_uri(self) -> str:
+        return self.item.data["redirect_uri"]
+
+    def get_scope(self) -> str:
+        return self.item.data["scope"]
+
+    @property
+    def code_challenge(self) -> str | None:
+        return self.item.data.get("code_challenge")
+
+    @property
+    def code_challenge_method(self) -> str | None:
+        return self.item.data.get("code_challenge_method")
+
+    def get_nonce(self) -> str | None:
+        return self.item.data.get("nonce")
+
+    def get_auth_time(self) -> int:
+        return self.item.data["auth_time"]
+
+
+@dataclass
+class RefreshToken:
+    item: Consumable
+    grant: Grant
+
+    def check_client(self, client: Client) -> bool:
+        return self.item.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+
+class TokenMinting:
+    """Shared by the grants: mint access/refresh (and ID) tokens into a grant."""
+
+    request: Any
+    server: Any
+
+    @property
+    def ctx(self):
+        return self.server.ctx
+
+    def mint(self, client: Client, user: User, grant: Grant, scope: str,
+             with_refresh: bool) -> dict[str, Any]:
+        ctx = self.ctx
+        ttl = ctx.settings.tokens.access_token_ttl
+        sub = claims_mod.subject_for(user.id, client, ctx.pairwise_salt)
+        access_token, _ = ctx.tokens.mint_access_token(
+            client_id=client.client_id, sub=sub, scope=scope, ttl=ttl, grant_id=grant.id)
+        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access_token,
+                                 "expires_in": ttl, "scope": scope}
+        if with_refresh:
+            absolute = grant.created_at + dt.timedelta(
+                seconds=ctx.settings.tokens.refresh_token_ttl)
+            idle = utcnow() + dt.timedelta(seconds=ctx.settings.tokens.refresh_token_idle_ttl)
+            ttl_refresh = int((min(absolute, idle) - utcnow()).total_seconds())
+            if ttl_refresh > 0:
+                value, _ = consumables.issue_bearer(
+                    ctx.db.session, REFRESH_TOKEN, ttl_refresh, user_id=user.id,
+                    client_id=client.client_id, grant_id=grant.id)
+                token["refresh_token"] = value
+        if "openid" in scope.split():
+            id_claims = claims_mod.user_claims(
+                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token"))
+            token["id_token"] = ctx.tokens.mint_id_token(
+                client, sub=sub, auth_time=grant.auth_time, nonce=self.id_token_nonce(),
+                acr=grant.acr, amr=grant.amr, sid=grant.sso_session_id,
+                access_token=access_token, extra=id_claims)
+        return token
+
+    def id_token_nonce(self) -> str | None:
+        return None
+
+
+def wants_refresh_token(client: Client, scope: str) -> bool:
+    return client.check_grant_type(REFRESH_TOKEN) and "offline_access" in scope.split()
+
+
+class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request) -> None:
+        ctx = self.ctx
+        auth = request.auth_context  # set by the authorization endpoint
+        client: Client = request.client
+        data = {
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.scope,
+            "nonce": request.payload.data.get("nonce"),
+            "code_challenge": request.payload.data.get("code_challenge"),
+            "code_challenge_method": request.payload.data.get("code_challenge_method"),
+            "auth_time": auth["auth_time"],
+        }
+        # The family exists from the start, so that a replayed code can revoke it
+        # even while the first exchange is still in flight.
+        grant = Grant(user_id=request.user.id, client_id=client.client_id, scope=request.scope,
+                      sso_session_id=auth["sid"], auth_time=auth["auth_time"], acr=auth["acr"],
+                      amr=auth["amr"], claims_request=auth.get("claims"))
+        ctx.db.session.add(grant)
+        ctx.db.session.flush()
+        consumables.issue_bearer(ctx.db.session, AUTH_CODE,
+                                 ctx.settings.tokens.authorization_code_ttl, value=code,
+                                 user_id=request.user.id, client_id=client.client_id,
+                                 grant_id=grant.id, data=data)
+        ctx.db.session.commit()
+
+    def query_authorization_code(self, code: str, client: Client):
+        session = self.ctx.db.session
+        result = consumables.consume_bearer(session, AUTH_CODE, code)
+        if result.outcome is Outcome.REPLAYED and result.item is not None:
+            # RFC 6749 §4.1.2: revoke what the first use issued.
+            revoke_grant(session, result.item.grant_id, "code_replayed")
+            record_event(session, "token.code_replayed", outcome="failure",
+                         user_id=result.item.user_id, client_id=result.item.client_id)
+            session.commit()
+            return None
+        if not result.ok:
+            session.commit()
+            return None
+        if result.item.client_id != client.client_id:
+            revoke_grant(session, result.item.grant_id, "code_wrong_client")
+            session.commit()
+            return None
+        session.commit()
+        return AuthorizationCode(result.item)
+
+    def delete_authorization_code(self, authorization_code) -> None:
+        pass  # consumed atomically in query_authorization_code
+
+    def authenticate_user(self, authorization_code: AuthorizationCode):
+        user = self.ctx.db.session.get(User, authorization_code.item.user_id)
+        return None if user is None or user.disabled else user
+
+    def id_token_nonce(self) -> str | None:
+        return self.request.authorization_code.get_nonce()
+
+    @hooked
+    def create_token_response(self):
+        session = self.ctx.db.session
+        client: Client = self.request.client
+        code: AuthorizationCode = self.request.authorization_code
+        user = self.authenticate_user(code)
+        grant = session.get(Grant, code.item.grant_id)
+        if user is None or grant is None or grant.revoked_at is not None:
+            raise InvalidGrantError("The authorization is no longer valid.")
+        self.request.user = user
+        token = self.mint(client, user, grant, grant.scope,
+                          wants_refresh_token(client, grant.scope))
+        sso = session.get(SsoSession, grant.sso_session_id) if grant.sso_session_id else None
+        if sso is not None:
+            from ..identity.sso import add_client
+            add_client(sso, client.client_id)
+        record_event(session, "token.issued", user_id=user.id, client_id=client.client_id,
+                     details={"grant_type": AUTH_CODE})
+        session.commit()
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, value: str):
+        session = self.ctx.db.session
+        result = consumables.consume_bearer(session, REFRESH_TOKEN, value)
+        if result.outcome is Outcome.REPLAYED and result.item is not None:
+            # A rotated token came back: someone holds a copy. Revoke the family.
+            revoke_grant(session, result.item.grant_id, "refresh_token_reused")
+            record_event(session, "token.refresh_reused", outcome="failure",
+                         user_id=result.item.user_id, client_id=result.item.client_id)
+            session.commit()
+            return None
+        if not result.ok:
+            session.commit()
+            return None
+        grant = session.get(Grant, result.item.grant_id)
+        session.commit()
+        if grant is None or grant.revoked_at is not None:
+            return None
+        return RefreshToken(result.item, grant)
+
+    def authenticate_user(self, refresh_token: RefreshToken):
+        user = self.ctx.db.session.get(User, refresh_token.item.user_id)
+        return None if user is None or user.disabled else user
+
+    def revoke_old_credential(self, refresh_token) -> None:
+        pass  # consumed atomically in authenticate_refresh_token
+
+    @hooked
+    def create_token_response(self):
+        session = self.ctx.db.session
+        refresh: RefreshToken = self.request.refresh_token
+        user = self.authenticate_user(refresh)
+        if user is None:
+            raise InvalidGrantError()
+        client: Client = self.request.client
+        scope = self.request.payload.scope or refresh.grant.scope
+        self.request.user = user
+        token = self.mint(client, user, refresh.grant, scope, with_refresh=True)
+        session.commit()
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    @hooked
+    def create_token_response(self):
+        ctx = self.server.ctx
+        client: Client = self.request.client
+        requested = (self.request.payload.scope or "").split()
+        allowed = [s for s in client.scope.split() if s not in ("openid", "offline_access")]
+        if any(s not in allowed for s in requested):
+            raise InvalidScopeError()
+        scope = " ".join(requested or allowed)
+        ttl = ctx.settings.tokens.client_credentials_ttl
+        access_token, _ = ctx.tokens.mint_access_token(
+            client_id=client.client_id, sub=client.client_id, scope=scope, ttl=ttl)
+        token = {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl,
+                 "scope": scope}
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 §2.1.1): ``plain`` is refused."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+
+class OpenIDCode(_OpenIDCode):
+    """Nonce checks from Authlib; ID tokens are minted by ``TokenMinting`` and prompt
+    handling is done by the authorization endpoint (it needs the SSO session)."""
+
+    def __init__(self, ctx) -> None:
+        super().__init__(require_nonce=False)
+        self.ctx = ctx
+
+    def exists_nonce(self, nonce: str, request) -> bool:
+        # The nonce binds the ID token to the client's session; checking its uniqueness
+        # is the relying party's job (OIDC Core §15.5.2). An authorization request is
+        # validated again when the user comes back from login, so no check here.
+        return False
+
+    def __call__(self, grant) -> None:
+        grant.register_hook("after_validate_authorization_request_payload",
+                            self.validate_openid_authorization_request)
+
+
+def now_ts() -> int:
+    return int(time.time())

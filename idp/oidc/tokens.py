@@ -1,0 +1,141 @@
+"""Minting and checking tokens.
+
+Access tokens are JWTs (RFC 9068, ``typ: at+jwt``) signed with the newest key, each with
+a random ``jti`` (two tokens minted in the same second for the same user and client must
+differ). A user token carries ``gid``, the grant (token family) it belongs to: revoking
+the grant deactivates the whole family.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..persistence.models import Client, Grant, RevokedAccessToken
+from .keys import KeyStore
+
+ACCESS_TOKEN_TYP = "at+jwt"
+
+
+def half_hash(value: str) -> str:
+    """at_hash / c_hash for RS256 and ES256 (both SHA-256)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+class TokenService:
+    def __init__(self, settings: Settings, keys: KeyStore) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.issuer = settings.issuer
+        self.algorithms = list(settings.tokens.signing_algs)
+
+    def _sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+        key = self.keys.signing_key(alg)
+        return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key.key)
+
+    # -- access tokens ----------------------------------------------------------
+    def mint_access_token(self, *, client_id: str, sub: str, scope: str, ttl: int,
+                          grant_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "sub": sub, "aud": client_id, "client_id": client_id,
+            "iat": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16), "scope": scope,
+        }
+        if grant_id:
+            claims["gid"] = grant_id
+        return self._sign(claims, self.settings.tokens.access_token_alg, ACCESS_TOKEN_TYP), claims
+
+    def decode_access_token(self, token: str) -> dict[str, Any] | None:
+        """Claims of a well-signed, unexpired access token of ours; None otherwise."""
+        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
+            return None
+        try:
+            decoded = jwt.decode(token, self.keys.keyset, algorithms=self.algorithms)
+        except (JoseError, ValueError, TypeError):
+            return None
+        # typ check: an ID token must never be accepted as an access token.
+        if decoded.header.get("typ") != ACCESS_TOKEN_TYP:
+            return None
+        claims = decoded.claims
+        if claims.get("iss") != self.issuer or not isinstance(claims.get("exp"), int) \
+                or claims["exp"] <= time.time():
+            return None
+        return dict(claims)
+
+    def is_access_token_active(self, session: Session, claims: dict[str, Any]) -> Grant | bool:
+        """Revocation checks. Returns the grant for user tokens, True for client tokens."""
+        if session.get(RevokedAccessToken, claims.get("jti", "")) is not None:
+            return False
+        gid = claims.get("gid")
+        if gid is None:
+            return True
+        grant = session.get(Grant, gid)
+        if grant is None or grant.revoked_at is not None:
+            return False
+        return grant
+
+    # -- ID tokens --------------------------------------------------------------
+    def id_token_alg(self, client: Client) -> str:
+        return client.id_token_signed_response_alg or self.settings.tokens.id_token_alg
+
+    def mint_id_token(self, client: Client, *, sub: str, auth_time: int, nonce: str | None,
+                      acr: str | None, amr: list[str] | None, sid: str | None,
+                      access_token: str | None, extra: dict[str, Any] | None = None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "sub": sub, "aud": client.client_id, "azp": client.client_id,
+            "iat": now, "exp": now + self.settings.tokens.id_token_ttl,
+            "auth_time": auth_time, "jti": secrets.token_urlsafe(12),
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        if acr:
+            claims["acr"] = acr
+        if amr:
+            claims["amr"] = amr
+        if sid:
+            claims["sid"] = sid
+        if access_token:
+            claims["at_hash"] = half_hash(access_token)
+        if extra:
+            claims.update({k: v for k, v in extra.items() if k not in claims})
+        return self._sign(claims, self.id_token_alg(client))
+
+    def decode_id_token_hint(self, token: str) -> dict[str, Any] | None:
+        """An ID token we issued, even expired (id_token_hint, logout)."""
+        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 8192:
+            return None
+        try:
+            decoded = jwt.decode(token, self.keys.keyset, algorithms=self.algorithms)
+        except (JoseError, ValueError, TypeError):
+            return None
+        if decoded.header.get("typ") == ACCESS_TOKEN_TYP:
+            return None
+        claims = dict(decoded.claims)
+        if claims.get("iss") != self.issuer or not claims.get("sub") or not claims.get("aud"):
+            return None
+        return claims
+
+
+def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
+    import datetime as dt
+
+    jti = claims.get("jti")
+    if jti and session.get(RevokedAccessToken, jti) is None:
+        session.add(RevokedAccessToken(
+            jti=jti, expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)))
+
+
+def active_grant_ids(session: Session, user_id: str) -> list[str]:
+    return list(session.scalars(select(Grant.id).where(Grant.user_id == user_id,
+                                                       Grant.revoked_at.is_(None))))

@@ -1,0 +1,174 @@
+"""Issue and consume single-use artefacts (see ``models.Consumable``).
+
+Two shapes:
+- bearer values (authorization codes, refresh tokens, email links): a long random value
+  given to its holder, found again by its SHA-256;
+- short codes (verification, recovery): found by an owner key (``lookup``), checked
+  against a keyed hash, with a bounded number of attempts counted *before* the check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .models import Consumable, utcnow
+
+
+def token_digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_bearer_value(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    REPLAYED = "replayed"  # consumed before: a replay
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    WRONG_CODE = "wrong_code"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+
+
+@dataclass
+class ConsumeResult:
+    outcome: Outcome
+    item: Consumable | None = None
+    attempts_left: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = None,
+                 **fields) -> tuple[str, Consumable]:
+    """Create a bearer artefact; returns the clear value (never stored) and the row."""
+    value = value or new_bearer_value()
+    item = Consumable(kind=kind, lookup=token_digest(value),
+                      expires_at=utcnow() + dt.timedelta(seconds=ttl), **fields)
+    session.add(item)
+    return value, item
+
+
+def find_bearer(session: Session, kind: str, value: str) -> Consumable | None:
+    return session.scalar(select(Consumable).where(
+        Consumable.kind == kind, Consumable.lookup == token_digest(value)))
+
+
+def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:
+    if item is None:
+        return Outcome.UNKNOWN
+    if item.revoked_at is not None:
+        return Outcome.REVOKED
+    if item.consumed_at is not None:
+        return Outcome.REPLAYED
+    if item.expires_at <= now:
+        return Outcome.EXPIRED
+    return Outcome.UNKNOWN
+
+
+def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
+    """Atomically mark the artefact consumed. Exactly one concurrent caller gets OK."""
+    if not isinstance(value, str) or not value or len(value) > 512:
+        return ConsumeResult(Outcome.UNKNOWN)
+    now = utcnow()
+    lookup = token_digest(value)
+    consumed_id = session.execute(
+        update(Consumable)
+        .where(Consumable.kind == kind, Consumable.lookup == lookup,
+               Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
+               Consumable.expires_at > now)
+        .values(consumed_at=now)
+        .returning(Consumable.id)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    item = session.scalar(select(Consumable).where(Consumable.kind == kind,
+                                                   Consumable.lookup == lookup))
+    if consumed_id is not None and item is not None:
+        session.refresh(item)
+        return ConsumeResult(Outcome.OK, item)
+    return ConsumeResult(_diagnose(item, now), item)
+
+
+def code_digest(secret_key: str, lookup: str, code: str) -> str:
+    """Keyed hash of a short code, bound to its lookup key (owner, purpose, destination)."""
+    return hmac.new(secret_key.encode(), f"{lookup}\x00{code}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def issue_code(session: Session, kind: str, lookup: str, code: str, ttl: int, secret_key: str,
+               **fields) -> Consumable:
+    """Store a short code; any earlier live code for the same lookup is voided."""
+    now = utcnow()
+    session.execute(
+        update(Consumable)
+        .where(Consumable.kind == kind, Consumable.lookup == lookup,
+               Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False))
+    item = Consumable(kind=kind, lookup=lookup, secret_hash=code_digest(secret_key, lookup, code),
+                      expires_at=now + dt.timedelta(seconds=ttl), **fields)
+    session.add(item)
+    return item
+
+
+def live_code(session: Session, kind: str, lookup: str) -> Consumable | None:
+    now = utcnow()
+    return session.scalar(select(Consumable).where(
+        Consumable.kind == kind, Consumable.lookup == lookup, Consumable.consumed_at.is_(None),
+        Consumable.revoked_at.is_(None), Consumable.expires_at > now
+    ).order_by(Consumable.created_at.desc()).limit(1))
+
+
+def verify_code(session: Session, kind: str, lookup: str, code: str, secret_key: str,
+                max_attempts: int) -> ConsumeResult:
+    """Check a short code. The attempt is counted before the comparison, atomically, so
+    parallel guesses cannot exceed ``max_attempts``; success consumes the code."""
+    now = utcnow()
+    row = session.execute(
+        update(Consumable)
+        .where(Consumable.kind == kind, Consumable.lookup == lookup,
+               Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
+               Consumable.expires_at > now, Consumable.attempts < max_attempts)
+        .values(attempts=Consumable.attempts + 1)
+        .returning(Consumable.id, Consumable.secret_hash, Consumable.attempts)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        latest = session.scalar(select(Consumable).where(
+            Consumable.kind == kind, Consumable.lookup == lookup
+        ).order_by(Consumable.created_at.desc()).limit(1))
+        if latest is not None and latest.consumed_at is None and latest.revoked_at is None \
+                and latest.expires_at > now and latest.attempts >= max_attempts:
+            return ConsumeResult(Outcome.TOO_MANY_ATTEMPTS, latest)
+        return ConsumeResult(_diagnose(latest, now), latest)
+    item_id, secret_hash, attempts = row
+    expected = code_digest(secret_key, lookup, code if isinstance(code, str) else "")
+    if not hmac.compare_digest(secret_hash or "", expected):
+        left = max(0, max_attempts - attempts)
+        outcome = Outcome.WRONG_CODE if left else Outcome.TOO_MANY_ATTEMPTS
+        return ConsumeResult(outcome, session.get(Consumable, item_id), left)
+    consumed = session.execute(
+        update(Consumable).where(Consumable.id == item_id, Consumable.consumed_at.is_(None))
+        .values(consumed_at=now).execution_options(synchronize_session=False)).rowcount
+    item = session.get(Consumable, item_id)
+    if item is not None:
+        session.refresh(item)
+    return ConsumeResult(Outcome.OK if consumed == 1 else Outcome.REPLAYED, item)
+
+
+def revoke_where(session: Session, *criteria) -> int:
+    return session.execute(
+        update(Consumable).where(Consumable.revoked_at.is_(None), *criteria)
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount

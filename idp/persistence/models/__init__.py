@@ -1,0 +1,16 @@
+"""All models; importing this package registers every table on ``Base.metadata``."""
+
+from .audit import AuditEvent
+from .base import Base, new_id, utcnow
+from .clients import Client, hash_client_secret
+from .consumables import Consumable
+from .flows import Flow
+from .oauth import Consent, Grant, RevokedAccessToken
+from .sessions import SsoSession
+from .users import MfaCredential, User
+
+__all__ = [
+    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Flow", "Grant",
+    "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
+    "new_id", "utcnow",
+]

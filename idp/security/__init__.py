@@ -1,0 +1,1 @@
+"""Security: passwords, rate limits, captcha, sessions, headers, MFA, audit."""

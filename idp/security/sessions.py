@@ -1,0 +1,108 @@
+"""Server-side browser sessions.
+
+The cookie carries only a random 256-bit id; the data lives in the key-value store
+(Redis in production) under the SHA-256 of that id, so a leaked store dump cannot be
+replayed as cookies. Sessions expire after ``idle_timeout`` without use and
+``absolute_lifetime`` after creation. ``regenerate()`` issues a new id (at login, at MFA,
+at privilege change) and destroys the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from ..persistence.kv import KeyValueStore
+
+CREATED_KEY = "_created"
+
+
+def session_storage_key(session_id: str) -> str:
+    return "sess:" + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, initial=None, sid: str | None = None, new: bool = False) -> None:
+        def on_update(_self):
+            _self.modified = True
+
+        super().__init__(initial, on_update)
+        self.sid = sid
+        self.new = new
+        self.modified = False
+        self.previous_sid: str | None = None
+        self.destroyed = False
+
+    def regenerate(self) -> None:
+        """New id, same data: defeats session fixation."""
+        if self.sid and not self.previous_sid:
+            self.previous_sid = self.sid
+        self.sid = None
+        self.modified = True
+
+    def destroy(self) -> None:
+        self.clear()
+        self.destroyed = True
+        self.modified = True
+
+    @property
+    def browser_id(self) -> str:
+        """A stable, non-secret identifier of this browser session (binds flows)."""
+        if "_bid" not in self:
+            self["_bid"] = secrets.token_hex(16)
+        return self["_bid"]
+
+
+class ServerSessionInterface(SessionInterface):
+    def __init__(self, store: KeyValueStore, cookie_name: str, secure: bool,
+                 idle_timeout: int, absolute_lifetime: int) -> None:
+        self.store = store
+        # The __Host- prefix pins the cookie to this host, path / and HTTPS.
+        self.cookie_name = f"__Host-{cookie_name}" if secure else cookie_name
+        self.secure = secure
+        self.idle_timeout = idle_timeout
+        self.absolute_lifetime = absolute_lifetime
+
+    def open_session(self, app, request) -> ServerSession:
+        sid = request.cookies.get(self.cookie_name)
+        if sid and 20 <= len(sid) <= 100:
+            raw = self.store.get(session_storage_key(sid))
+            if raw is not None:
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict) and \
+                        time.time() - data.get(CREATED_KEY, 0) < self.absolute_lifetime:
+                    session = ServerSession(data, sid=sid)
+                    session.touched = True
+                    return session
+        return ServerSession(new=True)
+
+    def save_session(self, app, session: ServerSession, response) -> None:
+        cookie_kwargs = dict(path="/", secure=self.secure, httponly=True, samesite="Lax")
+        if session.previous_sid:
+            self.store.delete(session_storage_key(session.previous_sid))
+        if session.destroyed or (not session and session.sid):
+            if session.sid:
+                self.store.delete(session_storage_key(session.sid))
+            response.delete_cookie(self.cookie_name, **cookie_kwargs)
+            return
+        if not session:
+            return
+        if session.sid is None:
+            session.sid = secrets.token_urlsafe(32)
+            session.modified = True
+        session.setdefault(CREATED_KEY, int(time.time()))
+        remaining = self.absolute_lifetime - (time.time() - session[CREATED_KEY])
+        ttl = int(max(1, min(self.idle_timeout, remaining)))
+        if session.modified or getattr(session, "touched", False):
+            # Every request slides the idle timeout.
+            self.store.set(session_storage_key(session.sid), json.dumps(dict(session)), ttl)
+        response.set_cookie(self.cookie_name, session.sid, **cookie_kwargs)
+        response.vary.add("Cookie")

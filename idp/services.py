@@ -1,0 +1,47 @@
+"""The per-application service container and request-aware helpers used by views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, request
+
+from .config import Settings
+from .oidc.keys import KeyStore
+from .persistence.db import Database
+from .persistence.kv import KeyValueStore
+from .security import audit as audit_log
+from .security.passwords import PasswordService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    kv: KeyValueStore
+    keys: KeyStore
+    passwords: PasswordService
+    secret_key: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services() -> Services:
+    return current_app.extensions["idp"]
+
+
+def client_ip() -> str | None:
+    # Behind a proxy, ProxyFix (configured by the deployment) sets remote_addr.
+    return request.remote_addr
+
+
+def user_agent() -> str:
+    return (request.user_agent.string or "")[:300]
+
+
+def audit(type_: str, *, outcome: str = "success", user_id: str | None = None,
+          client_id: str | None = None, **details: Any) -> None:
+    """Record an audit event for the current request, in the request's transaction."""
+    audit_log.record_event(services().db.session, type_, outcome=outcome, user_id=user_id,
+                           client_id=client_id, ip_address=client_ip(),
+                           user_agent=user_agent(), details=details)

@@ -1,0 +1,2 @@
+from . import create_app
+app = create_app()

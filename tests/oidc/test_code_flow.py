@@ -1,0 +1,69 @@
+"""Authorization code flow with PKCE, end to end through the provider's pages."""
+
+from __future__ import annotations
+
+import time
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.conftest import ISSUER, basic_auth
+from tests.support import query_of
+
+
+def exchange(browser, rp, code, verifier, **extra):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            "code_verifier": verifier, **extra}
+    headers = basic_auth(rp) if rp.client_secret else {}
+    if not rp.client_secret:
+        data["client_id"] = rp.client_id
+    return browser.post("/token", data=data, headers=headers)
+
+
+def sign_in(browser, rp, user, **params):
+    response, verifier, query = browser.authorize(rp, **params)
+    location = browser.follow_to_client(response, email=user.email)
+    return query_of(location), verifier, query
+
+
+def test_full_code_flow_issues_verifiable_tokens(browser, rp, user):
+    result, verifier, query = sign_in(browser, rp, user, scope="openid profile email")
+    assert result["state"] == query["state"]
+    assert result["iss"] == ISSUER
+    token = exchange(browser, rp, result["code"], verifier)
+    assert token.status_code == 200, token.json
+    assert token.headers["Cache-Control"] == "no-store"
+    body = token.json
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 300
+    assert "refresh_token" not in body  # no offline_access asked
+    keys = KeySet.import_key_set(browser.get("/jwks.json").json)
+    id_token = jwt.decode(body["id_token"], keys)
+    claims = id_token.claims
+    assert claims["iss"] == ISSUER and claims["aud"] == rp.client_id
+    assert claims["azp"] == rp.client_id
+    assert claims["nonce"] == query["nonce"]
+    assert claims["sub"] == user.id
+    assert claims["acr"] == "eidas1" and claims["amr"] == ["pwd"]
+    assert claims["sid"] and abs(claims["auth_time"] - time.time()) < 60
+    assert claims["exp"] > claims["iat"]
+    assert "at_hash" in claims
+    info = browser.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert info.status_code == 200
+    assert info.json == {"sub": user.id, "email": user.email, "email_verified": True,
+                         "name": "Marie Dupont", "given_name": "Marie", "family_name": "Dupont",
+                         "locale": "fr", "updated_at": info.json["updated_at"]}
+    post = browser.post("/userinfo", data={"access_token": body["access_token"]})
+    assert post.status_code == 200 and post.json["sub"] == user.id
+
+
+def test_code_is_single_use_and_replay_revokes_first_tokens(browser, rp, user):
+    result, verifier, _ = sign_in(browser, rp, user)
+    first = exchange(browser, rp, result["code"], verifier)
+    assert first.status_code == 200
+    access = first.json["access_token"]
+    assert browser.get("/userinfo", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+    replay = exchange(browser, rp, result["code"], verifier)
+    assert replay.status_code == 400 and replay.json["error"] == "invalid_grant"
+    after = browser.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
+    assert after.status_code == 401
+    assert 'error="invalid_token"' in after.headers["WWW-Authenticate"]

@@ -1,0 +1,137 @@
+"""Helpers for driving the provider like a browser and a relying party would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+PASSWORD = "correct horse battery staple"
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self._current: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self._current = {"action": attrs.get("action", ""), "method": attrs.get("method", "get"),
+                             "fields": {}, "buttons": []}
+            self.forms.append(self._current)
+        elif self._current is not None and tag == "input" and attrs.get("name"):
+            if attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self._current["fields"][attrs["name"]] = attrs.get("value", "")
+        elif self._current is not None and tag == "button" and attrs.get("name"):
+            self._current["buttons"].append((attrs["name"], attrs.get("value", "")))
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._current = None
+
+
+def forms(html: str | bytes) -> list[dict]:
+    parser = _FormParser()
+    parser.feed(html.decode() if isinstance(html, bytes) else html)
+    return parser.forms
+
+
+def form_with(html, field: str) -> dict:
+    for form in forms(html):
+        if field in form["fields"] or any(field == b[0] for b in form["buttons"]):
+            return form
+    raise AssertionError(f"no form with field {field!r}")
+
+
+def csrf_token(html) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html.decode() if isinstance(html, bytes) else html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def path_of(location: str) -> str:
+    parts = urlsplit(location)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@dataclass
+class RegisteredClient:
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str
+
+
+class Browser:
+    """A Flask test client used like a browser: follows the provider's pages."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def get(self, url, **kw):
+        return self.client.get(path_of(url) if url.startswith("http") else url, **kw)
+
+    def post(self, url, **kw):
+        return self.client.post(path_of(url) if url.startswith("http") else url, **kw)
+
+    def submit(self, response, field: str, values: dict | None = None, button=None):
+        form = form_with(response.data, field)
+        data = dict(form["fields"])
+        data.update(values or {})
+        if button:
+            data[button[0]] = button[1]
+        return self.post(form["action"], data=data)
+
+    def login(self, email: str, password: str = PASSWORD, start="/login"):
+        page = self.get(start)
+        assert page.status_code == 200, page.status_code
+        return self.submit(page, "email", {"email": email, "password": password})
+
+    def authorize(self, client: RegisteredClient, scope="openid profile email", **params):
+        verifier, challenge = pkce_pair()
+        query = {"response_type": "code", "client_id": client.client_id,
+                 "redirect_uri": client.redirect_uri, "scope": scope,
+                 "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+                 "code_challenge": challenge, "code_challenge_method": "S256"}
+        query.update({k: v for k, v in params.items() if v is not None})
+        query = {k: v for k, v in query.items() if v is not None}
+        response = self.get("/authorize?" + urlencode(query))
+        return response, verifier, query
+
+    def follow_to_client(self, response, email=None, password=PASSWORD, consent=True, max_steps=8):
+        """Follow redirects and pages until the browser leaves for the client."""
+        for _ in range(max_steps):
+            if response.status_code in (301, 302, 303):
+                location = response.headers["Location"]
+                if location.startswith("http") and not location.startswith("http://127.0.0.1:5000") \
+                        and not location.startswith("http://localhost/"):
+                    return location
+                response = self.get(location)
+                continue
+            html = response.data
+            if b'name="email"' in html and b'name="password"' in html:
+                assert email, "login page shown but no email given"
+                response = self.submit(response, "email", {"email": email, "password": password})
+                continue
+            if b'value="allow"' in html:
+                response = self.submit(response, "decision",
+                                       button=("decision", "allow" if consent else "deny"))
+                continue
+            raise AssertionError(f"stuck on {response.status_code}: {html[:500]!r}")
+        raise AssertionError("too many steps")
