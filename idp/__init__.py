@@ -106,8 +106,15 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     passwords = PasswordService(settings.passwords.argon2_memory_kib,
                                 settings.passwords.argon2_time_cost,
                                 settings.passwords.argon2_parallelism)
+    from .messaging.messenger import make_messenger
+    from .security.captcha import make_captcha
+
     svc = Services(settings=settings, db=db, kv=kv, keys=keys, passwords=passwords,
-                   secret_key=secret_key)
+                   secret_key=secret_key,
+                   messenger=make_messenger(settings.messaging,
+                                            settings.resolve_path(settings.messaging.outbox_dir)),
+                   captcha=make_captcha(settings.registration.captcha_backend, secret_key,
+                                        settings.registration.captcha_difficulty, kv))
     app.extensions["idp"] = svc
 
     ctx = OidcContext(settings=settings, db=db, kv=kv, tokens=TokenService(settings, keys),

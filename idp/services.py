@@ -23,6 +23,8 @@ class Services:
     keys: KeyStore
     passwords: PasswordService
     secret_key: str
+    messenger: Any = None
+    captcha: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
