@@ -1,0 +1,181 @@
+"""The Markdown rendering of a results.json written by bench/run.py.
+
+    python bench/report.py bench/results/results.json   # prints the Markdown
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _f(value, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}{suffix}"
+        return f"{value:.{digits}f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _mib(kib) -> str:
+    return "–" if kib is None else f"{kib / 1024:.1f}"
+
+
+def render(results: dict) -> str:
+    out: list[str] = []
+    meta = results["meta"]
+    out.append(f"# Benchmark results ({meta['mode']}{', smoke' if meta['smoke'] else ''})")
+    out.append("")
+    out.append(f"- Date: {meta['started']} (took {meta.get('elapsed_s', 0):.0f} s); "
+               f"command: `{meta['command']}`")
+    machine = meta["machine"]
+    out.append(f"- Machine: {machine['cores']} cores ({machine['cpu_model']}), "
+               f"{machine['memory_gib']:.0f} GiB, Python {machine['python']}, "
+               f"{machine.get('node', 'node ?')}")
+    for key, target in results.get("targets", {}).items():
+        out.append(f"- `{key}`: {target.get('version', '')}; {target.get('setup', '')}")
+    s = meta["settings"]
+    out.append(f"- Each scenario: {s['warmup']:g} s warm-up, then {s['duration']:g} s measured, "
+               f"{s['concurrency']} concurrent client threads (closed loop); "
+               f"sign-in accounts: {meta.get('signin_accounts', '?')}")
+    argon = results.get("argon2")
+    if argon:
+        out.append(f"- argon2id verification (m={argon['memory_kib']} KiB, t={argon['time_cost']}, "
+                   f"p={argon['parallelism']}): {argon['cpu_ms']:.1f} ms CPU "
+                   f"({argon['wall_ms']:.1f} ms wall), so the hash-bound limit on "
+                   f"{machine['cores']} cores is {argon['hash_bound_per_s']:.0f} sign-ins/s")
+    if results.get("problems"):
+        out.append("")
+        out.append("**Problems:**")
+        for problem in results["problems"]:
+            out.append(f"- {problem}")
+    out.append("")
+
+    out.append("## Scenarios")
+    out.append("")
+    out.append("CPU is the server's CPU seconds per 1,000 operations (= ms per operation): "
+               "ours is gunicorn's master and workers; *+ storage* adds PostgreSQL (our "
+               "database's backends and the background processes) and Redis; node is its "
+               "one process, storage included (in-memory adapter). Latencies in ms.")
+    out.append("")
+    out.append(_row(["Scenario", "ours op/s", "p50", "p99", "err", "CPU s/1k",
+                     "+ storage", "node op/s", "p50", "p99", "err", "CPU s/1k",
+                     "ours/node CPU"]))
+    out.append(_row(["---"] + ["---:"] * 12))
+    by_key: dict[tuple, dict] = {}
+    for row in results.get("scenarios", []):
+        by_key[(row["key"], row["target"], row["accounts"], row["mode"])] = row
+    base_accounts = meta["settings"]["accounts"][0] if meta["settings"]["accounts"] else None
+    for key, title in results.get("scenario_titles", {}).items():
+        for mode in ("closed", "fixed-rate"):
+            ours = by_key.get((key, "ours", base_accounts, mode))
+            node = by_key.get((key, "node", base_accounts, mode)) or \
+                by_key.get((key, "node", None, mode))
+            if not ours and not node:
+                continue
+            label = title if mode == "closed" else f"{title}, at half capacity"
+            ratio = None
+            if ours and node and node.get("cpu_ms_per_op"):
+                ratio = ours["cpu_ms_per_op"] / node["cpu_ms_per_op"]
+            cells = [label]
+            for side in (ours, node):
+                if side is None:
+                    cells += ["–"] * (6 if side is ours else 5)
+                    continue
+                cells += [_f(side["throughput"], 1), _f(side["p50_ms"]), _f(side["p99_ms"]),
+                          side["errors"], _f(side["cpu_ms_per_op"], 3)]
+                if side is ours:
+                    cells.append(_f(side.get("total_cpu_ms_per_op"), 3))
+            cells.append(_f(ratio, 2, "×"))
+            out.append(_row(cells))
+    out.append("")
+
+    signin = results.get("signin")
+    if signin:
+        out.append("## Sign-in flow and the password hash")
+        out.append("")
+        out.append(_row(["Figure", "Value"]))
+        out.append(_row(["---", "---:"]))
+        for label, value in (
+            ("Our server CPU per flow (ms)", _f(signin.get("ours_cpu_ms"), 2)),
+            ("of which one argon2id verification (ms)", _f(signin.get("hash_cpu_ms"), 2)),
+            ("share of the flow's CPU spent in the hash", _f(signin.get("hash_share_pct"), 1, " %")),
+            ("Our CPU per flow without the hash (ms)", _f(signin.get("ours_cpu_minus_hash_ms"), 2)),
+            ("node CPU per flow (ms)", _f(signin.get("node_cpu_ms"), 2)),
+            ("(ours − hash) / node", _f(signin.get("ratio_minus_hash"), 2, "×")),
+            ("Our flows per second (closed loop)", _f(signin.get("ours_flows_per_s"), 1)),
+            ("Hash-bound limit (cores ÷ hash time), flows/s", _f(signin.get("hash_bound_per_s"), 1)),
+            ("Fraction of the hash-bound limit reached", _f(signin.get("fraction_of_limit_pct"), 1, " %")),
+            ("Flows per minute on this machine", _f(signin.get("ours_flows_per_min"), 0)),
+        ):
+            out.append(_row([label, value]))
+        out.append("")
+
+    targets = results.get("checks", [])
+    if targets:
+        out.append("## Targets")
+        out.append("")
+        out.append(_row(["Target", "Measured", "Limit", "Met"]))
+        out.append(_row(["---", "---:", "---:", ":---:"]))
+        for check in targets:
+            met = {True: "yes", False: "**no**", None: "–"}[check["ok"]]
+            out.append(_row([check["name"], check["value"], check["limit"], met]))
+        out.append("")
+
+    memory = results.get("memory", {})
+    if memory:
+        out.append("## Memory (resident, MiB)")
+        out.append("")
+        out.append("RSS counts pages shared with the gunicorn master once per process; PSS "
+                   "divides them among the sharers.")
+        out.append("")
+        out.append(_row(["Process", "RSS at rest", "RSS after", "PSS at rest", "PSS after"]))
+        out.append(_row(["---", "---:", "---:", "---:", "---:"]))
+        for target, phases in memory.items():
+            rest = phases.get("at_rest", [])
+            after = phases.get("after", [])
+            for i, proc in enumerate(rest):
+                later = after[i] if i < len(after) else {}
+                name = f"{target} {proc['role']}" + (f" {i}" if proc["role"] == "worker" else "")
+                out.append(_row([name, _mib(proc.get("rss")), _mib(later.get("rss")),
+                                 _mib(proc.get("pss")), _mib(later.get("pss"))]))
+        out.append("")
+
+    growth = results.get("growth", [])
+    if growth:
+        out.append("## Growth with the number of accounts (ours, PostgreSQL)")
+        out.append("")
+        out.append("Per-operation CPU including PostgreSQL and Redis (where a bigger table "
+                   "would cost), compared with the smallest account count.")
+        out.append("")
+        out.append(_row(["Scenario", "Accounts", "op/s", "p50", "p99", "err",
+                         "CPU s/1k", "+ storage", "change"]))
+        out.append(_row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]))
+        for row in growth:
+            out.append(_row([row["title"], f"{row['accounts']:,}", _f(row["throughput"], 1),
+                             _f(row["p50_ms"]), _f(row["p99_ms"]), row["errors"],
+                             _f(row["cpu_ms_per_op"], 3), _f(row["total_cpu_ms_per_op"], 3),
+                             _f(row.get("change_pct"), 1, " %")]))
+        out.append("")
+
+    errors = [r for r in results.get("scenarios", []) if r.get("errors")]
+    if errors:
+        out.append("## Errors")
+        out.append("")
+        for row in errors:
+            out.append(f"- {row['target']} {row['key']} ({row['accounts']} accounts): "
+                       f"{row['errors']} errors, e.g. `{(row['error_samples'] or [''])[0]}`")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/results.json")
+    print(render(json.loads(path.read_text())))

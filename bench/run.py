@@ -1,0 +1,486 @@
+"""The benchmark suite of compte-usager: one command, bounded in time.
+
+    .venv/bin/python bench/run.py                 # production setup: gunicorn + PostgreSQL + Redis
+    .venv/bin/python bench/run.py --sqlite        # the default setup: SQLite, no Redis
+    .venv/bin/python bench/run.py --smoke         # a few seconds per scenario (what .ci/run calls)
+
+It starts what it needs (PostgreSQL and Redis if they are not running, our provider under
+gunicorn on a fresh database ``idp_bench`` and Redis database 13, the reference node
+``oidc-provider`` from bench/reference), measures the cost of one argon2id verification,
+seeds the accounts, runs every scenario against both providers, then the growth runs,
+and writes ``results.json`` and ``results.md`` into ``--out`` (default bench/results).
+
+Exit status: 0 when every scenario ran without error (missed performance targets are
+reported, not failed), 1 when a scenario had errors, 2 when the suite could not run.
+See docs/performance.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import procstat  # noqa: E402
+import report  # noqa: E402
+import seed as seeding  # noqa: E402
+from scenarios import SCENARIOS, HttpError, Target, run_load, sign_in  # noqa: E402
+from servers import (ROOT, BackingCpu, OurProvider, SuiteError, ensure_postgres,  # noqa: E402
+                     ensure_redis, log, run, start_reference)
+from httpclient import Connection  # noqa: E402
+
+MAIN_ORDER = ["discovery", "jwks", "client_credentials", "refresh_token", "signin",
+              "introspection", "userinfo"]
+GROWTH_SCENARIOS = ["signin", "refresh_token"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark compte-usager against node oidc-provider.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    parser.add_argument("--sqlite", action="store_true",
+                        help="the SQLite default (one gunicorn worker, no Redis); no growth run")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few seconds per scenario, small concurrency, 1,000 and 10,000 "
+                             "accounts; exit non-zero on any error")
+    parser.add_argument("--duration", type=float, help="measured seconds per scenario "
+                        "(default 20, smoke 2)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds before each "
+                        "measurement (default 3, smoke 0.5)")
+    parser.add_argument("--concurrency", type=int, help="concurrent client threads "
+                        "(default 6, smoke 2)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default 2, 1 with --sqlite)")
+    parser.add_argument("--accounts", help="comma-separated account counts for the growth "
+                        "runs (default 1000,1000000; smoke 1000,10000); the first is the main run's")
+    parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(MAIN_ORDER)}")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="measure node oidc-provider only (to test the suite itself)")
+    parser.add_argument("--no-reference", action="store_true", help="measure ours only")
+    parser.add_argument("--profile", metavar="SCENARIO",
+                        help="also record a py-spy profile of our workers during SCENARIO "
+                             "(needs py-spy; written next to the results)")
+    parser.add_argument("--max-minutes", type=float,
+                        help="hard limit for the whole run (default 40, smoke 5)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"),
+                        help="directory of results.json and results.md")
+    args = parser.parse_args(argv)
+    smoke = args.smoke
+    args.duration = args.duration or (2.0 if smoke else 20.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if smoke else 3.0)
+    args.concurrency = args.concurrency or (2 if smoke else 6)
+    args.workers = args.workers or (1 if args.sqlite else 2)
+    args.max_minutes = args.max_minutes or (5.0 if smoke else 40.0)
+    default_accounts = "1000,10000" if smoke else "1000,1000000"
+    args.accounts = [int(a) for a in (args.accounts or default_accounts).split(",") if a]
+    if args.sqlite:
+        args.accounts = args.accounts[:1]  # growth is measured on PostgreSQL
+    args.scenarios = args.scenarios.split(",") if args.scenarios else MAIN_ORDER
+    unknown = set(args.scenarios) - set(MAIN_ORDER)
+    if unknown:
+        parser.error(f"unknown scenario(s): {sorted(unknown)}")
+    return args
+
+
+class Budget:
+    def __init__(self, minutes: float) -> None:
+        self.deadline = time.monotonic() + minutes * 60
+
+    def check(self, need: float, what: str) -> None:
+        left = self.deadline - time.monotonic()
+        if left < need:
+            raise SuiteError(f"time budget exhausted before {what} ({left:.0f}s left, "
+                             f"{need:.0f}s needed): raise --max-minutes")
+
+
+def measure_argon2(samples: int = 15) -> dict:
+    """CPU and wall time of one argon2id verification with the provider's parameters."""
+    from argon2 import PasswordHasher
+    memory, time_cost, parallelism = seeding.argon2_parameters()
+    hasher = PasswordHasher(memory_cost=memory, time_cost=time_cost, parallelism=parallelism)
+    encoded = hasher.hash("correct horse battery staple")
+    hasher.verify(encoded, "correct horse battery staple")  # warm the allocator
+    cpu, wall = [], []
+    for _ in range(samples):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        hasher.verify(encoded, "correct horse battery staple")
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    cpu_s = statistics.median(cpu)
+    cores = os.cpu_count() or 1
+    return {"memory_kib": memory, "time_cost": time_cost, "parallelism": parallelism,
+            "samples": samples, "cpu_ms": cpu_s * 1000, "wall_ms": statistics.median(wall) * 1000,
+            "cpu_ms_min": min(cpu) * 1000, "cpu_ms_max": max(cpu) * 1000,
+            "hash_bound_per_s": cores / cpu_s}
+
+
+def machine_info() -> dict:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    node = shutil.which("node")
+    node_version = run([node, "--version"], timeout=10, check=False).stdout.strip() if node else "?"
+    return {"cores": os.cpu_count(), "cpu_model": model, "memory_gib": mem_kib / 1024 ** 2,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "node": f"node {node_version}"}
+
+
+class Measured:
+    """A target with the processes whose CPU is charged to it."""
+
+    def __init__(self, target: Target, cpu_fn, backing: BackingCpu | None, memory_fn) -> None:
+        self.target = target
+        self.cpu_fn = cpu_fn
+        self.backing = backing
+        self.memory_fn = memory_fn
+
+
+def measure(measured: Measured, key: str, args, *, accounts: int | None,
+            rate: float | None = None, concurrency: int | None = None,
+            profile_dir: Path | None = None, server_pids=None) -> dict:
+    scenario = SCENARIOS[key]
+    marks: dict = {}
+    profiler = None
+
+    def start() -> None:
+        nonlocal profiler
+        marks["cpu0"] = measured.cpu_fn()
+        marks["backing0"] = measured.backing.sample() if measured.backing else None
+        marks["client0"] = time.process_time()
+        marks["machine0"] = procstat.machine_cpu()
+        if profile_dir is not None and server_pids:
+            profiler = start_profiler(profile_dir, key, server_pids(), args.duration)
+
+    def end() -> None:
+        marks["cpu1"] = measured.cpu_fn()
+        marks["backing1"] = measured.backing.sample() if measured.backing else None
+        marks["client1"] = time.process_time()
+        marks["machine1"] = procstat.machine_cpu()
+
+    concurrency = concurrency or args.concurrency
+    result = run_load(measured.target, scenario, concurrency=concurrency, warmup=args.warmup,
+                      duration=args.duration, on_window_start=start, on_window_end=end,
+                      rate=rate)
+    if profiler is not None:
+        finish_profiler(profiler)
+    ops = result.ops or 1
+    cpu = marks["cpu1"] - marks["cpu0"]
+    backing = (BackingCpu.delta(marks["backing0"], marks["backing1"])
+               if measured.backing else {})
+    row = {
+        "key": key, "title": scenario.title, "unit": scenario.unit,
+        "target": measured.target.name, "accounts": accounts,
+        "mode": "closed" if rate is None else "fixed-rate",
+        "scheduled_rate": rate, "concurrency": concurrency,
+        "ops": result.ops, "seconds": round(result.seconds, 3),
+        "throughput": result.throughput,
+        "p50_ms": _ms(result.percentile(50)), "p90_ms": _ms(result.percentile(90)),
+        "p99_ms": _ms(result.percentile(99)), "max_ms": _ms(result.percentile(100)),
+        "errors": result.errors, "window_errors": result.window_errors,
+        "error_samples": result.error_samples,
+        "server_cpu_s": round(cpu, 3), "cpu_ms_per_op": cpu * 1000 / ops,
+        "backing_cpu_ms_per_op": {k: v * 1000 / ops for k, v in backing.items()},
+        "total_cpu_ms_per_op": (cpu + sum(backing.values())) * 1000 / ops,
+        "client_cpu_ms_per_op": (marks["client1"] - marks["client0"]) * 1000 / ops,
+        "machine_busy_pct": 100 * procstat.machine_busy_fraction(marks["machine0"],
+                                                                 marks["machine1"]),
+    }
+    log(f"{measured.target.name:5s} {key:18s} {row['mode']:10s} {row['throughput']:8.1f} op/s "
+        f"p50 {row['p50_ms'] or 0:7.2f} ms  p99 {row['p99_ms'] or 0:7.2f} ms  "
+        f"cpu {row['cpu_ms_per_op']:.3f} ms/op (+storage {row['total_cpu_ms_per_op']:.3f})  "
+        f"errors {row['errors']}  machine {row['machine_busy_pct']:.0f}%")
+    if result.error_samples:
+        log(f"      first error: {result.error_samples[0]}")
+    return row
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def start_profiler(directory: Path, key: str, pids: list[int], duration: float):
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(pyspy).exists():
+        log("py-spy not installed: no profile (pip install -r bench/requirements.txt)")
+        return None
+    import subprocess
+    directory.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for pid in pids:
+        out = directory / f"profile-{key}-{pid}.txt"
+        cmd = [pyspy, "record", "--pid", str(pid), "--duration", str(max(1, int(duration))),
+               "--format", "raw", "--rate", "200", "--nonblocking", "--output", str(out)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def finish_profiler(procs) -> None:
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001
+            proc.kill()
+
+
+def compute_checks(results: dict, args) -> None:
+    rows = {(r["key"], r["target"], r["mode"]): r for r in results["scenarios"]
+            if r["accounts"] in (args.accounts[0], None)}
+    checks = []
+
+    def ratio(key: str, mode: str = "closed", minus: float = 0.0):
+        ours, node = rows.get((key, "ours", mode)), rows.get((key, "node", mode))
+        if not ours or not node or not node["cpu_ms_per_op"]:
+            return None, ours, node
+        return (ours["cpu_ms_per_op"] - minus) / node["cpu_ms_per_op"], ours, node
+
+    def add(name: str, value, limit: str, ok):
+        checks.append({"name": name, "value": value, "limit": limit, "ok": ok})
+
+    argon = results.get("argon2") or {}
+    hash_ms = argon.get("cpu_ms")
+    value, ours, node = ratio("signin", minus=hash_ms or 0.0)
+    if ours:
+        signin = {
+            "ours_cpu_ms": ours["cpu_ms_per_op"], "hash_cpu_ms": hash_ms,
+            "ours_cpu_minus_hash_ms": ours["cpu_ms_per_op"] - (hash_ms or 0),
+            "hash_share_pct": 100 * hash_ms / ours["cpu_ms_per_op"] if hash_ms else None,
+            "node_cpu_ms": node["cpu_ms_per_op"] if node else None,
+            "ratio_minus_hash": value,
+            "ours_flows_per_s": ours["throughput"],
+            "ours_flows_per_min": ours["throughput"] * 60,
+            "hash_bound_per_s": argon.get("hash_bound_per_s"),
+            "fraction_of_limit_pct": (100 * ours["throughput"] / argon["hash_bound_per_s"]
+                                      if argon.get("hash_bound_per_s") else None),
+        }
+        results["signin"] = signin
+    if value is not None:
+        add("Sign-in: (our CPU per flow − one argon2id verification) / node's",
+            f"{value:.2f}×", "≤ 2×", value <= 2)
+    half = rows.get(("signin", "ours", "fixed-rate"))
+    if half:
+        add(f"Sign-in p99 at half capacity ({half['scheduled_rate']:.1f} flows/s)",
+            f"{half['p99_ms']:.0f} ms" if half["p99_ms"] is not None else "–", "< 250 ms",
+            half["p99_ms"] is not None and half["p99_ms"] < 250)
+    for key, label in (("client_credentials", "client_credentials: CPU per grant vs node"),
+                       ("refresh_token", "refresh_token: CPU per grant vs node"),
+                       ("discovery", "Discovery: CPU per request vs node"),
+                       ("jwks", "JWKS: CPU per request vs node")):
+        value, _, _ = ratio(key)
+        if value is not None:
+            add(label, f"{value:.2f}×", "≤ 2×", value <= 2)
+    errors = sum(r["errors"] for r in results["scenarios"])
+    add("Errors, all scenarios and both providers", str(errors), "0", errors == 0)
+    for growth in results.get("growth_summary", []):
+        add(f"Growth of {growth['title']} CPU (incl. storage), "
+            f"{growth['low']:,} → {growth['high']:,} accounts",
+            f"{growth['change_pct']:+.1f} %", "≤ +10 %", growth["change_pct"] <= 10)
+    results["checks"] = checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = Budget(args.max_minutes)
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="idp-bench-"))
+    mode = "sqlite" if args.sqlite else "production"
+    results: dict = {
+        "meta": {
+            "suite": "compte-usager benchmark", "format": 1, "mode": mode, "smoke": args.smoke,
+            "started": started.isoformat(timespec="seconds"),
+            "command": "python bench/run.py " + " ".join(shlex.quote(a) for a in
+                                                         (argv if argv is not None else sys.argv[1:])),
+            "machine": machine_info(),
+            "settings": {"duration": args.duration, "warmup": args.warmup,
+                         "concurrency": args.concurrency, "workers": args.workers,
+                         "accounts": args.accounts, "scenarios": args.scenarios},
+        },
+        "targets": {}, "scenarios": [], "memory": {}, "growth": [], "problems": [],
+        "scenario_titles": {k: SCENARIOS[k].title for k in args.scenarios},
+    }
+    ours_provider: OurProvider | None = None
+    node_server = None
+    measured: dict[str, Measured] = {}
+    status = 0
+    try:
+        if not args.sqlite and not args.reference_only:
+            ensure_postgres()
+            ensure_redis()
+        log("timing one argon2id verification")
+        results["argon2"] = measure_argon2()
+        log(f"argon2id verify: {results['argon2']['cpu_ms']:.1f} ms CPU; hash-bound limit "
+            f"{results['argon2']['hash_bound_per_s']:.1f} sign-ins/s")
+
+        if not args.no_reference:
+            secret = "bench-" + os.urandom(12).hex()
+            node_server, node_target = start_reference(workdir, secret)
+            node_target.seeded_accounts = args.accounts[0]
+            node_target.seed_password = seeding.SEED_PASSWORD
+            measured["node"] = Measured(node_target, node_server.cpu_seconds, None,
+                                        node_server.memory)
+            results["targets"]["node"] = {
+                "issuer": node_target.issuer, "version": node_target.version,
+                "setup": "one node process, in-memory adapter, devInteractions"}
+            log(f"reference up: {node_target.version} at {node_target.issuer}")
+
+        if not args.reference_only:
+            ours_provider = OurProvider(workdir, sqlite=args.sqlite, workers=args.workers)
+            log(f"preparing our provider ({mode}): database, migrations, clients, user")
+            ours_provider.prepare()
+            web, service = ours_provider.create_clients()
+            ours_provider.create_user()
+            added = seeding.seed(ours_provider.database_url, args.accounts[0])
+            log(f"seeded {added} accounts")
+            ours_provider.start()
+            ours_target = ours_provider.target(web, service)
+            database = None if args.sqlite else ours_provider.database
+            backing = BackingCpu(database, redis=not args.sqlite)
+            measured["ours"] = Measured(ours_target, ours_provider.server.cpu_seconds,
+                                        backing, ours_provider.server.memory)
+            setup = (f"gunicorn -w {args.workers} (sync), "
+                     + ("SQLite, in-process store" if args.sqlite else
+                        "PostgreSQL database idp_bench, Redis db 13"))
+            results["targets"]["ours"] = {"issuer": ours_target.issuer,
+                                          "version": ours_target.version, "setup": setup}
+            log(f"ours up: {ours_target.version} at {ours_target.issuer}")
+            # Sign in as random seeded accounts when the provider accepts them (realistic,
+            # and what makes the growth runs meaningful); else as the one created user.
+            ours_target.seeded_accounts = args.accounts[0]
+            ours_target.seed_password = seeding.SEED_PASSWORD
+            probe = Connection(ours_target.issuer)
+            try:
+                sign_in(probe, ours_target)
+                results["meta"]["signin_accounts"] = "random seeded accounts"
+            except HttpError as exc:
+                results["problems"].append(
+                    f"sign-in as a seeded account failed ({exc}); sign-ins use the one "
+                    "account created with `idp users create`, the growth runs then only "
+                    "measure the table size, not lookups spread over it")
+                ours_target.seeded_accounts = 0
+                if "node" in measured:
+                    measured["node"].target.seeded_accounts = 0
+                sign_in(probe, ours_target)  # raises if the created user cannot either
+                results["meta"]["signin_accounts"] = "one account"
+            finally:
+                probe.close()
+
+        for name, m in measured.items():
+            results["memory"][name] = {"at_rest": m.memory_fn()}
+
+        per_scenario = args.warmup + args.duration + 15
+        for key in args.scenarios:
+            for name, m in measured.items():
+                budget.check(per_scenario, f"{key} on {name}")
+                results["scenarios"].append(measure(
+                    m, key, args, accounts=args.accounts[0] if name == "ours" else None,
+                    profile_dir=out_dir if args.profile == key and name == "ours" else None,
+                    server_pids=(lambda: procstat.descendants(ours_provider.server.pid))
+                    if ours_provider else None))
+                if key == "signin":
+                    closed = results["scenarios"][-1]
+                    rate = closed["throughput"] / 2
+                    if rate > 0:
+                        budget.check(per_scenario, f"half-capacity sign-in on {name}")
+                        results["scenarios"].append(measure(
+                            m, key, args, rate=rate, concurrency=args.concurrency * 2,
+                            accounts=args.accounts[0] if name == "ours" else None))
+
+        for name, m in measured.items():
+            results["memory"][name]["after"] = m.memory_fn()
+
+        if "ours" in measured and len(args.accounts) > 1:
+            run_growth(results, measured["ours"], ours_provider, args, budget)
+
+        compute_checks(results, args)
+        if any(r["errors"] for r in results["scenarios"]):
+            status = 1
+    except (SuiteError, HttpError) as exc:
+        log(f"FAILED: {exc}")
+        results["problems"].append(f"suite stopped: {exc}")
+        status = 2
+    except KeyboardInterrupt:
+        results["problems"].append("interrupted")
+        status = 2
+    finally:
+        for server in (ours_provider.server if ours_provider else None, node_server):
+            if server is not None:
+                server.stop()
+                if server.log_path and server.log_path.exists():
+                    shutil.copy(server.log_path, out_dir / server.log_path.name)
+        shutil.rmtree(workdir, ignore_errors=True)
+        results["meta"]["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(
+            timespec="seconds")
+        results["meta"]["elapsed_s"] = time.monotonic() - t0
+        results["meta"]["exit_status"] = status
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        (out_dir / "results.md").write_text(report.render(results) + "\n")
+        log(f"wrote {out_dir / 'results.json'} and {out_dir / 'results.md'} "
+            f"in {time.monotonic() - t0:.0f}s (exit {status})")
+    return status
+
+
+def run_growth(results: dict, ours: Measured, provider: OurProvider, args, budget: Budget
+               ) -> None:
+    baseline = {r["key"]: r for r in results["scenarios"]
+                if r["target"] == "ours" and r["mode"] == "closed"
+                and r["accounts"] == args.accounts[0]}
+    growth_rows = []
+    for key in GROWTH_SCENARIOS:
+        if key in baseline:
+            growth_rows.append(_growth_row(baseline[key], None))
+    for accounts in args.accounts[1:]:
+        budget.check(60 + accounts / 20000, f"seeding {accounts} accounts")
+        log(f"seeding up to {accounts:,} accounts")
+        t = time.monotonic()
+        added = seeding.seed(provider.database_url, accounts)
+        log(f"seeded {added:,} accounts in {time.monotonic() - t:.1f}s")
+        results.setdefault("seeding", []).append(
+            {"accounts": accounts, "added": added, "seconds": time.monotonic() - t})
+        if ours.target.seeded_accounts:
+            ours.target.seeded_accounts = accounts
+        for key in GROWTH_SCENARIOS:
+            if key not in args.scenarios:
+                continue
+            budget.check(args.warmup + args.duration + 15, f"growth {key} at {accounts}")
+            row = measure(ours, key, args, accounts=accounts)
+            results["scenarios"].append(row)
+            growth_rows.append(_growth_row(row, baseline.get(key)))
+    results["growth"] = growth_rows
+    results["growth_summary"] = [
+        {"key": r["key"], "title": r["title"], "low": args.accounts[0], "high": r["accounts"],
+         "change_pct": r["change_pct"]}
+        for r in growth_rows if r.get("change_pct") is not None]
+
+
+def _growth_row(row: dict, base: dict | None) -> dict:
+    change = None
+    if base and base["total_cpu_ms_per_op"]:
+        change = 100 * (row["total_cpu_ms_per_op"] / base["total_cpu_ms_per_op"] - 1)
+    return {k: row[k] for k in ("key", "title", "accounts", "throughput", "p50_ms", "p99_ms",
+                                "errors", "cpu_ms_per_op", "total_cpu_ms_per_op")} | {
+        "change_pct": change}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
