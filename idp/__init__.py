@@ -100,7 +100,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     db = Database(settings.effective_database_url)
     if settings.auto_migrate:
         ensure_schema(db)
-    kv = make_store(settings.redis_url)
+    kv = make_store(settings.redis_url, settings.redis_prefix)
     keys = KeyStore(settings.keys_path, settings.tokens.signing_algs)
     keys.ensure()
     passwords = PasswordService(settings.passwords.argon2_memory_kib,

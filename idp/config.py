@@ -163,6 +163,8 @@ class Settings:
     database_url: str = ""
     # Empty: an in-process store, acceptable for one process only.
     redis_url: str = ""
+    # Prefix of every key this instance writes in Redis (several deployments may share one).
+    redis_prefix: str = "idp:"
     # Empty: a random key is generated into the instance folder on first start.
     secret_key: str = ""
     instance_dir: str = "instance"

@@ -35,18 +35,32 @@ def session_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("idp")
 
 
+# Each pytest run gets its own PostgreSQL schema and Redis key prefix, so that two runs
+# on one machine (two developers, CI) cannot trample each other.
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+REDIS_PREFIX = f"idp-test:{RUN_ID}:"
+
+
 @pytest.fixture(scope="session")
 def database_url(session_dir):
-    url = TEST_DB or f"sqlite:///{session_dir / 'test.sqlite3'}"
+    if TEST_DB:
+        schema = f"test_{RUN_ID}"
+        admin = Database(TEST_DB)
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        separator = "&" if "?" in TEST_DB else "?"
+        url = f"{TEST_DB}{separator}options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{session_dir / 'test.sqlite3'}"
     db = Database(url)
-    with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
     # The suite runs on the schema the migrations build, not on create_all.
     upgrade(db)
     db.dispose()
-    return url
+    yield url
+    if TEST_DB:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def _wipe(db: Database) -> None:
@@ -61,9 +75,11 @@ def _wipe(db: Database) -> None:
 
 def _wipe_redis() -> None:
     if TEST_REDIS:
-        import redis
+        from idp.persistence.kv import RedisStore
 
-        redis.Redis.from_url(TEST_REDIS).flushdb()
+        store = RedisStore(TEST_REDIS, REDIS_PREFIX)
+        store.flush_prefix("")
+        store.client.close()
 
 
 @pytest.fixture
@@ -73,6 +89,7 @@ def make_app(session_dir, database_url):
     def factory(**overrides):
         base = {
             "issuer": ISSUER, "database_url": database_url, "redis_url": TEST_REDIS,
+            "redis_prefix": REDIS_PREFIX,
             "secret_key": "test-secret-key-" + "x" * 32, "instance_dir": str(session_dir / "instance"),
             "keys_dir": str(session_dir / "keys"), "testing": True, "auto_migrate": False,
             "passwords": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
