@@ -109,7 +109,7 @@ class Browser:
                  "redirect_uri": client.redirect_uri, "scope": scope,
                  "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
                  "code_challenge": challenge, "code_challenge_method": "S256"}
-        query.update({k: v for k, v in params.items() if v is not None})
+        query.update(params)  # a None value removes the parameter
         query = {k: v for k, v in query.items() if v is not None}
         response = self.get("/authorize?" + urlencode(query))
         return response, verifier, query

@@ -1,0 +1,199 @@
+"""Authorization endpoint: validation, prompt, max_age, hints, claims, consent."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.conftest import ISSUER
+from tests.oidc.test_code_flow import exchange, sign_in
+from tests.support import pkce_pair, query_of
+
+
+def test_unknown_client_gets_an_error_page_never_a_redirect(browser):
+    response = browser.get("/authorize?" + urlencode({
+        "response_type": "code", "client_id": "nope", "redirect_uri": "https://evil.example/cb",
+        "scope": "openid"}))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "ne peut pas aboutir" in response.get_data(as_text=True)
+
+
+def test_unregistered_redirect_uri_gets_an_error_page(browser, rp):
+    for uri in ("https://evil.example/callback", rp.redirect_uri + "/extra",
+                rp.redirect_uri.upper(), rp.redirect_uri + "?x=1"):
+        response, _, _ = browser.authorize(rp, redirect_uri=uri)
+        assert response.status_code == 400, uri
+        assert "Location" not in response.headers
+
+
+def test_unsupported_response_type_redirects_with_error_state_and_iss(browser, rp):
+    response, _, query = browser.authorize(rp, response_type="token")
+    assert response.status_code == 302
+    result = query_of(response.headers["Location"])
+    assert result["error"] == "unsupported_response_type"
+    assert result["state"] == query["state"] and result["iss"] == ISSUER
+
+
+def test_public_client_must_use_pkce_s256(browser, client_factory):
+    public = client_factory(public=True, require_consent=False)
+    response = browser.get("/authorize?" + urlencode({
+        "response_type": "code", "client_id": public.client_id, "scope": "openid",
+        "redirect_uri": public.redirect_uri, "state": "s1"}))
+    result = query_of(response.headers["Location"])
+    assert result["error"] == "invalid_request" and result["state"] == "s1"
+    _, challenge = pkce_pair()
+    response, _, _ = browser.authorize(public, code_challenge_method="plain",
+                                       code_challenge=challenge)
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+    response, _, _ = browser.authorize(public, code_challenge_method=None)
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_public_client_completes_flow_with_pkce(browser, client_factory, user):
+    public = client_factory(public=True, require_consent=False)
+    result, verifier, _ = sign_in(browser, public, user)
+    token = exchange(browser, public, result["code"], verifier)
+    assert token.status_code == 200, token.json
+    missing = exchange(browser, public, result["code"], "")
+    assert missing.status_code == 400
+
+
+def test_request_objects_are_refused_with_spec_errors(browser, rp):
+    response, _, _ = browser.authorize(rp, request="eyJhbGciOiJub25lIn0.e30.")
+    assert query_of(response.headers["Location"])["error"] == "request_not_supported"
+    response, _, _ = browser.authorize(rp, request_uri="https://x.example/r")
+    assert query_of(response.headers["Location"])["error"] == "request_uri_not_supported"
+
+
+def test_prompt_none_without_session_returns_login_required(browser, rp):
+    response, _, query = browser.authorize(rp, prompt="none")
+    result = query_of(response.headers["Location"])
+    assert response.headers["Location"].startswith(rp.redirect_uri)
+    assert result == {"error": "login_required", "state": query["state"], "iss": ISSUER}
+
+
+def test_prompt_none_with_session_issues_code_silently(browser, rp, user):
+    sign_in(browser, rp, user)
+    response, _, _ = browser.authorize(rp, prompt="none")
+    assert "code" in query_of(response.headers["Location"])
+
+
+def test_prompt_none_combined_with_other_values_is_invalid(browser, rp):
+    response, _, _ = browser.authorize(rp, prompt="none login")
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_prompt_login_forces_a_new_authentication(browser, rp, user):
+    sign_in(browser, rp, user)
+    response, _, _ = browser.authorize(rp, prompt="login")
+    assert "/login" in response.headers["Location"]
+    location = browser.follow_to_client(response, email=user.email)
+    assert "code" in query_of(location)
+
+
+def test_max_age_zero_forces_login_and_updates_auth_time(browser, rp, user, svc, app):
+    first, verifier, _ = sign_in(browser, rp, user)
+    tokens = exchange(browser, rp, first["code"], verifier).json
+    time.sleep(1.1)
+    response, verifier2, _ = browser.authorize(rp, max_age="0")
+    assert "/login" in response.headers["Location"]
+    second = query_of(browser.follow_to_client(response, email=user.email))
+    tokens2 = exchange(browser, rp, second["code"], verifier2).json
+    keys = KeySet.import_key_set(browser.get("/jwks.json").json)
+    t1 = jwt.decode(tokens["id_token"], keys).claims["auth_time"]
+    t2 = jwt.decode(tokens2["id_token"], keys).claims["auth_time"]
+    assert t2 > t1
+
+
+def test_max_age_must_be_a_non_negative_integer(browser, rp):
+    for value in ("abc", "-1"):
+        response, _, _ = browser.authorize(rp, max_age=value)
+        assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_login_hint_prefills_the_email(browser, rp):
+    response, _, _ = browser.authorize(rp, login_hint="hint@example.org")
+    page = browser.get(response.headers["Location"])
+    assert 'value="hint@example.org"' in page.get_data(as_text=True)
+
+
+def test_id_token_hint_of_another_user_with_prompt_none_is_login_required(
+        browser, new_browser, rp, user, user_factory):
+    other = user_factory(email="other@example.org")
+    other_browser = new_browser()
+    result, verifier, _ = sign_in(other_browser, rp, other)
+    other_id_token = exchange(other_browser, rp, result["code"], verifier).json["id_token"]
+    sign_in(browser, rp, user)
+    response, _, _ = browser.authorize(rp, prompt="none", id_token_hint=other_id_token)
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+    response, _, _ = browser.authorize(rp, prompt="none", id_token_hint="garbage")
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_claims_parameter_puts_requested_claims_in_the_id_token(browser, rp, user):
+    claims = '{"id_token": {"email": {"essential": true}, "given_name": null}}'
+    result, verifier, _ = sign_in(browser, rp, user, claims=claims)
+    id_token = exchange(browser, rp, result["code"], verifier).json["id_token"]
+    keys = KeySet.import_key_set(browser.get("/jwks.json").json)
+    decoded = jwt.decode(id_token, keys).claims
+    assert decoded["email"] == user.email and decoded["given_name"] == "Marie"
+    assert "family_name" not in decoded
+
+
+def test_claims_parameter_must_be_a_json_object(browser, rp):
+    for bad in ("not json", "[1]", '{"other": {}}'):
+        response, _, _ = browser.authorize(rp, claims=bad)
+        assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_acr_values_for_multi_factor_needs_interaction(browser, rp, user):
+    sign_in(browser, rp, user)
+    response, _, _ = browser.authorize(rp, prompt="none", acr_values="eidas2")
+    assert query_of(response.headers["Location"])["error"] == "interaction_required"
+
+
+def test_consent_screen_lists_claims_in_french_and_is_remembered(browser, client_factory, user):
+    third_party = client_factory(name="Aide au logement")
+    response, _, _ = browser.authorize(third_party, scope="openid profile email phone")
+    page = browser.get(response.headers["Location"])
+    page = browser.submit(page, "email", {"email": user.email, "password": "correct horse battery staple"})
+    page = browser.get(page.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert "Aide au logement" in html and "Votre adresse e-mail" in html
+    assert "Votre numéro de téléphone" in html
+    done = browser.submit(page, "decision", button=("decision", "allow"))
+    assert "code" in query_of(done.headers["Location"])
+    again, _, _ = browser.authorize(third_party, scope="openid email")
+    assert "code" in query_of(again.headers["Location"])  # remembered, no screen
+    forced, _, _ = browser.authorize(third_party, scope="openid email", prompt="consent")
+    assert forced.status_code == 200 and b'value="allow"' in forced.data
+    wider, _, _ = browser.authorize(third_party, scope="openid email address")
+    assert wider.status_code == 200 and b"Votre adresse postale" in wider.data
+
+
+def test_consent_denied_returns_access_denied(browser, client_factory, user):
+    third_party = client_factory()
+    response, _, query = browser.authorize(third_party)
+    location = browser.follow_to_client(response, email=user.email, consent=False)
+    result = query_of(location)
+    assert result["error"] == "access_denied" and result["state"] == query["state"]
+
+
+def test_prompt_none_when_consent_is_missing_is_consent_required(browser, client_factory, rp, user):
+    sign_in(browser, rp, user)
+    third_party = client_factory()
+    response, _, _ = browser.authorize(third_party, prompt="none")
+    assert query_of(response.headers["Location"])["error"] == "consent_required"
+
+
+def test_resume_of_unknown_or_foreign_flow_is_an_error_page(browser, new_browser, rp):
+    response, _, _ = browser.authorize(rp)
+    login_url = response.headers["Location"]
+    resume = query_of(login_url)["return_to"]
+    other = new_browser()
+    assert other.get(resume).status_code == 400
+    assert browser.get("/authorize/resume/does-not-exist").status_code == 400
