@@ -114,7 +114,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
                    messenger=make_messenger(settings.messaging,
                                             settings.resolve_path(settings.messaging.outbox_dir)),
                    captcha=make_captcha(settings.registration.captcha_backend, secret_key,
-                                        settings.registration.captcha_difficulty, kv))
+                                        settings.registration.captcha_difficulty, kv,
+                                        ttl=settings.registration.captcha_ttl))
     app.extensions["idp"] = svc
 
     ctx = OidcContext(settings=settings, db=db, kv=kv, tokens=TokenService(settings, keys),

@@ -1,0 +1,131 @@
+"""The `idp` command line: clients, users, keys, database; same configuration as the server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
+from joserfc import jws
+
+from idp.cli import main
+from idp.persistence.models import Client
+
+
+@pytest.fixture
+def cli(app):
+    """Run `idp ARGS` against the test application (same settings as the test server)."""
+    def run(*args, expect_ok=True):
+        result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+        if expect_ok:
+            assert result.exit_code == 0, result.output
+        return result
+    return run
+
+
+def test_clients_create_json_and_use_the_secret(cli, browser):
+    result = cli("clients", "create", "--name", "Bourse", "--redirect-uri", "https://b.example/cb",
+                 "--redirect-uri", "https://b.example/cb2", "--post-logout-redirect-uri",
+                 "https://b.example/", "--scope", "openid", "--scope", "email", "--no-consent",
+                 "--json")
+    data = json.loads(result.output)
+    assert data["client_id"] and data["client_secret"]
+    assert data["redirect_uris"] == ["https://b.example/cb", "https://b.example/cb2"]
+    assert data["require_consent"] is False and data["scope"] == "openid email"
+    import base64
+    auth = base64.b64encode(f"{data['client_id']}:{data['client_secret']}".encode()).decode()
+    # The secret works at the token endpoint (the grant type is what is refused).
+    response = browser.post("/token", headers={"Authorization": f"Basic {auth}"},
+                            data={"grant_type": "client_credentials"})
+    assert response.json["error"] == "unauthorized_client"
+
+
+def test_public_client_has_no_secret_and_secret_is_stored_hashed(cli, svc, app):
+    data = json.loads(cli("clients", "create", "--name", "SPA", "--redirect-uri",
+                          "https://spa.example/cb", "--public", "--json").output)
+    assert data["client_secret"] is None and data["token_endpoint_auth_method"] == "none"
+    confidential = json.loads(cli("clients", "create", "--name", "C", "--redirect-uri",
+                                  "https://c.example/cb", "--json").output)
+    with app.app_context():
+        stored = svc.db.session.get(Client, confidential["client_id"])
+        assert confidential["client_secret"] not in (stored.client_secret_hash or "")
+
+
+def test_clients_list_show_rotate_delete(cli, browser):
+    data = json.loads(cli("clients", "create", "--name", "Cantine", "--redirect-uri",
+                          "https://c.example/cb", "--grant-type", "client_credentials",
+                          "--scope", "profile", "--json").output)
+    client_id = data["client_id"]
+    assert client_id in cli("clients", "list").output
+    assert json.loads(cli("clients", "show", client_id).output)["name"] == "Cantine"
+    rotated = json.loads(cli("clients", "rotate-secret", client_id, "--json").output)
+    import base64
+
+    def token_with(secret):
+        auth = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        return browser.post("/token", headers={"Authorization": f"Basic {auth}"},
+                            data={"grant_type": "client_credentials"})
+    assert token_with(data["client_secret"]).status_code == 401
+    assert token_with(rotated["client_secret"]).status_code == 200
+    cli("clients", "delete", client_id)
+    assert token_with(rotated["client_secret"]).status_code == 401
+    assert cli("clients", "show", client_id, expect_ok=False).exit_code != 0
+
+
+@pytest.mark.parametrize("args", [
+    ["--redirect-uri", "http://evil.example/cb"],          # http outside localhost
+    ["--redirect-uri", "https://x.example/cb#frag"],       # fragment
+    ["--public", "--grant-type", "client_credentials"],    # public + client_credentials
+    ["--auth-method", "private_key_jwt", "--redirect-uri", "https://x.example/cb"],  # no jwks
+    ["--redirect-uri", "https://x.example/cb", "--scope", "everything"],
+])
+def test_clients_create_refuses_bad_registrations(cli, args):
+    result = cli("clients", "create", "--name", "Bad", *args, expect_ok=False)
+    assert result.exit_code != 0 and "Error" in result.output
+
+
+def test_users_create_then_login(cli, browser):
+    result = cli("users", "create", "--email", "Paul@Example.org", "--password",
+                 "un mot de passe solide", "--given-name", "Paul", "--family-name", "Durand",
+                 "--phone", "06 12 34 56 78")
+    assert json.loads(result.output)["email"] == "paul@example.org"
+    response = browser.login("paul@example.org", "un mot de passe solide")
+    assert response.status_code == 302
+    duplicate = cli("users", "create", "--email", "paul@example.org", "--password", "x" * 12,
+                    "--given-name", "P", "--family-name", "D", expect_ok=False)
+    assert duplicate.exit_code != 0
+
+
+def test_keys_rotate_keeps_old_keys_and_prune_retires_them(cli, svc, app, browser, rp, user):
+    from tests.oidc.test_code_flow import exchange, sign_in
+
+    result, verifier, _ = sign_in(browser, rp, user)
+    old_id_token = exchange(browser, rp, result["code"], verifier).json["id_token"]
+    old_kid = jws.extract_compact(old_id_token.encode()).protected["kid"]
+    before = {k["kid"] for k in browser.get("/jwks.json").json["keys"]}
+    cli("keys", "rotate")
+    svc.keys._last_check = 0  # do not wait for the periodic reload in the test
+    after = {k["kid"] for k in browser.get("/jwks.json").json["keys"]}
+    assert before < after and len(after - before) == 2
+    result, verifier, _ = sign_in(browser, rp, user)
+    new_id_token = exchange(browser, rp, result["code"], verifier).json["id_token"]
+    assert jws.extract_compact(new_id_token.encode()).protected["kid"] != old_kid
+    # Backdate the old keys, then prune: they leave the JWKS; the new ones stay.
+    for path in svc.keys.directory.glob("*.json"):
+        data = json.loads(path.read_text())
+        if path.stem in before:
+            data["created_at"] = time.time() - 400 * 86400
+            path.write_text(json.dumps(data))
+    cli("keys", "prune", "--max-age-days", "180")
+    svc.keys._last_check = 0
+    remaining = {k["kid"] for k in browser.get("/jwks.json").json["keys"]}
+    assert remaining == after - before
+    assert "RS256" in cli("keys", "list").output
+
+
+def test_db_current_reports_head(cli):
+    output = cli("db", "current").output
+    current, head = output.split("current: ")[1].split("  head: ")
+    assert current.strip() == head.strip()
