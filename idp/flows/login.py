@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,6 +13,7 @@ from ..persistence.models import Client, utcnow
 from ..services import audit, services
 from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
+from . import second_factor
 from .base import FlowError, create_flow, load_flow, safe_return_to
 
 bp = Blueprint("login", __name__)
@@ -73,6 +74,13 @@ def start():
             audit("login.failure", outcome="failure", reason="bad_credentials")
             db.commit()
             error = BAD_CREDENTIALS
+        elif "mfa.challenge" in current_app.view_functions and \
+                second_factor.required(svc.settings, user, flow.data.get("acr")):
+            flow.state = "second_factor"
+            flow.user_id = user.id
+            audit("login.password_ok", user_id=user.id)
+            db.commit()
+            return redirect(url_for("mfa.challenge", flow=flow.id))
         else:
             target = flow.return_to or _default_target()
             db.delete(flow)

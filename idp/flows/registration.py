@@ -1,0 +1,425 @@
+"""Account creation, and the e-mail confirmation link.
+
+Pages: ``/inscription`` (the form, a ``registration`` flow), ``/inscription/envoye`` (the
+answer, the same whether the address was new or already had an account: no enumeration),
+``/inscription/renvoyer`` (send the message again) and ``/inscription/confirmer/<token>``
+(GET shows a button, POST consumes the link, so that mail scanners following links do not
+spend it).
+
+A new account may be used at once: the user is signed in and "Continuer" leads to the
+flow's ``return_to`` (an authorization request, or "Mon compte"); ``email_verified`` stays
+false until the link is followed. An address that already has an account gets the same
+answer, while its owner is told by e-mail (``account_exists``).
+
+Also holds what the recovery flow shares: the new-password checks and the templated
+e-mail helper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy.exc import IntegrityError
+from wtforms import BooleanField, StringField, TelField
+from wtforms.validators import DataRequired, Length
+
+from ..identity import users
+from ..messaging.email import EmailMessage
+from ..messaging.messenger import SEND_FAILED_MESSAGE
+from ..messaging.phone import InvalidPhone, parse_phone
+from ..messaging.templates import render_message
+from ..persistence import consumables
+from ..persistence.models import Consumable, User, utcnow
+from ..security.password_policy import check_password, describe_policy
+from ..services import audit, services
+from ..web.auth import sign_in
+from ..web.forms import BaseForm, email_field, password_field
+from .base import FlowError, create_flow, load_flow, safe_return_to
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("registration", __name__, url_prefix="/inscription")
+
+REGISTRATION_FLOW_TTL = 30 * 60
+# After the form: how long the answer page (and its "send again" button) stays usable.
+DONE_FLOW_TTL = 30 * 60
+MAX_RESENDS = 3
+EMAIL_CONFIRMATION = "email_confirmation"
+DEFAULT_POPULATION = "usager"
+
+
+# -- shared with the recovery flow ------------------------------------------------
+def add_error(field, message: str) -> None:
+    field.errors = [*list(field.errors or ()), message]
+
+
+def has_errors(form) -> bool:
+    return any(f.errors for f in form)
+
+
+def password_rules(population: str | None, mfa_enabled: bool = False) -> dict:
+    """Arguments of ``check_password``/``describe_policy`` for an account of ``population``:
+    the stricter of the global minimum and the population's."""
+    settings = services().settings
+    minimum = settings.passwords.min_length
+    pop = settings.population(population or DEFAULT_POPULATION)
+    if pop is not None:
+        minimum = max(minimum, pop.password_min_length)
+    return {"min_length": minimum, "max_length": settings.passwords.max_length,
+            "mfa_enabled": mfa_enabled}
+
+
+def policy_hint(population: str | None, mfa_enabled: bool = False) -> str:
+    rules = password_rules(population, mfa_enabled)
+    return describe_policy(rules["min_length"], mfa_enabled=rules["mfa_enabled"],
+                           max_length=rules["max_length"])
+
+
+def check_new_password(password_field_, confirm_field, *, email: str, names: list[str],
+                       population: str | None, mfa_enabled: bool = False) -> bool:
+    """Policy and confirmation of a new password; errors go next to the fields."""
+    password = password_field_.data or ""
+    ok = True
+    if password_field_.errors:
+        ok = False
+    else:
+        settings = services().settings
+        for message in check_password(password, email=email, names=names,
+                                      check_common_list=settings.passwords.check_common_list,
+                                      **password_rules(population, mfa_enabled)):
+            add_error(password_field_, message)
+            ok = False
+    if not confirm_field.errors and (confirm_field.data or "") != password:
+        add_error(confirm_field, _("Les deux mots de passe ne sont pas identiques."))
+        ok = False
+    return ok and not confirm_field.errors
+
+
+def absolute_url(endpoint: str, **values) -> str:
+    """Links in messages point at the issuer, whatever Host the request came with."""
+    return services().settings.issuer + url_for(endpoint, **values)
+
+
+def ui_locale() -> str:
+    return str(get_locale() or services().settings.default_locale)
+
+
+def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
+    """Render the message ``name`` and send it; False (never an exception) on failure."""
+    settings = services().settings
+    try:
+        subject, text, html = render_message(
+            name, locale, service_name=settings.service_name,
+            organisation_name=settings.organisation_name, **context)
+    except Exception:  # noqa: BLE001 - a broken template must not make a 500
+        log.exception("cannot render the message %s", name)
+        return False
+    return services().messenger.send_email(EmailMessage(to=to, subject=subject, text=text,
+                                                        html=html))
+
+
+def captcha_error_markup(message: str) -> Markup:
+    """The captcha's error in the summary, linked to its answer field."""
+    return Markup('<a href="#captcha_answer">{}</a>').format(
+        Markup("{} : {}").format(_("Vérification anti-robot"), escape(message)))
+
+
+# -- forms --------------------------------------------------------------------------
+class RegistrationForm(BaseForm):
+    email = email_field()
+    given_name = StringField(_l("Prénom"), validators=[
+        DataRequired(message=_l("Saisissez votre prénom.")),
+        Length(max=200, message=_l("Le prénom est trop long."))],
+        render_kw={"autocomplete": "given-name"})
+    family_name = StringField(_l("Nom"), validators=[
+        DataRequired(message=_l("Saisissez votre nom.")),
+        Length(max=200, message=_l("Le nom est trop long."))],
+        render_kw={"autocomplete": "family-name"})
+    phone = TelField(_l("Numéro de téléphone"), validators=[
+        Length(max=40, message=_l("Ce numéro de téléphone est trop long."))],
+        render_kw={"autocomplete": "tel"})
+    password = password_field(_l("Mot de passe"), autocomplete="new-password")
+    password_confirm = password_field(_l("Confirmation du mot de passe"),
+                                      autocomplete="new-password")
+    accept_terms = BooleanField(
+        _l("J'ai lu et j'accepte les conditions générales d'utilisation"),
+        validators=[DataRequired(message=_l(
+            "Acceptez les conditions générales d'utilisation pour créer votre compte."))])
+
+
+class ResendForm(BaseForm):
+    pass
+
+
+class ConfirmForm(BaseForm):
+    pass
+
+
+def _default_target() -> str:
+    return url_for("account.index")
+
+
+def _render_form(flow, form, captcha_errors: list[str], status: int):
+    svc = services()
+    phone_required = svc.settings.registration.phone_required
+    form.phone.flags.required = phone_required
+    extra = captcha_error_markup(captcha_errors[0]) if captcha_errors else None
+    return render_template(
+        "registration/register.html", form=form, flow=flow, captcha=svc.captcha.challenge(),
+        captcha_errors=captcha_errors, captcha_extra=extra,
+        password_hint=policy_hint(DEFAULT_POPULATION), phone_required=phone_required,
+        terms_url=svc.settings.registration.terms_url,
+        terms_version=svc.settings.registration.terms_version), status
+
+
+def _disabled_page():
+    return render_template("errors/error.html", status=404,
+                           title=_("Création de compte indisponible"),
+                           message=_("La création de compte n'est pas ouverte sur ce service. "
+                                     "Adressez-vous à l'organisme qui vous a communiqué cette "
+                                     "adresse.")), 404
+
+
+@bp.route("", methods=["GET", "POST"])
+def start():
+    svc = services()
+    db = svc.db.session
+    if not svc.settings.registration.enabled:
+        return _disabled_page()
+    flow_id = request.args.get("flow")
+    if flow_id is None:
+        return_to = safe_return_to(request.args.get("return_to")) or _default_target()
+        if current_user.is_authenticated:
+            return redirect(return_to)
+        flow = create_flow(db, "registration", state="form", browser=session.browser_id,
+                           return_to=return_to, ttl=REGISTRATION_FLOW_TTL)
+        db.commit()
+        return _render_form(flow, RegistrationForm(formdata=None), [], 200)
+    try:
+        flow = load_flow(db, flow_id, "registration", session.browser_id)
+    except FlowError:
+        return redirect(url_for("registration.start"))
+    if flow.state != "form":
+        return redirect(url_for("registration.done", flow=flow.id))
+    form = RegistrationForm()
+    if request.method == "GET":
+        return _render_form(flow, RegistrationForm(formdata=None), [], 200)
+
+    form.validate()  # CSRF, presence and length; the rest below, so all errors show at once
+    captcha_errors = []
+    if not svc.captcha.verify(request.form):
+        captcha_errors.append(_("La vérification anti-robot n'a pas abouti. Répondez à la "
+                                "question, puis renvoyez le formulaire."))
+    email = users.normalize_email(form.email.data or "")
+    if not form.email.errors and not users.is_valid_email(email):
+        add_error(form.email, _("Saisissez une adresse e-mail valide, par exemple "
+                                "nom@exemple.fr."))
+    phone = None
+    raw_phone = (form.phone.data or "").strip()
+    if not form.phone.errors and (raw_phone or svc.settings.registration.phone_required):
+        try:
+            phone = parse_phone(raw_phone, svc.settings.messaging.default_region)
+        except InvalidPhone as exc:
+            add_error(form.phone, _(str(exc)))
+    given_name = (form.given_name.data or "").strip()
+    family_name = (form.family_name.data or "").strip()
+    if not form.given_name.errors and not given_name:
+        add_error(form.given_name, _("Saisissez votre prénom."))
+    if not form.family_name.errors and not family_name:
+        add_error(form.family_name, _("Saisissez votre nom."))
+    check_new_password(form.password, form.password_confirm, email=email,
+                       names=[given_name, family_name], population=DEFAULT_POPULATION)
+    if has_errors(form) or captcha_errors:
+        form.password.data = form.password_confirm.data = ""
+        return _render_form(flow, form, captcha_errors, 400)
+
+    password = form.password.data
+    user, existing = _create_account(email, password, given_name, family_name, phone)
+    flow.state = "done"
+    flow.expires_at = utcnow() + dt.timedelta(seconds=DONE_FLOW_TTL)
+    if existing is not None:
+        audit("registration.existing_email", outcome="failure", user_id=existing.id)
+        flow.data = {"email": email, "existing_user_id": existing.id, "resends": 0}
+        db.commit()
+        sent = _send_account_exists(existing)
+        # The same as a new account's answer: a new session id too (sign_in does that).
+        session.regenerate()
+    else:
+        audit("registration.success", user_id=user.id, terms_version=user.terms_version)
+        flow.user_id = user.id
+        flow.data = {"email": email, "resends": 0}
+        db.commit()
+        sent = _send_confirmation(user)
+        sign_in(user, amr=["pwd"], acr="eidas1")
+    flow.data = {**flow.data, "sent": sent, "last_sent_at": time.time()}
+    db.commit()
+    return redirect(url_for("registration.done", flow=flow.id), code=303)
+
+
+def _create_account(email: str, password: str, given_name: str, family_name: str,
+                    phone: str | None) -> tuple[User | None, User | None]:
+    """(new user, None), or (None, the account that already has this address)."""
+    svc = services()
+    db = svc.db.session
+    existing = users.find_by_email(db, email)
+    if existing is None:
+        try:
+            user = users.create_user(db, svc.passwords, email=email, password=password,
+                                     given_name=given_name, family_name=family_name,
+                                     phone_number=phone, population=DEFAULT_POPULATION,
+                                     terms_version=svc.settings.registration.terms_version)
+            user.locale = ui_locale() if ui_locale() in svc.settings.locales else "fr"
+            db.flush()
+            return user, None
+        except (IntegrityError, users.UserError):
+            # Created meanwhile by a concurrent request: answer as for an existing one.
+            db.rollback()
+            existing = users.find_by_email(db, email)
+            if existing is None:
+                raise
+            return None, existing
+    # Spend a password hash, as creating the account would have.
+    svc.passwords.hash(password)
+    return None, existing
+
+
+def _send_confirmation(user: User) -> bool:
+    svc = services()
+    db = svc.db.session
+    consumables.revoke_where(db, Consumable.kind == EMAIL_CONFIRMATION,
+                             Consumable.user_id == user.id)
+    ttl = svc.settings.registration.email_link_ttl
+    token, _item = consumables.issue_bearer(db, EMAIL_CONFIRMATION, ttl, user_id=user.id,
+                                            destination=f"email:{user.email}")
+    db.commit()
+    return send_templated_email(
+        user.email, "email_confirmation", user.locale,
+        link=absolute_url("registration.confirm_email", token=token),
+        expires_hours=max(1, ttl // 3600))
+
+
+def _send_account_exists(user: User) -> bool:
+    return send_templated_email(
+        user.email, "account_exists", user.locale,
+        login_url=absolute_url("login.start"),
+        recovery_url=absolute_url("recovery.start") if "recovery.start" in
+        current_app.view_functions else absolute_url("login.start"))
+
+
+def _load_done_flow():
+    db = services().db.session
+    try:
+        flow = load_flow(db, request.args.get("flow"), "registration", session.browser_id)
+    except FlowError:
+        return None
+    return flow if flow.state == "done" else None
+
+
+@bp.route("/envoye")
+def done():
+    flow = _load_done_flow()
+    if flow is None:
+        return redirect(url_for("registration.start"))
+    return _render_done(flow, 200)
+
+
+def _render_done(flow, status: int, notice: str | None = None):
+    data = flow.data or {}
+    return render_template(
+        "registration/done.html", flow=flow, email=data.get("email", ""),
+        send_failed=not data.get("sent", True), send_failed_message=_(SEND_FAILED_MESSAGE),
+        can_resend=data.get("resends", 0) < MAX_RESENDS, notice=notice,
+        form=ResendForm(formdata=None),
+        continue_url=flow.return_to or _default_target()), status
+
+
+@bp.route("/renvoyer", methods=["POST"])
+def resend():
+    svc = services()
+    db = svc.db.session
+    flow = _load_done_flow()
+    if flow is None:
+        return redirect(url_for("registration.start"))
+    form = ResendForm()
+    if not form.validate():
+        return _render_done(flow, 400)
+    data = dict(flow.data or {})
+    wait = svc.settings.verification.resend_interval - (time.time() - data.get("last_sent_at", 0))
+    if data.get("resends", 0) >= MAX_RESENDS:
+        return _render_done(flow, 400, _("Vous avez demandé trop d'envois. Réessayez plus tard."))
+    if data.get("sent", True) and wait > 0:
+        return _render_done(flow, 400, _("Patientez encore %(seconds)d secondes avant de "
+                                         "demander un nouvel envoi.", seconds=int(wait) + 1))
+    data["resends"] = data.get("resends", 0) + 1
+    if data.get("existing_user_id"):
+        owner = db.get(User, data["existing_user_id"])
+        sent = _send_account_exists(owner) if owner is not None else True
+    else:
+        user = db.get(User, flow.user_id) if flow.user_id else None
+        sent = _send_confirmation(user) if user is not None and not user.email_verified \
+            else True
+    data.update(sent=sent, last_sent_at=time.time())
+    flow.data = data
+    db.commit()
+    return _render_done(flow, 200, _("Le message a été envoyé à nouveau.") if sent else None)
+
+
+# -- the confirmation link ------------------------------------------------------------
+def _link_problem(item: Consumable | None, now) -> tuple[str, str] | None:
+    if item is None:
+        return (_("Lien inconnu"),
+                _("Ce lien de confirmation n'est pas valide. Vérifiez que vous avez copié "
+                  "l'adresse complète du lien reçu par e-mail."))
+    if item.consumed_at is not None:
+        return (_("Lien déjà utilisé"),
+                _("Ce lien de confirmation a déjà été utilisé : votre adresse e-mail est "
+                  "confirmée, vous n'avez rien d'autre à faire."))
+    if item.revoked_at is not None:
+        return (_("Lien remplacé"),
+                _("Ce lien de confirmation a été remplacé par un plus récent. Utilisez le "
+                  "dernier message reçu."))
+    if item.expires_at <= now:
+        return (_("Lien expiré"),
+                _("Ce lien de confirmation a expiré. Connectez-vous à votre compte pour "
+                  "recevoir un nouveau lien."))
+    return None
+
+
+@bp.route("/confirmer/<token>", methods=["GET", "POST"])
+def confirm_email(token: str):
+    svc = services()
+    db = svc.db.session
+    if len(token) > 512:
+        item = None
+    else:
+        item = consumables.find_bearer(db, EMAIL_CONFIRMATION, token)
+    problem = _link_problem(item, utcnow())
+    if problem is not None:
+        return render_template("registration/confirm_problem.html", title=problem[0],
+                               message=problem[1]), 400
+    form = ConfirmForm()
+    if request.method == "GET" or not form.validate():
+        return render_template("registration/confirm.html", form=form, token=token), \
+            200 if request.method == "GET" else 400
+    result = consumables.consume_bearer(db, EMAIL_CONFIRMATION, token)
+    user = db.get(User, result.item.user_id) if result.ok and result.item.user_id else None
+    if user is None or result.item.destination != f"email:{user.email}":
+        db.rollback()
+        problem = _link_problem(result.item if not result.ok else None, utcnow()) or (
+            _("Lien plus valable"),
+            _("Ce lien ne correspond plus à l'adresse de votre compte."))
+        return render_template("registration/confirm_problem.html", title=problem[0],
+                               message=problem[1]), 400
+    user.email_verified = True
+    audit("email.confirmed", user_id=user.id)
+    db.commit()
+    return render_template("registration/confirmed.html",
+                           signed_in=current_user.is_authenticated)

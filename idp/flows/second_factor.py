@@ -1,0 +1,17 @@
+"""The seam between the password step of the login flow and the second factor.
+
+``required(settings, user, wanted_acr)`` tells the login flow whether to continue to the
+second-factor step (blueprint ``mfa``, endpoint ``mfa.challenge``) instead of signing the
+user in after the password.
+"""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..persistence.models import User
+
+
+def required(settings: Settings, user: User, wanted_acr: str | None) -> bool:
+    population = settings.population(user.population)
+    return bool(user.mfa_enabled or wanted_acr == "eidas2"
+                or (population is not None and population.mfa_required))
