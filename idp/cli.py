@@ -127,13 +127,15 @@ def _load_client(client_id: str):
 @click.option("--sector-identifier", default=None, help="pairwise sector (default: redirect host)")
 @click.option("--jwks", "jwks_source", default=None,
               help="public JWKS for private_key_jwt: a file path or inline JSON")
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default=None,
+              help="signature of this client's ID tokens (default: tokens.id_token_alg)")
 @click.option("--client-id", default=None, help="choose the client_id (default: random)")
 @click.option("--description", default="")
 @click.option("--home-url", default="")
 @click.option("--json", "as_json", is_flag=True)
 def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_types, scopes,
-                   no_consent, subject_type, sector_identifier, jwks_source, client_id,
-                   description, home_url, as_json) -> None:
+                   no_consent, subject_type, sector_identifier, jwks_source, id_token_alg,
+                   client_id, description, home_url, as_json) -> None:
     """Register a client. The secret is printed once and never stored in clear."""
     from .admin.clients import ClientError, create_client, describe
     from .security.audit import record_event
@@ -150,7 +152,7 @@ def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_
             public=public, grant_types=list(grant_types) or None, scopes=list(scopes) or None,
             require_consent=not no_consent, subject_type=subject_type, jwks=jwks,
             client_id=client_id, description=description, home_url=home_url,
-            sector_identifier=sector_identifier)
+            sector_identifier=sector_identifier, id_token_signed_response_alg=id_token_alg)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     record_event(session, "admin.client_created", client_id=client.client_id,

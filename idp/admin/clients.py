@@ -40,7 +40,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
                   require_consent: bool = True, subject_type: str = "public",
                   jwks: dict | None = None, client_id: str | None = None,
                   description: str = "", home_url: str = "",
-                  sector_identifier: str | None = None) -> tuple[Client, str | None]:
+                  sector_identifier: str | None = None,
+                  id_token_signed_response_alg: str | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret in clear (shown once, never stored)."""
     if not name or len(name) > 200:
         raise ClientError("a name of 1 to 200 characters is required")
@@ -58,6 +59,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         raise ClientError("at least one redirect URI is required for authorization_code")
     if subject_type not in SUBJECT_TYPES:
         raise ClientError(f"unknown subject type {subject_type}")
+    if id_token_signed_response_alg not in (None, "RS256", "ES256"):
+        raise ClientError("id_token_signed_response_alg must be RS256 or ES256")
     if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
         raise ClientError("private_key_jwt needs the client's public keys (--jwks)")
     known = set(supported_scopes()) | {"introspection"}
@@ -79,7 +82,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         response_types=["code"] if "authorization_code" in grant_types else [],
         scope=" ".join(scopes), token_endpoint_auth_method=auth_method,
         subject_type=subject_type, sector_identifier=sector_identifier,
-        require_consent=require_consent, jwks=jwks)
+        require_consent=require_consent, jwks=jwks,
+        id_token_signed_response_alg=id_token_signed_response_alg)
     session.add(client)
     session.flush()
     return client, secret
@@ -110,6 +114,7 @@ def describe(client: Client, secret: str | None = None) -> dict:
         "grant_types": client.grant_types, "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "subject_type": client.subject_type, "require_consent": client.require_consent,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "public": client.is_public, "created_at": client.created_at.isoformat(),
     }
     return data

@@ -67,3 +67,12 @@ def test_code_is_single_use_and_replay_revokes_first_tokens(browser, rp, user):
     after = browser.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
     assert after.status_code == 401
     assert 'error="invalid_token"' in after.headers["WWW-Authenticate"]
+
+
+def test_es256_id_tokens_for_clients_that_ask(browser, client_factory, user):
+    es_client = client_factory(require_consent=False, id_token_signed_response_alg="ES256")
+    result, verifier, _ = sign_in(browser, es_client, user)
+    id_token = exchange(browser, es_client, result["code"], verifier).json["id_token"]
+    keys = KeySet.import_key_set(browser.get("/jwks.json").json)
+    decoded = jwt.decode(id_token, keys, algorithms=["ES256"])
+    assert decoded.header["alg"] == "ES256" and decoded.claims["aud"] == es_client.client_id
