@@ -1,0 +1,1 @@
+"""Sample relying parties of compte-usager. They talk to the provider over HTTP only."""
