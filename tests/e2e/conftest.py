@@ -1,0 +1,211 @@
+"""Live-server fixtures: real provider (and sample app) processes on free ports.
+
+The provider process shares the test database (``database_url``, already migrated) and
+key-value store (``TEST_REDIS``) with the ``app`` fixture, which wipes them first; tests
+register clients and users before or while the process runs. Every wait is bounded so
+that a hang fails the test instead of blocking CI, and processes are killed on teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+from idp.config import PROJECT_ROOT
+from tests.conftest import TEST_REDIS
+from tests.support import PASSWORD, form_with
+
+START_TIMEOUT = 30.0  # seconds for a process to answer
+HTTP_TIMEOUT = 10.0  # seconds for any one request
+STOP_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveProcess:
+    """A server subprocess whose output goes to a log file shown when it fails."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path,
+                 url: str, ready_path: str) -> None:
+        self.name, self.url, self.log_path = name, url, log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(args, env=env, cwd=str(PROJECT_ROOT),
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready(ready_path)
+
+    def log_tail(self, size: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_bytes()[-size:].decode(errors="replace")
+
+    def _wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n"
+                            f"{self.log_tail()}")
+            try:
+                if requests.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"{self.name} not ready after {START_TIMEOUT}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT)
+        self._log.close()
+
+
+@dataclass
+class LiveConfig:
+    port: int
+    issuer: str
+    env: dict[str, str]
+
+
+@pytest.fixture
+def live(app, database_url, tmp_path) -> LiveConfig:
+    """Port, issuer and environment of a provider process (and of the ``idp`` CLI)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "DEMARCHES_"))}
+    env.update({
+        "IDP_ISSUER": f"http://127.0.0.1:{port}",
+        "IDP_DATABASE_URL": database_url,
+        "IDP_REDIS_URL": TEST_REDIS,
+        "IDP_SECRET_KEY": "live-server-secret-" + "y" * 32,
+        "IDP_KEYS_DIR": str(tmp_path / "keys"),
+        "IDP_INSTANCE_DIR": str(tmp_path / "instance"),
+        "IDP_MESSAGING__OUTBOX_DIR": str(tmp_path / "outbox"),
+        "IDP_AUTO_MIGRATE": "false",
+        "IDP_PASSWORDS__ARGON2_MEMORY_KIB": "1024",
+        "IDP_PASSWORDS__ARGON2_TIME_COST": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return LiveConfig(port, env["IDP_ISSUER"], env)
+
+
+@pytest.fixture
+def start_provider(live, tmp_path):
+    started: list[LiveProcess] = []
+
+    def start() -> LiveProcess:
+        server = LiveProcess("provider", [sys.executable, "-m", "tests.e2e.serve",
+                                          str(live.port)], live.env,
+                             tmp_path / "provider.log", live.issuer,
+                             "/.well-known/openid-configuration")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def start_sample_app(tmp_path):
+    started: list[LiveProcess] = []
+
+    def start(issuer: str, client_id: str, client_secret: str, port: int) -> LiveProcess:
+        base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "DEMARCHES_"))}
+        env.update({"DEMARCHES_ISSUER": issuer, "DEMARCHES_CLIENT_ID": client_id,
+                    "DEMARCHES_CLIENT_SECRET": client_secret, "DEMARCHES_BASE_URL": base,
+                    "DEMARCHES_SECRET_KEY": "sample-app-secret-" + "z" * 32,
+                    "PYTHONUNBUFFERED": "1"})
+        server = LiveProcess("sample app", [sys.executable, "-m", "clients.demarches"], env,
+                             tmp_path / "demarches.log", base, "/")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def idp_cli(env: dict[str, str], *args: str) -> str:
+    """Run the ``idp`` command with the live environment; its standard output."""
+    result = subprocess.run([sys.executable, "-c", "from idp.cli import main; main()", *args],
+                            env=env, cwd=str(PROJECT_ROOT), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, f"idp {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def idp_cli_json(env: dict[str, str], *args: str) -> dict:
+    return json.loads(idp_cli(env, *args).strip().splitlines()[-1])
+
+
+class WebBrowser:
+    """A ``requests`` session used like a browser: one cookie jar for every port of
+    127.0.0.1 (as real browsers do), redirects followed by hand so each hop is seen."""
+
+    def __init__(self) -> None:
+        self.http = requests.Session()
+        self.visited: list[str] = []
+
+    def get(self, url: str, **kw) -> requests.Response:
+        self.visited.append(url)
+        return self.http.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT, **kw)
+
+    def post(self, url: str, **kw) -> requests.Response:
+        self.visited.append(url)
+        return self.http.post(url, allow_redirects=False, timeout=HTTP_TIMEOUT, **kw)
+
+    def submit(self, response: requests.Response, field: str, values: dict | None = None,
+               button: tuple[str, str] | None = None) -> requests.Response:
+        """Post the page's form holding ``field`` (its hidden csrf_token included)."""
+        form = form_with(response.text, field)
+        assert form["method"].lower() == "post", form
+        data = dict(form["fields"])
+        data.update(values or {})
+        if button:
+            data[button[0]] = button[1]
+        return self.post(urljoin(response.url, form["action"]), data=data)
+
+    def drive(self, response: requests.Response, email: str, password: str = PASSWORD,
+              consent: bool = True, stop_at: str | None = None, max_steps: int = 15):
+        """Follow redirects, fill the login form and answer the consent screen.
+
+        Returns the first redirect target starting with ``stop_at`` (a string), or the
+        first page that is neither a redirect, nor the login form, nor the consent screen.
+        """
+        for _ in range(max_steps):
+            if response.is_redirect:
+                location = urljoin(response.url, response.headers["Location"])
+                if stop_at and location.startswith(stop_at):
+                    return location
+                response = self.get(location)
+                continue
+            html = response.text
+            if 'name="email"' in html and 'name="password"' in html:
+                response = self.submit(response, "email", {"email": email,
+                                                           "password": password})
+                continue
+            if 'name="decision"' in html and 'value="allow"' in html:
+                response = self.submit(response, "decision",
+                                       button=("decision", "allow" if consent else "deny"))
+                continue
+            return response
+        raise AssertionError(f"too many steps: {self.visited[-max_steps:]}")
