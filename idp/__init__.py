@@ -142,10 +142,14 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .account import bp as account_bp
     from .flows.login import bp as login_bp
+    from .flows.terms import bp as terms_bp
+    from .flows.terms import enforce_terms
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(terms_bp)
+    app.before_request(enforce_terms)
     for endpoint in csrf_exempt:
         csrf.exempt(app.view_functions[endpoint])
 
@@ -155,7 +159,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
             return redirect(url_for("account.index"))
         return render_template("home.html")
 
-    @app.route("/conditions-generales")
+    @app.route("/conditions-generales", endpoint="terms_page")
     def terms():
         return render_template("terms.html")
 

@@ -144,7 +144,9 @@ def user_factory(app, svc):
                                email=email or f"user-{uuid.uuid4().hex[:8]}@example.org",
                                password=password, given_name=fields.pop("given_name", "Marie"),
                                family_name=fields.pop("family_name", "Dupont"),
-                               email_verified=fields.pop("email_verified", True))
+                               email_verified=fields.pop("email_verified", True),
+                               terms_version=fields.pop(
+                                   "terms_version", svc.settings.registration.terms_version))
             for key, value in fields.items():
                 setattr(user, key, value)
             svc.db.session.commit()
