@@ -6,9 +6,9 @@ answer, the same whether the address was new or already had an account: no enume
 (GET shows a button, POST consumes the link, so that mail scanners following links do not
 spend it).
 
-A new account may be used at once: the user is signed in and "Continuer" leads to the
-flow's ``return_to`` (an authorization request, or "Mon compte"); ``email_verified`` stays
-false until the link is followed. An address that already has an account gets the same
+A new account may be used at once: "Continuer" (``/inscription/continuer``) signs the
+user in and leads to the flow's ``return_to`` (an authorization request, or "Mon
+compte"); ``email_verified`` stays false until the link is followed. An address that already has an account gets the same
 answer, while its owner is told by e-mail (``account_exists``).
 
 Also holds what the recovery flow shares: the new-password checks and the templated
@@ -250,15 +250,12 @@ def start():
         flow.data = {"email": email, "existing_user_id": existing.id, "resends": 0}
         db.commit()
         sent = _send_account_exists(existing)
-        # The same as a new account's answer: a new session id too (sign_in does that).
-        session.regenerate()
     else:
         audit("registration.success", user_id=user.id, terms_version=user.terms_version)
         flow.user_id = user.id
         flow.data = {"email": email, "resends": 0}
         db.commit()
         sent = _send_confirmation(user)
-        sign_in(user, amr=["pwd"], acr="eidas1")
     flow.data = {**flow.data, "sent": sent, "last_sent_at": time.time()}
     db.commit()
     return redirect(url_for("registration.done", flow=flow.id), code=303)
@@ -337,20 +334,46 @@ def _render_done(flow, status: int, notice: str | None = None):
         "registration/done.html", flow=flow, email=data.get("email", ""),
         send_failed=not data.get("sent", True), send_failed_message=_(SEND_FAILED_MESSAGE),
         can_resend=data.get("resends", 0) < MAX_RESENDS, notice=notice,
-        form=ResendForm(formdata=None),
-        continue_url=flow.return_to or _default_target()), status
+        form=ResendForm(formdata=None)), status
+
+
+def _posted_done_flow():
+    """(the answered flow, None), or (None, the response refusing this POST)."""
+    flow = _load_done_flow()
+    if flow is None:
+        return None, redirect(url_for("registration.start"))
+    if not ResendForm().validate():
+        return None, _render_done(flow, 400)
+    return flow, None
+
+
+@bp.route("/continuer", methods=["POST"])
+def proceed():
+    """"Continuer": a new account is signed in here, then the browser goes where it was
+    going. The answer page before this one is thus the same for a new address and for one
+    that already had an account."""
+    flow, refusal = _posted_done_flow()
+    if refusal is not None:
+        return refusal
+    db = services().db.session
+    target = flow.return_to or _default_target()
+    user = db.get(User, flow.user_id) if flow.user_id else None
+    db.delete(flow)
+    db.commit()
+    if user is not None and not user.disabled:
+        sign_in(user, amr=["pwd"], acr="eidas1")
+    else:
+        session.regenerate()  # as sign_in does: the same answer either way
+    return redirect(target, code=303)
 
 
 @bp.route("/renvoyer", methods=["POST"])
 def resend():
+    flow, refusal = _posted_done_flow()
+    if refusal is not None:
+        return refusal
     svc = services()
     db = svc.db.session
-    flow = _load_done_flow()
-    if flow is None:
-        return redirect(url_for("registration.start"))
-    form = ResendForm()
-    if not form.validate():
-        return _render_done(flow, 400)
     data = dict(flow.data or {})
     wait = svc.settings.verification.resend_interval - (time.time() - data.get("last_sent_at", 0))
     if data.get("resends", 0) >= MAX_RESENDS:
