@@ -142,12 +142,14 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .account import bp as account_bp
     from .flows.login import bp as login_bp
+    from .flows.recovery import bp as recovery_bp
     from .flows.registration import bp as registration_bp
     from .flows.terms import bp as terms_bp
     from .flows.terms import enforce_terms
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
+    app.register_blueprint(recovery_bp)
     app.register_blueprint(registration_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(terms_bp)
