@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -135,6 +136,22 @@ def _banner(issuer: str, app_url: str, password: str, outbox: str) -> str:
     ])
 
 
+def _wait_until_serving(process: subprocess.Popen, port: int, timeout: float = 20) -> bool:
+    """True once the subprocess accepts connections on ``port``; False if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
@@ -147,6 +164,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def run_demo(app: Flask, port: int, client_port: int) -> int:
+    # The CLI passes ``current_app``: unwrap the proxy, the server's threads have no context.
+    app = getattr(app, "_get_current_object", lambda: app)()
     svc = app.extensions["idp"]
     settings = svc.settings
     expected = f"http://127.0.0.1:{port}"
@@ -178,10 +197,12 @@ def run_demo(app: Flask, port: int, client_port: int) -> int:
                DEMARCHES_SECRET_KEY=secrets.token_urlsafe(32))
     process = subprocess.Popen([sys.executable, "-m", "clients.demarches"], env=env,
                                cwd=str(PROJECT_ROOT))
+    # SIGTERM (kill, a service manager, a test) stops the demo like Ctrl-C does, so that
+    # the sample app is never left behind.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        time.sleep(0.5)
-        if process.poll() is not None:
-            print(f"error: the sample app exited at start (code {process.returncode})",
+        if not _wait_until_serving(process, client_port):
+            print("error: the sample app did not start (see its messages above)",
                   file=sys.stderr)
             return 1
         print(_banner(settings.issuer, app_url, password,
@@ -190,6 +211,7 @@ def run_demo(app: Flask, port: int, client_port: int) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         _stop(process)
     print("demo stopped")
     return 0

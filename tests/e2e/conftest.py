@@ -48,7 +48,6 @@ class LiveProcess:
         self._wait_ready(ready_path)
 
     def log_tail(self, size: int = 4000) -> str:
-        self._log.flush()
         return self.log_path.read_bytes()[-size:].decode(errors="replace")
 
     def _wait_ready(self, path: str) -> None:
