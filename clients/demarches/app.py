@@ -411,8 +411,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return sign_in_again("Votre accès a expiré : reconnectez-vous.")
         if userinfo.get("sub") != current.id_claims["sub"]:
             return sign_in_again("Reconnectez-vous.")
-        # The provider may not send a new ID token on refresh: keep the first for logout.
-        token.setdefault("id_token", current.token.get("id_token"))
+        # Keep the ID token validated at sign-in: it is the id_token_hint for logout.
+        token["id_token"] = current.token.get("id_token")
         current.token, current.userinfo = dict(token), userinfo
         flash("Vos informations ont été mises à jour depuis votre compte usager.", "ok")
         return redirect(url_for("demarche"))
