@@ -275,4 +275,4 @@ def demo(port: int, client_port: int) -> None:
     """Run the provider and the sample démarche app, with a demo account."""
     from .demo import run_demo
 
-    sys.exit(run_demo(current_app, port, client_port))
+    sys.exit(run_demo(current_app._get_current_object(), port, client_port))
