@@ -142,6 +142,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .account import bp as account_bp
     from .flows.login import bp as login_bp
+    from .flows.mfa import bp as mfa_bp
     from .flows.recovery import bp as recovery_bp
     from .flows.registration import bp as registration_bp
     from .flows.terms import bp as terms_bp
@@ -149,6 +150,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
+    app.register_blueprint(mfa_bp)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(registration_bp)
     app.register_blueprint(account_bp)
