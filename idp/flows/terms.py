@@ -25,6 +25,10 @@ NOT_INTERRUPTED = {"static", "terms.accept", "terms_page", "home", "oidc.logout"
                    "oidc.oauth_metadata", "oidc.jwks"}
 
 
+# The second-factor steps of the login flow come before the session exists.
+LOGIN_STEPS = {"mfa.challenge", "mfa.recovery", "mfa.login_enrol"}
+
+
 class AcceptTermsForm(BaseForm):
     accept = BooleanField(_l("J'ai lu et j'accepte les conditions générales d'utilisation"),
                           validators=[DataRequired(message=_l(
@@ -40,7 +44,7 @@ def needs_acceptance() -> bool:
 def enforce_terms():
     """before_request hook."""
     endpoint = request.endpoint or ""
-    if endpoint in NOT_INTERRUPTED or endpoint.startswith(("login.", "mfa.")):
+    if endpoint in NOT_INTERRUPTED or endpoint.startswith("login.") or endpoint in LOGIN_STEPS:
         return None
     if endpoint == "oidc.authorize" and request.values.get("prompt") == "none":
         return None

@@ -433,8 +433,6 @@ def test_step_up_from_a_password_session_to_eidas2(app, svc, browser, rp, clock,
     assert claims["acr"] == "eidas2" and "otp" in claims["amr"]
 
 
-@pytest.mark.xfail(reason="authorize.py passes acr to the login flow only on step-up, not "
-                          "when there is no session yet (see the MFA report)", strict=False)
 def test_eidas2_request_without_a_session_sets_up_the_second_factor(browser, rp, clock,
                                                                    make_user):
     user = make_user()

@@ -262,7 +262,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None):
             "login.start", return_to=url_for("oidc.authorize_resume", flow_id=flow.id),
             login_hint=interaction.params.get("login_hint"), ui_locales=ui_locales,
             client_id=interaction.client.client_id,
-            acr=_required_acr(interaction) if reason == "step_up" else None,
+            acr=_required_acr(interaction),
             force=1 if reason != "no_session" else None))
 
     user_id = current_user.user.id
