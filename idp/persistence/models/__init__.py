@@ -6,6 +6,7 @@ from .clients import Client, hash_client_secret
 from .consumables import Consumable
 from .flows import Flow
 from .oauth import Consent, Grant, RevokedAccessToken
+from .relations import Relation
 from .sessions import SsoSession
 from .users import MfaCredential, User
 
