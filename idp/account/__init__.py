@@ -1,15 +1,29 @@
-"""The account space "Mon compte"."""
+"""The account space "Mon compte": profile and contacts, security, preferences,
+relations, applications and privacy. One blueprint; one module per section."""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint
 
-from ..web.auth import login_required
+bp = Blueprint("account", __name__, url_prefix="/compte", static_folder="static",
+               static_url_path="/static")
 
-bp = Blueprint("account", __name__, url_prefix="/compte")
+
+@bp.after_request
+def _no_store(response):
+    # Every page shows personal data: never kept by a browser or a proxy.
+    if not (response.headers.get("Cache-Control") and _is_static()):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
 
 
-@bp.route("/")
-@login_required
-def index():
-    return render_template("account/index.html", user=g.user), 200, {"Cache-Control": "no-store"}
+def _is_static() -> bool:
+    from flask import request
+
+    return request.endpoint == "account.static"
+
+
+# The sections register their routes on ``bp`` (imported last: they import ``bp``).
+from . import (applications, contact, preferences, privacy, profile,  # noqa: E402,F401
+               relations, security)

@@ -1,0 +1,80 @@
+"""What every page of "Mon compte" shares: rendering, notices sent to the user, dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import current_app, render_template
+from flask_babel import lazy_gettext as _l
+
+from ..flows.registration import absolute_url, ui_locale  # noqa: F401 (used by the sections)
+from ..flows.registration import send_templated_email as send_email
+from ..messaging.sms import SmsMessage
+from ..messaging.templates import MessageTemplateError, render_sms
+from ..persistence.models import User
+from ..services import services
+
+log = logging.getLogger(__name__)
+
+# The sections of "Mon compte", in the order of the navigation: (endpoint, label).
+SECTIONS = (
+    ("account.index", _l("Profil")),
+    ("account.security", _l("Sécurité")),
+    ("account.preferences", _l("Préférences")),
+    ("account.relations", _l("Mes relations")),
+    ("account.applications", _l("Applications")),
+    ("account.privacy", _l("Confidentialité")),
+)
+
+
+def page(template: str, status: int = 200, *, section: str, **context):
+    """Render a page of "Mon compte"; ``section`` is the endpoint of its nav entry."""
+    return render_template(template, account_sections=SECTIONS, account_section=section,
+                           **context), status
+
+
+def recovery_url() -> str:
+    endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
+        else "login.start"
+    return absolute_url(endpoint)
+
+
+def format_when(value: dt.datetime | None, locale: str | None = None) -> str:
+    """``23/11/2026 à 13:05 (UTC)``, in the user's language."""
+    if value is None:
+        return ""
+    value = value.astimezone(dt.timezone.utc)
+    joiner = "at" if (locale or "fr").startswith("en") else "à"
+    return f"{value:%d/%m/%Y} {joiner} {value:%H:%M} (UTC)"
+
+
+def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:
+    settings = services().settings
+    try:
+        text = render_sms(name, locale, service_name=settings.service_name,
+                          organisation_name=settings.organisation_name, **context)
+    except MessageTemplateError:
+        return False
+    except Exception:  # noqa: BLE001
+        log.exception("cannot render the SMS %s", name)
+        return False
+    return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text))
+
+
+def sms_allowed(user: User) -> bool:
+    return bool(user.phone_number and user.phone_number_verified)
+
+
+def notify(user: User, name: str, **context) -> bool:
+    """A security notice to the user, by their preferred contact mode.
+
+    By SMS when they chose it, their phone is verified and the message has an SMS
+    version; otherwise (or when the SMS cannot go) by e-mail to the contact address
+    (verified by code), or the login address. Security notices are sent whatever
+    ``notifications_email`` says."""
+    locale = user.locale or services().settings.default_locale
+    if user.preferred_contact == "sms" and sms_allowed(user):
+        if send_sms(user.phone_number, name, locale, **context):
+            return True
+    return send_email(user.contact_email or user.email, name, locale, **context)
