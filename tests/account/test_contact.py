@@ -1,0 +1,227 @@
+"""Adding or changing a phone number or a contact e-mail, verified by a code."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+
+from idp.persistence.models import AuditEvent, Consumable
+from tests.account.conftest import CAPTCHA_OK, load_user, text
+
+PHONE_NC = "+687 75 12 34"
+PHONE_NC_E164 = "+687751234"
+PHONE_FR_E164 = "+33612345678"
+
+
+def start(browser, slug, values, captcha=True):
+    page = browser.get(f"/compte/contact/{slug}")
+    assert page.status_code == 200
+    data = dict(values)
+    if captcha:
+        data.update(CAPTCHA_OK)
+    return browser.submit(page, "captcha_payload", data)
+
+
+def enter_code(browser, slug, code):
+    page = browser.get(f"/compte/contact/{slug}/code")
+    assert page.status_code == 200
+    return browser.submit(page, "code", {"code": code})
+
+
+def wrong(code: str) -> str:
+    return "".join(str((int(c) + 1) % 10) for c in code)
+
+
+def test_add_phone_with_sms_code(logged_in, user, svc, outbox, app):
+    response = start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/compte/contact/telephone/code")
+    sms = outbox.last(PHONE_FR_E164)
+    assert sms["kind"] == "sms"
+    code = outbox.code(PHONE_FR_E164)
+    assert len(code) == 6 and code.isdigit()
+    # not changed before the code is typed
+    assert load_user(svc, user.id).phone_number is None
+    page = logged_in.get("/compte/contact/telephone/code")
+    assert "+33 6 12 34 56 78" in page.data.decode()
+    response = enter_code(logged_in, "telephone", code)
+    assert response.status_code == 302
+    saved = load_user(svc, user.id)
+    assert saved.phone_number == PHONE_FR_E164 and saved.phone_number_verified
+    with app.app_context():
+        item = svc.db.session.scalar(select(Consumable).where(Consumable.user_id == user.id))
+        assert item.secret_hash and code not in item.secret_hash
+        assert item.lookup == f"contact:{user.id}:phone:{PHONE_FR_E164}"
+        types = set(svc.db.session.scalars(select(AuditEvent.type).where(
+            AuditEvent.user_id == user.id)))
+    assert {"contact.code_sent", "contact.verified"} <= types
+    assert "vérifié et enregistré" in logged_in.get("/compte/").data.decode()
+
+
+@pytest.mark.settings(messaging={"default_region": "NC"}, verification={"code_length": 4})
+def test_four_digit_code_and_new_caledonia_number(logged_in, user, svc, outbox):
+    response = start(logged_in, "telephone", {"phone": PHONE_NC})
+    assert response.status_code == 302, text(response)[:2000]
+    code = outbox.code(PHONE_NC_E164)
+    assert len(code) == 4
+    assert "4 chiffres" in logged_in.get("/compte/contact/telephone/code").data.decode()
+    assert enter_code(logged_in, "telephone", code).status_code == 302
+    assert load_user(svc, user.id).phone_number == PHONE_NC_E164
+
+
+def test_contact_email_by_email_code(logged_in, user, svc, outbox):
+    response = start(logged_in, "courriel", {"email": "Marie.Contact@Example.org"})
+    assert response.status_code == 302
+    message = outbox.last("marie.contact@example.org")
+    assert message["kind"] == "email" and "code de validation" in message["subject"].lower()
+    code = outbox.code("marie.contact@example.org")
+    assert load_user(svc, user.id).contact_email is None
+    assert enter_code(logged_in, "courriel", code).status_code == 302
+    assert load_user(svc, user.id).contact_email == "marie.contact@example.org"
+
+
+@pytest.mark.parametrize("raw,message", [
+    ("12", "pas le bon nombre de chiffres"),
+    ("abc", "pas valide"),
+    ("01 23 45 67 89", "ne peut pas recevoir de SMS"),
+    ("", "Saisissez un numéro de téléphone."),
+])
+def test_invalid_phone_is_refused(logged_in, outbox, raw, message):
+    response = start(logged_in, "telephone", {"phone": raw})
+    assert response.status_code == 400
+    html = text(response)
+    assert message in html and 'aria-invalid="true"' in html and 'href="#phone"' in html
+    assert f'value="{raw}"' in html or not raw
+    assert outbox.all() == []
+
+
+def test_captcha_is_required(logged_in, outbox):
+    response = start(logged_in, "telephone", {"phone": "06 12 34 56 78"}, captcha=False)
+    assert response.status_code == 400
+    assert "robot" in text(response)
+    assert outbox.all() == []
+
+
+def test_invalid_email_is_refused(logged_in, outbox):
+    response = start(logged_in, "courriel", {"email": "pas-une-adresse"})
+    assert response.status_code == 400 and "adresse e-mail valide" in text(response)
+    assert outbox.all() == []
+
+
+def test_wrong_code_then_right_code(logged_in, user, svc, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    code = outbox.code(PHONE_FR_E164)
+    response = enter_code(logged_in, "telephone", wrong(code))
+    assert response.status_code == 400
+    html = text(response)
+    assert "Ce code est incorrect. Il vous reste 4 essai(s)." in html
+    assert 'href="#code"' in html
+    assert load_user(svc, user.id).phone_number is None
+    assert enter_code(logged_in, "telephone", code).status_code == 302
+    assert load_user(svc, user.id).phone_number_verified
+
+
+def test_badly_formed_code_does_not_count(logged_in, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    response = enter_code(logged_in, "telephone", "12ab")
+    assert response.status_code == 400 and "Le code compte 6 chiffres." in text(response)
+    code = outbox.code(PHONE_FR_E164)
+    assert enter_code(logged_in, "telephone", code).status_code == 302
+
+
+def test_too_many_wrong_codes_kill_the_code(logged_in, user, svc, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    code = outbox.code(PHONE_FR_E164)
+    for _ in range(5):
+        response = enter_code(logged_in, "telephone", wrong(code))
+        assert response.status_code == 400
+    assert "Trop d'essais" in text(response)
+    response = enter_code(logged_in, "telephone", code)
+    assert response.status_code == 400 and "Trop d'essais" in text(response)
+    assert load_user(svc, user.id).phone_number is None
+
+
+def test_expired_code(logged_in, user, svc, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    code = outbox.code(PHONE_FR_E164)
+    with svc.db.transaction() as session:
+        session.execute(update(Consumable).where(Consumable.user_id == user.id).values(
+            expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+    response = enter_code(logged_in, "telephone", code)
+    assert response.status_code == 400 and "Ce code a expiré" in text(response)
+    assert load_user(svc, user.id).phone_number is None
+
+
+def test_resend_is_throttled(logged_in, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    assert len(outbox.all()) == 1
+    page = logged_in.get("/compte/contact/telephone/code")
+    response = logged_in.submit(page, "resend")
+    assert response.status_code == 302
+    html = logged_in.get(response.headers["Location"]).data.decode()
+    assert "Patientez" in html
+    assert len(outbox.all()) == 1
+    # a new request for the same number from the first step is throttled too
+    response = start(logged_in, "telephone", {"phone": "+33 6 12 34 56 78"})
+    assert response.status_code == 400 and "Patientez" in text(response)
+    # and so is another number from the same account
+    response = start(logged_in, "telephone", {"phone": "06 98 76 54 32"})
+    assert response.status_code == 400 and "Patientez" in text(response)
+    assert len(outbox.all()) == 1
+
+
+def test_destination_throttled_across_accounts(logged_in, new_browser, user_factory, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    other = user_factory()
+    second = new_browser()
+    second.login(other.email)
+    response = start(second, "telephone", {"phone": "06 12 34 56 78"})
+    assert response.status_code == 400 and "Patientez" in text(response)
+    assert len(outbox.all()) == 1
+
+
+@pytest.mark.settings(verification={"resend_interval": 0})
+def test_resend_voids_the_previous_code(logged_in, user, svc, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    first = outbox.code(PHONE_FR_E164)
+    page = logged_in.get("/compte/contact/telephone/code")
+    logged_in.submit(page, "resend")
+    assert len(outbox.all()) == 2
+    second = outbox.code(PHONE_FR_E164)
+    if first != second:
+        response = enter_code(logged_in, "telephone", first)
+        assert response.status_code == 400
+    assert enter_code(logged_in, "telephone", second).status_code == 302
+    assert load_user(svc, user.id).phone_number == PHONE_FR_E164
+
+
+def test_code_page_without_pending_contact_goes_back(logged_in):
+    response = logged_in.get("/compte/contact/telephone/code")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/compte/contact/telephone")
+    assert logged_in.get("/compte/contact/fax").status_code == 404
+
+
+def test_remove_phone(logged_in, user, svc, outbox):
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    enter_code(logged_in, "telephone", outbox.code(PHONE_FR_E164))
+    page = logged_in.get("/compte/")
+    form_page = page
+    from tests.support import forms
+
+    action = next(f["action"] for f in forms(form_page.data)
+                  if f["action"].endswith("/contact/telephone/supprimer"))
+    from tests.support import csrf_token
+
+    response = logged_in.post(action, data={"csrf_token": csrf_token(page.data)})
+    assert response.status_code == 302
+    saved = load_user(svc, user.id)
+    assert saved.phone_number is None and not saved.phone_number_verified
+
+
+def test_post_without_csrf_is_refused(logged_in, user, svc):
+    response = logged_in.post("/compte/contact/telephone",
+                              data={"phone": "0612345678", **CAPTCHA_OK})
+    assert response.status_code == 400
