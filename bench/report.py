@@ -39,11 +39,18 @@ def render(results: dict) -> str:
     out.append(f"- Machine: {machine['cores']} cores ({machine['cpu_model']}), "
                f"{machine['memory_gib']:.0f} GiB, Python {machine['python']}, "
                f"{machine.get('node', 'node ?')}")
+    source = meta.get("source") or {}
+    if source.get("commit"):
+        dirty = source.get("modified_files")
+        out.append(f"- Source: commit {source['commit'][:12]}"
+                   + (f", with {dirty} modified or new files outside bench/ and docs/"
+                      if dirty else ", clean tree"))
     for key, target in results.get("targets", {}).items():
         out.append(f"- `{key}`: {target.get('version', '')}; {target.get('setup', '')}")
     s = meta["settings"]
     out.append(f"- Each scenario: {s['warmup']:g} s warm-up, then {s['duration']:g} s measured, "
-               f"{s['concurrency']} concurrent client threads (closed loop); "
+               f"{s['concurrency']} concurrent client threads (closed loop; the half-capacity "
+               f"sign-in: fixed rate, twice as long, {2 * s['concurrency']} threads); "
                f"sign-in accounts: {meta.get('signin_accounts', '?')}")
     argon = results.get("argon2")
     if argon:
@@ -95,7 +102,43 @@ def render(results: dict) -> str:
                     cells.append(_f(side.get("total_cpu_ms_per_op"), 3))
             cells.append(_f(ratio, 2, "×"))
             out.append(_row(cells))
+            floor = by_key.get((key, "floor", None, mode))
+            if floor:
+                ratio = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
+                         if node and node.get("cpu_ms_per_op") else None)
+                out.append(_row(["1c. Floor: gunicorn serving the same document statically",
+                                 _f(floor["throughput"], 1), _f(floor["p50_ms"]),
+                                 _f(floor["p99_ms"]), floor["errors"],
+                                 _f(floor["cpu_ms_per_op"], 3), "–", "", "", "", "", "",
+                                 _f(ratio, 2, "×")]))
     out.append("")
+
+    work = [r for r in results.get("scenarios", [])
+            if r["target"] == "ours" and r["accounts"] == base_accounts]
+    if work:
+        out.append("## Work per operation (ours)")
+        out.append("")
+        out.append("What one operation asks of the storage, and what the measurement cost "
+                   "around it: the load generator's own CPU and how busy the machine was. "
+                   "PostgreSQL counts are approximate (backends report them within a second); "
+                   "Redis counts are the whole server's.")
+        out.append("")
+        out.append(_row(["Scenario", "mode", "HTTP req/op", "PG xact/op", "PG row writes/op",
+                         "Redis cmd/op", "PG CPU s/1k", "Redis CPU s/1k", "client CPU s/1k",
+                         "machine busy", "others (cores)"]))
+        out.append(_row(["---", "---"] + ["---:"] * 9))
+        for row in work:
+            storage = row.get("storage_per_op", {})
+            backing = row.get("backing_cpu_ms_per_op", {})
+            out.append(_row([row["title"], row["mode"], _f(row.get("requests_per_op"), 1),
+                             _f(storage.get("pg_transactions"), 1),
+                             _f(storage.get("pg_row_writes"), 1),
+                             _f(storage.get("redis_commands"), 1),
+                             _f(backing.get("postgresql"), 3), _f(backing.get("redis"), 3),
+                             _f(row.get("client_cpu_ms_per_op"), 3),
+                             _f(row.get("machine_busy_pct"), 0, " %"),
+                             _f(row.get("other_load_cores"), 2)]))
+        out.append("")
 
     signin = results.get("signin")
     if signin:
@@ -110,6 +153,9 @@ def render(results: dict) -> str:
             ("Our CPU per flow without the hash (ms)", _f(signin.get("ours_cpu_minus_hash_ms"), 2)),
             ("node CPU per flow (ms)", _f(signin.get("node_cpu_ms"), 2)),
             ("(ours − hash) / node", _f(signin.get("ratio_minus_hash"), 2, "×")),
+            ("HTTP requests per flow, ours / node",
+             f"{_f(signin.get('ours_requests_per_flow'), 1)} / "
+             f"{_f(signin.get('node_requests_per_flow'), 1)}"),
             ("Our flows per second (closed loop)", _f(signin.get("ours_flows_per_s"), 1)),
             ("Hash-bound limit (cores ÷ hash time), flows/s", _f(signin.get("hash_bound_per_s"), 1)),
             ("Fraction of the hash-bound limit reached", _f(signin.get("fraction_of_limit_pct"), 1, " %")),

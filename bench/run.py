@@ -36,8 +36,8 @@ import procstat  # noqa: E402
 import report  # noqa: E402
 import seed as seeding  # noqa: E402
 from scenarios import SCENARIOS, HttpError, Target, run_load, sign_in  # noqa: E402
-from servers import (ROOT, BackingCpu, OurProvider, SuiteError, ensure_postgres,  # noqa: E402
-                     ensure_redis, log, run, start_reference)
+from servers import (ROOT, BackingCpu, OurProvider, StorageCounters, SuiteError,  # noqa: E402
+                     ensure_postgres, ensure_redis, log, run, start_floor, start_reference)
 from httpclient import Connection  # noqa: E402
 
 MAIN_ORDER = ["discovery", "jwks", "client_credentials", "refresh_token", "signin",
@@ -144,11 +144,24 @@ def machine_info() -> dict:
             "node": f"node {node_version}"}
 
 
+def source_state() -> dict:
+    """The commit measured, and whether the provider's files differ from it (a run on
+    a tree being edited measures whatever the workers loaded)."""
+    head = run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], timeout=10, check=False)
+    status = run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".", ":!bench",
+                  ":!docs"], timeout=10, check=False)
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    return {"commit": head.stdout.strip() or None, "modified_files": len(changed),
+            "modified_sample": changed[:10]}
+
+
 class Measured:
     """A target with the processes whose CPU is charged to it."""
 
-    def __init__(self, target: Target, cpu_fn, backing: BackingCpu | None, memory_fn) -> None:
+    def __init__(self, target: Target, cpu_fn, backing: BackingCpu | None, memory_fn,
+                 counters: StorageCounters | None = None) -> None:
         self.target = target
+        self.counters = counters
         self.cpu_fn = cpu_fn
         self.backing = backing
         self.memory_fn = memory_fn
@@ -156,29 +169,33 @@ class Measured:
 
 def measure(measured: Measured, key: str, args, *, accounts: int | None,
             rate: float | None = None, concurrency: int | None = None,
-            profile_dir: Path | None = None, server_pids=None) -> dict:
+            duration: float | None = None, profile_dir: Path | None = None,
+            server_pids=None) -> dict:
     scenario = SCENARIOS[key]
     marks: dict = {}
     profiler = None
 
     def start() -> None:
         nonlocal profiler
+        marks["counters0"] = measured.counters.sample() if measured.counters else {}
         marks["cpu0"] = measured.cpu_fn()
         marks["backing0"] = measured.backing.sample() if measured.backing else None
         marks["client0"] = time.process_time()
         marks["machine0"] = procstat.machine_cpu()
         if profile_dir is not None and server_pids:
-            profiler = start_profiler(profile_dir, key, server_pids(), args.duration)
+            profiler = start_profiler(profile_dir, key, server_pids(), duration)
 
     def end() -> None:
         marks["cpu1"] = measured.cpu_fn()
         marks["backing1"] = measured.backing.sample() if measured.backing else None
         marks["client1"] = time.process_time()
         marks["machine1"] = procstat.machine_cpu()
+        marks["counters1"] = measured.counters.sample() if measured.counters else {}
 
     concurrency = concurrency or args.concurrency
+    duration = duration or args.duration
     result = run_load(measured.target, scenario, concurrency=concurrency, warmup=args.warmup,
-                      duration=args.duration, on_window_start=start, on_window_end=end,
+                      duration=duration, on_window_start=start, on_window_end=end,
                       rate=rate)
     if profiler is not None:
         finish_profiler(profiler)
@@ -186,12 +203,17 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
     cpu = marks["cpu1"] - marks["cpu0"]
     backing = (BackingCpu.delta(marks["backing0"], marks["backing1"])
                if measured.backing else {})
+    client = marks["client1"] - marks["client0"]
+    busy = procstat.machine_busy_fraction(marks["machine0"], marks["machine1"])
+    # What the rest of the machine did meanwhile (other people's tests, say), in cores.
+    other = busy * (os.cpu_count() or 1) - (cpu + sum(backing.values()) + client) / result.seconds
     row = {
         "key": key, "title": scenario.title, "unit": scenario.unit,
         "target": measured.target.name, "accounts": accounts,
         "mode": "closed" if rate is None else "fixed-rate",
         "scheduled_rate": rate, "concurrency": concurrency,
         "ops": result.ops, "seconds": round(result.seconds, 3),
+        "requests_per_op": result.requests / ops,
         "throughput": result.throughput,
         "p50_ms": _ms(result.percentile(50)), "p90_ms": _ms(result.percentile(90)),
         "p99_ms": _ms(result.percentile(99)), "max_ms": _ms(result.percentile(100)),
@@ -200,14 +222,17 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
         "server_cpu_s": round(cpu, 3), "cpu_ms_per_op": cpu * 1000 / ops,
         "backing_cpu_ms_per_op": {k: v * 1000 / ops for k, v in backing.items()},
         "total_cpu_ms_per_op": (cpu + sum(backing.values())) * 1000 / ops,
-        "client_cpu_ms_per_op": (marks["client1"] - marks["client0"]) * 1000 / ops,
-        "machine_busy_pct": 100 * procstat.machine_busy_fraction(marks["machine0"],
-                                                                 marks["machine1"]),
+        "storage_per_op": {k: (v - marks["counters0"].get(k, 0)) / ops
+                           for k, v in marks["counters1"].items()},
+        "client_cpu_ms_per_op": client * 1000 / ops,
+        "machine_busy_pct": 100 * busy,
+        "other_load_cores": max(0.0, other),
     }
     log(f"{measured.target.name:5s} {key:18s} {row['mode']:10s} {row['throughput']:8.1f} op/s "
         f"p50 {row['p50_ms'] or 0:7.2f} ms  p99 {row['p99_ms'] or 0:7.2f} ms  "
         f"cpu {row['cpu_ms_per_op']:.3f} ms/op (+storage {row['total_cpu_ms_per_op']:.3f})  "
-        f"errors {row['errors']}  machine {row['machine_busy_pct']:.0f}%")
+        f"errors {row['errors']}  machine {row['machine_busy_pct']:.0f}% "
+        f"(others {row['other_load_cores']:.2f} cores)")
     if result.error_samples:
         log(f"      first error: {result.error_samples[0]}")
     return row
@@ -266,6 +291,8 @@ def compute_checks(results: dict, args) -> None:
             "node_cpu_ms": node["cpu_ms_per_op"] if node else None,
             "ratio_minus_hash": value,
             "ours_flows_per_s": ours["throughput"],
+            "ours_requests_per_flow": ours.get("requests_per_op"),
+            "node_requests_per_flow": node.get("requests_per_op") if node else None,
             "ours_flows_per_min": ours["throughput"] * 60,
             "hash_bound_per_s": argon.get("hash_bound_per_s"),
             "fraction_of_limit_pct": (100 * ours["throughput"] / argon["hash_bound_per_s"]
@@ -312,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python bench/run.py " + " ".join(shlex.quote(a) for a in
                                                          (argv if argv is not None else sys.argv[1:])),
             "machine": machine_info(),
+            "source": source_state(),
+            "signin_accounts": "random seeded accounts",
             "settings": {"duration": args.duration, "warmup": args.warmup,
                          "concurrency": args.concurrency, "workers": args.workers,
                          "accounts": args.accounts, "scenarios": args.scenarios},
@@ -356,37 +385,32 @@ def main(argv: list[str] | None = None) -> int:
             ours_target = ours_provider.target(web, service)
             database = None if args.sqlite else ours_provider.database
             backing = BackingCpu(database, redis=not args.sqlite)
+            counters = StorageCounters(database,
+                                       None if args.sqlite else ours_provider.redis_db)
             measured["ours"] = Measured(ours_target, ours_provider.server.cpu_seconds,
-                                        backing, ours_provider.server.memory)
+                                        backing, ours_provider.server.memory, counters)
             setup = (f"gunicorn -w {args.workers} (sync), "
                      + ("SQLite, in-process store" if args.sqlite else
                         "PostgreSQL database idp_bench, Redis db 13"))
             results["targets"]["ours"] = {"issuer": ours_target.issuer,
                                           "version": ours_target.version, "setup": setup}
             log(f"ours up: {ours_target.version} at {ours_target.issuer}")
-            # Sign in as random seeded accounts when the provider accepts them (realistic,
-            # and what makes the growth runs meaningful); else as the one created user.
+            results["memory"]["ours"] = {"at_rest": ours_provider.server.memory()}
+            # Every sign-in is as a random seeded account (distinct citizens, spread over
+            # the table: what makes the growth runs meaningful). Check that one can.
             ours_target.seeded_accounts = args.accounts[0]
             ours_target.seed_password = seeding.SEED_PASSWORD
             probe = Connection(ours_target.issuer)
             try:
                 sign_in(probe, ours_target)
-                results["meta"]["signin_accounts"] = "random seeded accounts"
             except HttpError as exc:
-                results["problems"].append(
-                    f"sign-in as a seeded account failed ({exc}); sign-ins use the one "
-                    "account created with `idp users create`, the growth runs then only "
-                    "measure the table size, not lookups spread over it")
-                ours_target.seeded_accounts = 0
-                if "node" in measured:
-                    measured["node"].target.seeded_accounts = 0
-                sign_in(probe, ours_target)  # raises if the created user cannot either
-                results["meta"]["signin_accounts"] = "one account"
+                raise SuiteError(f"a seeded account cannot sign in ({exc}): bench/seed.py "
+                                 "must fill what the provider now expects of an account") from exc
             finally:
                 probe.close()
 
         for name, m in measured.items():
-            results["memory"][name] = {"at_rest": m.memory_fn()}
+            results["memory"].setdefault(name, {"at_rest": m.memory_fn()})
 
         per_scenario = args.warmup + args.duration + 15
         for key in args.scenarios:
@@ -401,13 +425,26 @@ def main(argv: list[str] | None = None) -> int:
                     closed = results["scenarios"][-1]
                     rate = closed["throughput"] / 2
                     if rate > 0:
-                        budget.check(per_scenario, f"half-capacity sign-in on {name}")
+                        # Twice as long: a p99 wants a few hundred flows.
+                        budget.check(per_scenario + args.duration,
+                                     f"half-capacity sign-in on {name}")
                         results["scenarios"].append(measure(
                             m, key, args, rate=rate, concurrency=args.concurrency * 2,
+                            duration=2 * args.duration,
                             accounts=args.accounts[0] if name == "ours" else None))
 
         for name, m in measured.items():
             results["memory"][name]["after"] = m.memory_fn()
+
+        if "discovery" in args.scenarios and ours_provider is not None:
+            budget.check(per_scenario + 10, "the gunicorn floor")
+            floor_server, floor_target = start_floor(ours_provider)
+            try:
+                results["scenarios"].append(measure(
+                    Measured(floor_target, floor_server.cpu_seconds, None, floor_server.memory),
+                    "discovery", args, accounts=None))
+            finally:
+                floor_server.stop()
 
         if "ours" in measured and len(args.accounts) > 1:
             run_growth(results, measured["ours"], ours_provider, args, budget)

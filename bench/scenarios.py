@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import math
 import random
+import re
 import secrets
 import threading
 import time
@@ -55,9 +57,12 @@ class Target:
     seed_password: str = ""
     metadata: dict = field(default_factory=dict)
 
-    def credentials(self) -> tuple[str, str]:
-        if self.seeded_accounts:
-            i = random.randint(1, self.seeded_accounts)
+    def credentials(self, slot: int = 0, slots: int = 1) -> tuple[str, str]:
+        """A seeded account at random among those of worker ``slot`` of ``slots`` (the
+        workers draw from disjoint sets: our provider rightly refuses a second sign-in
+        to an account while one is being checked), else the one fixed account."""
+        if self.seeded_accounts >= slots:
+            i = slot + 1 + slots * random.randrange((self.seeded_accounts - slot) // slots)
             return f"seed-{i:07d}@bench.invalid", self.seed_password
         return self.email, self.password
 
@@ -178,7 +183,7 @@ def sign_in(conn: Connection, target: Target, *, with_userinfo: bool = True,
             logins += is_login
             resp = conn.post_form(url, fields, jar=jar)
         else:
-            raise HttpError(f"unexpected HTTP {resp.status} at {resp.url}: {resp.body[:200]!r}")
+            raise HttpError(f"unexpected HTTP {resp.status} at {resp.url}: {_visible(resp)}")
     if callback is None:
         raise HttpError("no redirect to the client after 16 steps")
     params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
@@ -194,6 +199,20 @@ def sign_in(conn: Connection, target: Target, *, with_userinfo: bool = True,
     if with_userinfo:
         userinfo(conn, target, tokens["access_token"])
     return tokens
+
+
+def _visible(resp: Response, limit: int = 300) -> str:
+    """What a person would read on an error page: its text without the markup."""
+    text = resp.text
+    if "html" not in (resp.header("Content-Type") or ""):
+        return repr(text[:limit])
+    for marker in ("<main", "<body"):
+        if marker in text:
+            text = text[text.index(marker):]
+            break
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return repr(" ".join(html.unescape(text).split())[:limit])
 
 
 def exchange_code(conn: Connection, target: Target, code: str, verifier: str) -> dict:
@@ -229,8 +248,9 @@ def _expect_json(resp: Response, status: int) -> dict:
 class Worker:
     """Per-thread state: a connection and whatever the scenario keeps between ops."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, timeout: float, slot: int = 0, slots: int = 1) -> None:
         self.target = target
+        self.slot, self.slots = slot, slots
         self.conn = Connection(target.issuer, timeout)
         self.state: dict = {}
 
@@ -266,7 +286,8 @@ def _client_credentials(w: Worker) -> None:
 
 
 def _setup_signed_in(w: Worker) -> None:
-    tokens = sign_in(w.conn, w.target, with_userinfo=False)
+    tokens = sign_in(w.conn, w.target, with_userinfo=False,
+                     credentials=w.target.credentials(w.slot, w.slots))
     w.state["refresh_token"] = tokens["refresh_token"]
     w.state["access_token"] = tokens["access_token"]
 
@@ -292,18 +313,25 @@ def _refresh(w: Worker) -> None:
 
 
 def _signin(w: Worker) -> None:
-    sign_in(w.conn, w.target, with_userinfo=True)
+    sign_in(w.conn, w.target, with_userinfo=True,
+            credentials=w.target.credentials(w.slot, w.slots))
+
+
+def _access_token(w: Worker) -> str:
+    if "access_token" not in w.state:  # the setup failed: sign in again (not counted)
+        _setup_signed_in(w)
+    return w.state["access_token"]
 
 
 def _introspect(w: Worker) -> None:
     resp = w.conn.post_form(w.target.endpoint("introspection_endpoint"),
-                            {"token": w.state["access_token"]}, headers=w.target.web.auth)
+                            {"token": _access_token(w)}, headers=w.target.web.auth)
     if _expect_json(resp, 200).get("active") is not True:
         raise HttpError("introspection: token not active")
 
 
 def _userinfo(w: Worker) -> None:
-    userinfo(w.conn, w.target, w.state["access_token"])
+    userinfo(w.conn, w.target, _access_token(w))
 
 
 SCENARIOS: dict[str, Scenario] = {s.key: s for s in (
@@ -334,6 +362,7 @@ class LoadResult:
     ops: int                      # successful ops completed inside the window
     errors: int                   # failed ops, anywhere (setup, warm-up, window)
     window_errors: int
+    requests: int                 # HTTP requests of those ops (a flow makes several)
     seconds: float
     latencies: list[float]        # seconds, successful ops of the window
     error_samples: list[str]
@@ -350,6 +379,9 @@ class LoadResult:
         ordered = sorted(self.latencies)
         rank = max(1, math.ceil(q / 100 * len(ordered)))
         return ordered[rank - 1]
+
+
+ERROR_BACKOFF = 0.05  # seconds a worker pauses after a failed op
 
 
 class _Recorder:
@@ -382,14 +414,14 @@ def run_load(target: Target, scenario: Scenario, *, concurrency: int, warmup: fl
     recorder = _Recorder()
     stop = threading.Event()
     ready = threading.Barrier(concurrency + 1)
-    samples: list[list[tuple[float, float, bool]]] = [[] for _ in range(concurrency)]
+    samples: list[list[tuple[float, float, bool, int]]] = [[] for _ in range(concurrency)]
     counter = iter(range(10**12))
     counter_lock = threading.Lock()
     clock = time.perf_counter
     start_box: list[float] = []
 
     def body(index: int) -> None:
-        worker = Worker(target, timeout)
+        worker = Worker(target, timeout, index, concurrency)
         own = samples[index]
         try:
             if scenario.setup is not None:
@@ -412,13 +444,17 @@ def run_load(target: Target, scenario: Scenario, *, concurrency: int, warmup: fl
                     if delay > 0:
                         if stop.wait(delay):
                             break
-                ok = True
+                ok, requests = True, worker.conn.requests
                 try:
                     scenario.op(worker)
                 except Exception as exc:  # noqa: BLE001 - counted, reported
                     ok = False
                     recorder.error(exc)
-                own.append((begin, clock(), ok))
+                own.append((begin, clock(), ok, worker.conn.requests - requests))
+                if not ok:
+                    # A failing server answers fast: do not let an error loop spin the
+                    # cores the other workers and the server need.
+                    stop.wait(ERROR_BACKOFF)
         finally:
             worker.conn.close()
 
@@ -443,15 +479,17 @@ def run_load(target: Target, scenario: Scenario, *, concurrency: int, warmup: fl
     for thread in threads:
         thread.join(timeout=timeout + 5)
 
-    latencies, ops, window_errors = [], 0, 0
+    latencies, ops, window_errors, requests = [], 0, 0, 0
     for own in samples:
-        for begin, end, ok in own:
+        for begin, end, ok, count in own:
             if window.start <= end <= window.end:
                 if ok:
                     ops += 1
+                    requests += count
                     latencies.append(end - begin)
                 else:
                     window_errors += 1
     return LoadResult(ops=ops, errors=recorder.errors, window_errors=window_errors,
+                      requests=requests,
                       seconds=window.end - window.start, latencies=latencies,
                       error_samples=recorder.error_samples, scheduled_rate=rate)

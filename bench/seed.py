@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 EMAIL_DOMAIN = "bench.invalid"
+_TERMS_VERSION = ""  # set by seed() from the provider's settings
 SEED_PASSWORD = "seeded account, password never used"
 
 
@@ -36,20 +37,37 @@ def shared_hash() -> str:
                           parallelism=parallelism).hash(SEED_PASSWORD)
 
 
-def argon2_parameters() -> tuple[int, int, int]:
-    """The provider's configured argon2id parameters, or its documented defaults."""
+def _settings():
+    """The provider's settings (same environment as the provider), or None."""
     try:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from idp.config import load_settings
-        p = load_settings().passwords
-        return p.argon2_memory_kib, p.argon2_time_cost, p.argon2_parallelism
+        return load_settings()
     except Exception:  # noqa: BLE001 - the provider may not be importable here
+        return None
+
+
+def argon2_parameters() -> tuple[int, int, int]:
+    """The provider's configured argon2id parameters, or its documented defaults."""
+    settings = _settings()
+    if settings is None:
         return 19 * 1024, 2, 1
+    p = settings.passwords
+    return p.argon2_memory_kib, p.argon2_time_cost, p.argon2_parallelism
+
+
+def terms_version() -> str:
+    """The version of the terms of use in force: seeded accounts have accepted it, or
+    the provider would ask each of them to accept it at sign-in."""
+    settings = _settings()
+    return settings.registration.terms_version if settings is not None else ""
 
 
 def _value_for(name: str, kind: str, i: int, now: str, password_hash: str) -> str | None:
     """A value for column ``name`` of row ``i`` (text form), None to leave it out."""
     named = {
+        "terms_version": _TERMS_VERSION,
+        "terms_accepted_at": now,
         "id": None,  # filled by the caller (uuid)
         "email": f"seed-{i:07d}@{EMAIL_DOMAIN}",
         "email_verified": "true",
@@ -96,6 +114,8 @@ def _columns_postgres(conn) -> list[tuple[str, str, bool]]:
 def _wanted(columns: list[tuple[str, str, bool]]) -> list[tuple[str, str]]:
     always = {"id", "email", "email_verified", "password_hash", "given_name", "family_name",
               "created_at", "updated_at"}
+    if _TERMS_VERSION:
+        always |= {"terms_version", "terms_accepted_at"}
     return [(name, kind) for name, kind, required in columns if required or name in always]
 
 
@@ -190,6 +210,8 @@ def seed_sqlite(url: str, accounts: int) -> int:
 
 
 def seed(url: str, accounts: int) -> int:
+    global _TERMS_VERSION
+    _TERMS_VERSION = terms_version()
     if url.startswith("sqlite"):
         return seed_sqlite(url, accounts)
     if url.startswith("postgres"):

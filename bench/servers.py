@@ -206,6 +206,34 @@ class BackingCpu:
         return out
 
 
+class StorageCounters:
+    """Work asked of the storage: PostgreSQL transactions and row writes of our database
+    (pg_stat_database, flushed by the backends within about a second, so approximate
+    over a short window) and Redis commands (the whole server's count)."""
+
+    def __init__(self, database: str | None, redis_db: int | None) -> None:
+        self.database = database
+        self.redis_db = redis_db
+        self._admin = admin_postgres_url() if database else None
+
+    def sample(self) -> dict[str, int]:
+        counters: dict[str, int] = {}
+        if self.database:
+            import psycopg
+            with psycopg.connect(self._admin, autocommit=True, connect_timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + "
+                    "tup_deleted FROM pg_stat_database WHERE datname = %s",
+                    (self.database,)).fetchone()
+            if row:
+                counters["pg_transactions"], counters["pg_row_writes"] = row
+        if self.redis_db is not None:
+            import redis
+            info = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5).info("stats")
+            counters["redis_commands"] = info["total_commands_processed"]
+        return counters
+
+
 # -- managed servers -------------------------------------------------------------------------
 
 
@@ -356,12 +384,9 @@ class OurProvider:
             "IDP_KEYS_DIR": str(keys),
             "IDP_INSTANCE_DIR": str(instance),
             "IDP_MESSAGING__OUTBOX_DIR": str(instance / "outbox"),
-            # All the load comes from one address: keep the rate limiter on (its cost
-            # is part of a sign-in) but with limits no benchmark reaches.
-            "IDP_RATE_LIMITS__LOGIN_PER_IP": "100000000/minute",
-            "IDP_RATE_LIMITS__CODE_VERIFY_PER_IP": "100000000/minute",
             "PYTHONUNBUFFERED": "1",
         })
+        env.update(_unreachable_ip_limits())
         if not self.sqlite:
             env["IDP_REDIS_URL"] = f"redis://127.0.0.1:6379/{self.redis_db}"
         # An explicit IDP_CONFIG given to the suite is passed on (e.g. other argon2
@@ -390,7 +415,7 @@ class OurProvider:
             "bench-web", "--auth-method", "client_secret_basic",
             "--grant-type", "authorization_code", "--grant-type", "refresh_token",
             "--scope", "openid", "--scope", "profile", "--scope", "email",
-            "--no-consent")
+            "--scope", "offline_access", "--no-consent")
         service = self._create_client(
             "bench-service", "--auth-method", "client_secret_basic",
             "--grant-type", "client_credentials")
@@ -424,9 +449,52 @@ class OurProvider:
     def target(self, web: Client, service: Client) -> Target:
         target = Target(name="ours", issuer=self.issuer, web=web, service=service,
                         redirect_uri=REDIRECT_URI, email=BENCH_EMAIL, password=BENCH_PASSWORD,
-                        version=_our_version())
+                        version=_our_version(),
+                        # Ours issues a refresh token only for offline_access (node's
+                        # reference is configured to issue one with every code).
+                        signin_scope="openid profile email offline_access")
         target.load_metadata()
         return target
+
+
+def start_floor(provider: OurProvider, timeout: float = 30) -> tuple[Managed, Target]:
+    """gunicorn, with the provider's worker count, serving a copy of its discovery
+    document from bench/floor_app.py."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    conn = Connection(provider.issuer)
+    try:
+        document = conn.get(provider.issuer + "/.well-known/openid-configuration").body
+    finally:
+        conn.close()
+    path = provider.workdir / "floor-document.json"
+    path.write_bytes(document.replace(provider.issuer.encode(), issuer.encode()))
+    env = {**os.environ, "BENCH_FLOOR_DOCUMENT": str(path)}
+    server = Managed("gunicorn floor")
+    server.start([venv_bin("gunicorn"), "-w", str(provider.workers), "-b", f"127.0.0.1:{port}",
+                  "--chdir", str(BENCH), "floor_app:app"],
+                 env=env, cwd=BENCH, log_path=provider.workdir / "floor.log")
+    server.wait_http(issuer + "/.well-known/openid-configuration", timeout)
+    none = Client("", "")
+    target = Target(name="floor", issuer=issuer, web=none, service=none,
+                    redirect_uri=REDIRECT_URI, email="", password="",
+                    version="gunicorn serving a static copy of the discovery document")
+    target.load_metadata()
+    return server, target
+
+
+def _unreachable_ip_limits() -> dict[str, str]:
+    """All the load comes from one address: keep the per-address rate limiter on (its
+    cost is part of each request) with limits no benchmark reaches."""
+    try:
+        import dataclasses
+        sys.path.insert(0, str(ROOT))
+        from idp.config import RateLimitSettings
+        names = [f.name for f in dataclasses.fields(RateLimitSettings)
+                 if f.name.endswith("_per_ip")]
+    except Exception:  # noqa: BLE001 - the suite must not depend on the provider's internals
+        names = ["login_per_ip", "code_verify_per_ip", "token_per_ip"]
+    return {f"IDP_RATE_LIMITS__{name.upper()}": "100000000/minute" for name in names}
 
 
 def _our_version() -> str:
