@@ -94,7 +94,8 @@ def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
         .execution_options(synchronize_session=False)
     ).scalar()
     item = session.scalar(select(Consumable).where(Consumable.kind == kind,
-                                                   Consumable.lookup == lookup))
+                                                   Consumable.lookup == lookup)
+                          .execution_options(populate_existing=True))
     if consumed_id is not None and item is not None:
         session.refresh(item)
         return ConsumeResult(Outcome.OK, item)
@@ -109,8 +110,15 @@ def code_digest(secret_key: str, lookup: str, code: str) -> str:
 
 def issue_code(session: Session, kind: str, lookup: str, code: str, ttl: int, secret_key: str,
                **fields) -> Consumable:
-    """Store a short code; any earlier live code for the same lookup is voided."""
+    """Store a short code; any earlier live code for the same lookup is voided.
+
+    The failures of the code it replaces carry over: asking for a new code must not
+    buy five more guesses (a resend does not reset the failure count)."""
     now = utcnow()
+    # A column query, not the entity: the identity map may hold a stale attempts count.
+    carried_attempts = session.scalar(select(Consumable.attempts).where(
+        Consumable.kind == kind, Consumable.lookup == lookup, Consumable.consumed_at.is_(None),
+        Consumable.expires_at > now).order_by(Consumable.created_at.desc()).limit(1)) or 0
     session.execute(
         update(Consumable)
         .where(Consumable.kind == kind, Consumable.lookup == lookup,
@@ -118,7 +126,8 @@ def issue_code(session: Session, kind: str, lookup: str, code: str, ttl: int, se
         .values(revoked_at=now)
         .execution_options(synchronize_session=False))
     item = Consumable(kind=kind, lookup=lookup, secret_hash=code_digest(secret_key, lookup, code),
-                      expires_at=now + dt.timedelta(seconds=ttl), **fields)
+                      expires_at=now + dt.timedelta(seconds=ttl), attempts=carried_attempts,
+                      **fields)
     session.add(item)
     return item
 
@@ -148,7 +157,8 @@ def verify_code(session: Session, kind: str, lookup: str, code: str, secret_key:
     if row is None:
         latest = session.scalar(select(Consumable).where(
             Consumable.kind == kind, Consumable.lookup == lookup
-        ).order_by(Consumable.created_at.desc()).limit(1))
+        ).order_by(Consumable.created_at.desc()).limit(1)
+            .execution_options(populate_existing=True))
         if latest is not None and latest.consumed_at is None and latest.revoked_at is None \
                 and latest.expires_at > now and latest.attempts >= max_attempts:
             return ConsumeResult(Outcome.TOO_MANY_ATTEMPTS, latest)
