@@ -5,6 +5,14 @@ The cookie carries only a random 256-bit id; the data lives in the key-value sto
 replayed as cookies. Sessions expire after ``idle_timeout`` without use and
 ``absolute_lifetime`` after creation. ``regenerate()`` issues a new id (at login, at MFA,
 at privilege change) and destroys the old one.
+
+Writes are lazy: a request that changes nothing writes the session back only when the
+last write is older than ``WRITE_INTERVAL`` seconds, which saves one store write per
+request. To keep the idle semantics exact on the safe side of the user (a session used
+at time t stays valid until at least t + idle_timeout), the stored copy lives
+``idle_timeout + WRITE_INTERVAL`` after its last write; a session therefore ends between
+``idle_timeout`` and ``idle_timeout + WRITE_INTERVAL`` after its last use, and never
+after ``absolute_lifetime``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from werkzeug.datastructures import CallbackDict
 from ..persistence.kv import KeyValueStore
 
 CREATED_KEY = "_created"
+WRITTEN_KEY = "_written"
+# A session that changes nothing is written back at most once per this many seconds.
+WRITE_INTERVAL = 60
 
 
 def session_storage_key(session_id: str) -> str:
@@ -77,12 +88,19 @@ class ServerSessionInterface(SessionInterface):
                     data = json.loads(raw)
                 except ValueError:
                     data = None
-                if isinstance(data, dict) and \
-                        time.time() - data.get(CREATED_KEY, 0) < self.absolute_lifetime:
-                    session = ServerSession(data, sid=sid)
-                    session.touched = True
-                    return session
+                if isinstance(data, dict) and self._alive(data, time.time()):
+                    return ServerSession(data, sid=sid)
+                # Expired by the clock even if the store still holds it: remove it.
+                self.store.delete(session_storage_key(sid))
         return ServerSession(new=True)
+
+    def _alive(self, data: dict, now: float) -> bool:
+        created = data.get(CREATED_KEY)
+        written = data.get(WRITTEN_KEY, created)
+        if not isinstance(created, (int, float)) or not isinstance(written, (int, float)):
+            return False
+        return (now - created < self.absolute_lifetime
+                and now - written < self.idle_timeout + WRITE_INTERVAL)
 
     def save_session(self, app, session: ServerSession, response) -> None:
         cookie_kwargs = dict(path="/", secure=self.secure, httponly=True, samesite="Lax")
@@ -95,14 +113,22 @@ class ServerSessionInterface(SessionInterface):
             return
         if not session:
             return
-        if session.sid is None:
-            session.sid = secrets.token_urlsafe(32)
-            session.modified = True
-        session.setdefault(CREATED_KEY, int(time.time()))
-        remaining = self.absolute_lifetime - (time.time() - session[CREATED_KEY])
-        ttl = int(max(1, min(self.idle_timeout, remaining)))
-        if session.modified or getattr(session, "touched", False):
-            # Every request slides the idle timeout.
-            self.store.set(session_storage_key(session.sid), json.dumps(dict(session)), ttl)
-        response.set_cookie(self.cookie_name, session.sid, **cookie_kwargs)
         response.vary.add("Cookie")
+        now = time.time()
+        new_id = session.sid is None
+        if new_id:
+            session.sid = secrets.token_urlsafe(32)
+        # Plain dict operations: they must not flag the session as modified.
+        dict.setdefault(session, CREATED_KEY, int(now))
+        stale = now - session.get(WRITTEN_KEY, 0) >= WRITE_INTERVAL
+        if new_id or session.modified or stale:
+            remaining = self.absolute_lifetime - (now - session[CREATED_KEY])
+            if remaining <= 0:
+                response.delete_cookie(self.cookie_name, **cookie_kwargs)
+                return
+            dict.__setitem__(session, WRITTEN_KEY, int(now))
+            ttl = int(max(1, min(self.idle_timeout + WRITE_INTERVAL, remaining)))
+            self.store.set(session_storage_key(session.sid), json.dumps(dict(session)), ttl)
+        if new_id:
+            # A session cookie (no expiry): the server decides when the session ends.
+            response.set_cookie(self.cookie_name, session.sid, **cookie_kwargs)
