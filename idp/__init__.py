@@ -141,6 +141,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .account import bp as account_bp
+    from .admin.views import bp as admin_bp
     from .flows.login import bp as login_bp
     from .flows.mfa import bp as mfa_bp
     from .flows.recovery import bp as recovery_bp
@@ -154,6 +155,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     app.register_blueprint(recovery_bp)
     app.register_blueprint(registration_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(terms_bp)
     app.before_request(enforce_terms)
     for endpoint in csrf_exempt:
