@@ -72,6 +72,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     from .persistence.kv import make_store
     from .persistence.migrate import ensure_schema
     from .security.headers import apply_security_headers
+    from .security.origin import install_origin_check
     from .security.passwords import PasswordService
     from .security.sessions import ServerSessionInterface
     from .services import Services
@@ -90,7 +91,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         TESTING=settings.testing,
         DEBUG=settings.debug,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which expires anyway
-        WTF_CSRF_SSL_STRICT=settings.is_https,
+        # Flask-WTF's strict mode wants a Referer on https posts, which browsers do not
+        # send under our Referrer-Policy: no-referrer. The Origin / Sec-Fetch-Site check
+        # (security/origin.py) does that job instead.
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "idp" / "translations"),
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -131,6 +135,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         idle_timeout=settings.session.idle_timeout,
         absolute_lifetime=settings.session.absolute_lifetime)
     login_manager.init_app(app)
+    # Before the CSRF check: a cross-site post is refused as such (403), token or not.
+    install_origin_check(app, CSRF_EXEMPT, settings.issuer)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 
