@@ -276,3 +276,72 @@ def demo(port: int, client_port: int) -> None:
     from .demo import run_demo
 
     sys.exit(run_demo(current_app._get_current_object(), port, client_port))
+
+
+# -- audit trail ------------------------------------------------------------------------
+@main.group()
+def audit() -> None:
+    """The audit trail: listing and purging after the retention period."""
+
+
+@audit.command("purge")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="keep this many days (default: audit.retention_days)")
+def audit_purge(days: int | None) -> None:
+    """Delete the events older than the retention period (run it daily, e.g. from cron)."""
+    from .security.audit import purge_older_than, record_event
+
+    svc = _svc()
+    days = days if days is not None else svc.settings.audit.retention_days
+    removed = purge_older_than(svc.db.session, days)
+    record_event(svc.db.session, "admin.audit_purged",
+                 details={"via": "cli", "retention_days": days, "removed": removed})
+    svc.db.session.commit()
+    click.echo(f"removed {removed} event(s) older than {days} day(s)")
+
+
+@audit.command("list")
+@click.option("--type", "type_prefix", default=None, help="events whose type starts with this")
+@click.option("--user", "user", default=None, help="a user id or a login e-mail address")
+@click.option("--client", "client_id", default=None)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="UTC date or date-time")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="UTC date or date-time (exclusive)")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def audit_list(type_prefix, user, client_id, since, until, limit, as_json) -> None:
+    """Print events, newest first."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from .identity.users import find_by_email
+    from .persistence.models import AuditEvent
+
+    session = _svc().db.session
+    query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id)
+    if type_prefix:
+        query = query.where(AuditEvent.type.startswith(type_prefix, autoescape=True))
+    if user:
+        if "@" in user:
+            found = find_by_email(session, user)
+            user = found.id if found else "-"
+        query = query.where(AuditEvent.user_id == user)
+    if client_id:
+        query = query.where(AuditEvent.client_id == client_id)
+    if since:
+        query = query.where(AuditEvent.created_at >= since.replace(tzinfo=dt.timezone.utc))
+    if until:
+        query = query.where(AuditEvent.created_at < until.replace(tzinfo=dt.timezone.utc))
+    for event in session.scalars(query.limit(limit)):
+        data = {"id": event.id, "created_at": event.created_at.isoformat(), "type": event.type,
+                "outcome": event.outcome, "user_id": event.user_id,
+                "client_id": event.client_id, "ip_address": event.ip_address,
+                "details": event.details}
+        if as_json:
+            click.echo(json.dumps(data, ensure_ascii=False, default=str))
+        else:
+            click.echo(f"{data['created_at']}  {event.type}  {event.outcome}  "
+                       f"user={event.user_id or '-'}  client={event.client_id or '-'}  "
+                       f"{json.dumps(event.details or {}, ensure_ascii=False, default=str)}")
