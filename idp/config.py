@@ -111,6 +111,9 @@ class MessagingSettings:
     default_region: str = "FR"
     sms_allowed_regions: list[str] = field(default_factory=lambda: ["FR", "NC"])
     sms_daily_budget: int = 5000
+    # Throttles, "N/unit" separated by commas (unit: second, minute, hour, day).
+    sms_per_destination: str = "3/hour, 6/day"
+    sms_per_account: str = "5/hour, 10/day"
 
 
 @dataclass
@@ -144,11 +147,15 @@ class RateLimitSettings:
     recovery_per_ip: str = "10/hour"
     code_verify_per_ip: str = "30/minute"
     code_send_per_ip: str = "10/hour"
+    token_per_ip: str = "1200/minute"
     account_failures_before_delay: int = 3
     account_delay_base: float = 2.0
     account_delay_max: float = 600.0
     account_block_after: int = 25
     account_block_window: int = 24 * 3600
+    account_block_duration: int = 3600
+    captcha_after_failures: int = 3
+    ip_failure_window: int = 3600
 
 
 @dataclass
