@@ -142,6 +142,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
     _register_handlers(app, apply_security_headers, settings)
+    # Last, so that its hook runs first: every counted POST is counted, whatever follows.
+    from .security.ratelimit import install as install_rate_limits
+
+    install_rate_limits(app)
     return app
 
 

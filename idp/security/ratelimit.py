@@ -1,0 +1,230 @@
+"""Per-IP rate limits, kept in the key-value store (Redis in production) so that they
+hold across processes and instances.
+
+One ``before_request`` hook (:func:`install`) looks the request's endpoint up in
+:data:`RULES` (endpoint patterns -> names of ``rate_limits`` settings such as
+``login_per_ip = "30/minute"``) and counts the request against each matching limit,
+keyed by (rule, IP). Only POST requests are counted: showing a form costs nothing,
+submitting it is what an attacker repeats. Over the limit the answer is a 429 with a
+``Retry-After`` header: a French HTML page for browsers, ``{"error": "slow_down"}`` for
+the API endpoints.
+
+The counter is a sliding window approximated from two fixed windows (the current one
+and the previous one, weighted by how much of it still overlaps the sliding window).
+Every request is counted first (``kv.incr``, atomic in Redis and in the in-process
+store) and then compared with the limit, so concurrent requests cannot all slip in
+between a read and a write: within one window no more than ``limit`` requests pass.
+
+Views may also count against a rule themselves: :func:`hit` (``RateLimited`` when over).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import ipaddress
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from flask import Flask, jsonify, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+
+log = logging.getLogger(__name__)
+
+# Patched by tests to move time forward.
+clock = time.time
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+
+# Endpoint pattern (fnmatch) -> rate_limits setting, for POST requests. An endpoint may
+# match several rules; every matching rule counts the request.
+RULES: tuple[tuple[str, str], ...] = (
+    ("login.start", "login_per_ip"),
+    ("login.reauthenticate", "login_per_ip"),
+    ("registration.start", "register_per_ip"),
+    ("registration.resend", "code_send_per_ip"),
+    ("registration.confirm_email", "code_verify_per_ip"),
+    # Giving the address starts a recovery and sends a code; the other steps are cheap
+    # (choosing a population) or already bound to a sent code.
+    ("recovery.email", "recovery_per_ip"),
+    ("recovery.code", "code_verify_per_ip"),
+    ("mfa.*", "code_verify_per_ip"),
+    # "Mon compte": giving a new address or number sends a code or a link to it.
+    ("account.contact", "code_send_per_ip"),
+    ("account.change_login_email", "code_send_per_ip"),
+    ("account.*send*", "code_send_per_ip"),
+    ("account.*code*", "code_verify_per_ip"),
+    ("account.*verify*", "code_verify_per_ip"),
+    ("account.*confirm*", "code_verify_per_ip"),
+    ("oidc.token", "token_per_ip"),
+)
+
+# Paths answered in JSON (machine clients).
+API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect")
+
+SLOW_DOWN_MESSAGE = _l("Trop de demandes ont été envoyées depuis votre connexion. "
+                        "Patientez %(wait)s avant de réessayer.")
+
+
+class RateLimited(Exception):
+    def __init__(self, rule: str, retry_after: int) -> None:
+        super().__init__(rule)
+        self.rule = rule
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}s"
+
+
+def parse_limits(text: str) -> list[Limit]:
+    """``"30/minute"``, ``"5/hour, 10/day"``, ``"3/10minutes"``. Empty: no limit."""
+    limits = []
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        match = _LIMIT_RE.match(part.lower())
+        if not match:
+            raise ValueError(f"bad rate limit {part.strip()!r} (expected e.g. '30/minute')")
+        count, multiplier, unit = match.groups()
+        limits.append(Limit(int(count), int(multiplier or 1) * UNITS[unit]))
+    return limits
+
+
+def ip_key(address: str | None) -> str:
+    """The IP address as counted: an IPv6 address counts for its whole /64 (one
+    subscriber usually holds a /64 and may pick any address in it)."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address) + "/64"
+    return str(ip)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def count(kv, name: str, subject: str, limit: Limit, now: float | None = None) -> int:
+    """Count one event of ``subject`` under ``name``; 0 when allowed, otherwise the
+    number of seconds after which it would be."""
+    now = clock() if now is None else now
+    window = limit.seconds
+    index = int(now // window)
+    base = f"rl:{name}:{_digest(subject)}:{window}:"
+    current = kv.incr(base + str(index), window * 2 + 1)
+    if current > limit.count:
+        return _retry_after(current, 0, limit, now)
+    previous = int(kv.get(base + str(index - 1)) or 0)
+    elapsed = (now % window) / window
+    weighted = previous * (1.0 - elapsed)
+    if current + math.floor(weighted) > limit.count:
+        return _retry_after(current, previous, limit, now)
+    return 0
+
+
+def _retry_after(current: int, previous: int, limit: Limit, now: float) -> int:
+    window = limit.seconds
+    into = now % window
+    if current <= limit.count:
+        # Only the previous window's weight is in the way: wait until it has faded enough.
+        # previous * (1 - t/window) + current <= limit  <=>  t >= window * (1 - room/previous)
+        room = limit.count - current
+        needed = window * (1.0 - room / previous) if previous else 0.0
+        return max(1, math.ceil(needed - into))
+    # Wait for the end of this window, then for its count to fade below the limit.
+    fade = window * (1.0 - (limit.count - 1) / current) if current else 0.0
+    return max(1, math.ceil(window - into + fade))
+
+
+def hit(kv, settings, rule: str, subject: str) -> None:
+    """Count one request of ``subject`` (usually the IP) under the setting ``rule`` of
+    ``rate_limits``; raise :class:`RateLimited` when over any of its limits."""
+    if not settings.rate_limits.enabled:
+        return
+    wait = 0
+    for limit in parse_limits(getattr(settings.rate_limits, rule)):
+        wait = max(wait, count(kv, rule, subject, limit))
+    if wait:
+        raise RateLimited(rule, wait)
+
+
+def rules_for(endpoint: str | None) -> list[str]:
+    if not endpoint:
+        return []
+    return list(dict.fromkeys(setting for pattern, setting in RULES
+                              if fnmatch.fnmatchcase(endpoint, pattern)))
+
+
+def format_wait(seconds: int) -> str:
+    """``"2 secondes"``, ``"5 minutes"``, ``"1 heure"`` (rounded up), in the UI language."""
+    seconds = max(1, int(seconds))
+    if seconds < 60:
+        return ngettext("%(num)d seconde", "%(num)d secondes", seconds)
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return ngettext("%(num)d minute", "%(num)d minutes", minutes)
+    return ngettext("%(num)d heure", "%(num)d heures", math.ceil(minutes / 60))
+
+
+def too_many_requests(retry_after: int):
+    """The 429 answer: JSON for API paths, the French page otherwise."""
+    message = str(SLOW_DOWN_MESSAGE % {"wait": format_wait(retry_after)})
+    if request.path.startswith(API_PREFIXES) or (
+            request.accept_mimetypes.best == "application/json"):
+        response = jsonify(error="slow_down", error_description=message,
+                           retry_after=retry_after)
+        response.status_code = 429
+    else:
+        response = make_response(render_template("errors/429.html", message=message,
+                                                 retry_after=retry_after), 429)
+    response.headers["Retry-After"] = str(retry_after)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def install(app: Flask) -> None:
+    """Count every POST against its endpoint's limits, before any other hook (CSRF
+    included: an invalid form costs the attacker as much as a valid one)."""
+    from ..services import client_ip, services
+
+    # Fail fast on a bad setting, at start-up rather than on the first request.
+    settings = app.extensions["idp"].settings
+    for _, rule in RULES:
+        parse_limits(getattr(settings.rate_limits, rule))
+
+    def check_rate_limits():
+        if request.method != "POST":
+            return None
+        rules = rules_for(request.endpoint)
+        if not rules:
+            return None
+        svc = services()
+        if not svc.settings.rate_limits.enabled:
+            return None
+        subject = ip_key(client_ip())
+        wait = 0
+        for rule in rules:
+            try:
+                hit(svc.kv, svc.settings, rule, subject)
+            except RateLimited as exc:
+                wait = max(wait, exc.retry_after)
+                log.warning("rate limit %s exceeded by %s on %s", rule, subject,
+                            request.endpoint)
+        return too_many_requests(wait) if wait else None
+
+    app.before_request_funcs.setdefault(None, []).insert(0, check_rate_limits)
