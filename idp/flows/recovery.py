@@ -35,6 +35,7 @@ from ..identity import users
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import render_sms
 from ..oidc.grants import revoke_user_grants
+from ..security import lockout, sms_guard
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
 from ..persistence.models import Consumable, Flow, User, utcnow
@@ -293,6 +294,7 @@ def _send_code(flow: Flow, user: User | None) -> None:
         return
     sent = False
     if channel == "sms":
+        sms_guard.for_account(user.id)  # nobody is signed in: name the account throttled
         try:
             text = render_sms(RECOVERY_CODE, user.locale, code=code, expires_minutes=minutes,
                               service_name=svc.settings.service_name,
@@ -433,6 +435,7 @@ def password():
         user.email_verified = True  # the code reached this mailbox
     ended = sso_service.end_all_for_user(db, user.id, "password_reset")
     revoked = revoke_user_grants(db, user.id, "password_reset")
+    lockout.clear(svc.kv, user.email)  # the owner proved control: lift any login block
     consumables.revoke_where(db, Consumable.kind == RECOVERY_CODE,
                              Consumable.user_id == user.id)
     audit("password.reset", user_id=user.id, sessions_ended=ended, grants_revoked=revoked)

@@ -293,3 +293,28 @@ def test_recovery_inside_an_authorization_request_ends_at_the_client(
     assert location.startswith(rp.redirect_uri)
     assert result["state"] == query["state"] and result["code"]
     assert exchange(browser, rp, result["code"], verifier).status_code == 200
+
+
+def test_a_password_reset_lifts_a_login_block(app, svc, browser, new_browser, user, outbox):
+    from idp.security import lockout
+
+    # An attacker blocked the account with wrong passwords (each attempt is counted by
+    # begin(), then judged by failed()).
+    limits = svc.settings.rate_limits
+    for _ in range(limits.account_block_after):
+        svc.kv.incr(lockout._keys(user.email)["fail"], limits.account_block_window)
+    assert lockout.failed(svc.kv, svc.settings, user.email).blocked
+    assert lockout.begin(svc.kv, svc.settings, user.email).allowed is False
+    blocked = new_browser().login(user.email)
+    assert blocked.status_code != 302  # refused (captcha first, then the block)
+    # The owner resets the password through the recovery flow...
+    response = ask_code(browser, user.email)
+    page = browser.get(response.headers["Location"])
+    (message,) = outbox(to=user.email)
+    accepted = browser.submit(browser.get(link_in(message)), "code")
+    form = browser.get(accepted.headers["Location"])
+    done = post_form(browser, form, "password", {"password": STRONG_PASSWORD,
+                                                 "password_confirm": STRONG_PASSWORD})
+    assert done.status_code == 303 and page.status_code == 200
+    # ...and can sign in at once with the new one.
+    assert new_browser().login(user.email, STRONG_PASSWORD).status_code == 302
