@@ -29,7 +29,9 @@ def load_active(session: Session, sso_id: str, idle_timeout: int) -> SsoSession 
     if sso is None or sso.ended_at is not None:
         return None
     now = utcnow()
-    if sso.expires_at <= now or now - sso.last_seen_at > dt.timedelta(seconds=idle_timeout):
+    # last_seen_at moves at most once per LAST_SEEN_RESOLUTION: allow for it.
+    idle_limit = dt.timedelta(seconds=idle_timeout) + LAST_SEEN_RESOLUTION
+    if sso.expires_at <= now or now - sso.last_seen_at > idle_limit:
         end(session, sso, "expired")
         return None
     if now - sso.last_seen_at > LAST_SEEN_RESOLUTION:

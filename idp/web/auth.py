@@ -45,13 +45,14 @@ class SessionUser:
 def _load(sso_id: str) -> SessionUser | None:
     svc = services()
     sso = sso_service.load_active(svc.db.session, sso_id, svc.settings.session.idle_timeout)
+    # load_active may slide last_seen_at or mark the row ended: keep that. (Checking
+    # session.dirty is not enough: the next query autoflushes and empties it.)
+    svc.db.session.commit()
     if sso is None:
         return None
     user = svc.db.session.get(User, sso.user_id)
     if user is None or user.disabled:
         return None
-    if svc.db.session.dirty:
-        svc.db.session.commit()
     return SessionUser(user, sso)
 
 

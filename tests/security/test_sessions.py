@@ -224,10 +224,6 @@ def test_sso_row_ends_after_30_minutes_idle(app, svc, browser, citizen):
     assert not signed_in(browser)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "idp/web/auth.py _load(): session.get(User) autoflushes the last_seen_at update, so "
-    "session.dirty is empty and nothing is committed; an expired row is never marked "
-    "ended either. Remove this marker once _load() commits those changes."))
 def test_sso_row_idle_timeout_slides_with_use_and_expiry_is_recorded(app, svc, browser,
                                                                       citizen):
     browser.login(citizen.email)
