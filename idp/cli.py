@@ -345,3 +345,14 @@ def audit_list(type_prefix, user, client_id, since, until, limit, as_json) -> No
             click.echo(f"{data['created_at']}  {event.type}  {event.outcome}  "
                        f"user={event.user_id or '-'}  client={event.client_id or '-'}  "
                        f"{json.dumps(event.details or {}, ensure_ascii=False, default=str)}")
+
+
+@main.command("purge")
+def purge() -> None:
+    """Delete expired flows, codes, tokens, sessions and grants (run daily)."""
+    from .persistence.maintenance import purge_expired
+
+    svc = _svc()
+    counts = purge_expired(svc.db.session, svc.settings.tokens.refresh_token_ttl)
+    svc.db.session.commit()
+    click.echo(json.dumps(counts))
