@@ -197,3 +197,24 @@ def test_resume_of_unknown_or_foreign_flow_is_an_error_page(browser, new_browser
     other = new_browser()
     assert other.get(resume).status_code == 400
     assert browser.get("/authorize/resume/does-not-exist").status_code == 400
+
+
+def test_authorization_request_by_post(browser, rp, user):
+    """OIDC Core §3.1.2.1: the authorization endpoint accepts form-encoded POST."""
+    sign_in(browser, rp, user)
+    verifier, challenge = pkce_pair()
+    response = browser.post("/authorize", data={
+        "response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
+        "scope": "openid email", "state": "posted", "code_challenge": challenge,
+        "code_challenge_method": "S256"})
+    result = query_of(response.headers["Location"])
+    assert result["state"] == "posted" and "code" in result
+    assert exchange(browser, rp, result["code"], verifier).status_code == 200
+
+
+def test_duplicated_parameters_are_invalid(browser, rp):
+    response = browser.get("/authorize?" + urlencode([
+        ("response_type", "code"), ("client_id", rp.client_id), ("redirect_uri", rp.redirect_uri),
+        ("scope", "openid"), ("state", "a"), ("state", "b")]))
+    # Which "state" to echo is ambiguous: an error page, not a redirect.
+    assert response.status_code == 400 and "Location" not in response.headers
