@@ -106,7 +106,7 @@ def render(results: dict) -> str:
             if floor:
                 ratio = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
                          if node and node.get("cpu_ms_per_op") else None)
-                out.append(_row(["1c. Floor: gunicorn serving the same document statically",
+                out.append(_row(["Floor: gunicorn serving the discovery document statically",
                                  _f(floor["throughput"], 1), _f(floor["p50_ms"]),
                                  _f(floor["p99_ms"]), floor["errors"],
                                  _f(floor["cpu_ms_per_op"], 3), "–", "", "", "", "", "",

@@ -67,9 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference-only", action="store_true",
                         help="measure node oidc-provider only (to test the suite itself)")
     parser.add_argument("--no-reference", action="store_true", help="measure ours only")
-    parser.add_argument("--profile", metavar="SCENARIO",
-                        help="also record a py-spy profile of our workers during SCENARIO "
-                             "(needs py-spy; written next to the results)")
+    parser.add_argument("--profile", metavar="SCENARIOS", default="",
+                        help="comma-separated scenarios during which to record a py-spy "
+                             "profile of our workers (needs py-spy; written next to the "
+                             "results)")
     parser.add_argument("--max-minutes", type=float,
                         help="hard limit for the whole run (default 40, smoke 5)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"),
@@ -418,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                 budget.check(per_scenario, f"{key} on {name}")
                 results["scenarios"].append(measure(
                     m, key, args, accounts=args.accounts[0] if name == "ours" else None,
-                    profile_dir=out_dir if args.profile == key and name == "ours" else None,
+                    profile_dir=out_dir if key in args.profile.split(",") and name == "ours"
+                    else None,
                     server_pids=(lambda: procstat.descendants(ours_provider.server.pid))
                     if ours_provider else None))
                 if key == "signin":
