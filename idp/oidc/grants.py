@@ -61,6 +61,20 @@ def revoke_user_grants(session: Session, user_id: str, reason: str,
     return len(ids)
 
 
+def consume_or_revoke_family(session: Session, kind: str, value: str,
+                             replay_reason: str) -> Consumable | None:
+    """Consume a code or refresh token; on a second use, revoke its whole family."""
+    result = consumables.consume_bearer(session, kind, value)
+    if result.outcome is Outcome.REPLAYED and result.item is not None:
+        revoke_grant(session, result.item.grant_id, replay_reason)
+        record_event(session, f"token.{replay_reason}", outcome="failure",
+                     user_id=result.item.user_id, client_id=result.item.client_id)
+    if not result.ok:
+        session.commit()
+        return None
+    return result.item
+
+
 @dataclass
 class AuthorizationCode:
     """The data behind an authorization code, as Authlib's grant expects it."""
@@ -176,23 +190,16 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client):
         session = self.ctx.db.session
-        result = consumables.consume_bearer(session, AUTH_CODE, code)
-        if result.outcome is Outcome.REPLAYED and result.item is not None:
-            # RFC 6749 §4.1.2: revoke what the first use issued.
-            revoke_grant(session, result.item.grant_id, "code_replayed")
-            record_event(session, "token.code_replayed", outcome="failure",
-                         user_id=result.item.user_id, client_id=result.item.client_id)
-            session.commit()
+        # RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
+        item = consume_or_revoke_family(session, AUTH_CODE, code, "code_replayed")
+        if item is None:
             return None
-        if not result.ok:
-            session.commit()
-            return None
-        if result.item.client_id != client.client_id:
-            revoke_grant(session, result.item.grant_id, "code_wrong_client")
+        if item.client_id != client.client_id:
+            revoke_grant(session, item.grant_id, "code_wrong_client")
             session.commit()
             return None
         session.commit()
-        return AuthorizationCode(result.item)
+        return AuthorizationCode(item)
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # consumed atomically in query_authorization_code
@@ -232,22 +239,15 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, value: str):
         session = self.ctx.db.session
-        result = consumables.consume_bearer(session, REFRESH_TOKEN, value)
-        if result.outcome is Outcome.REPLAYED and result.item is not None:
-            # A rotated token came back: someone holds a copy. Revoke the family.
-            revoke_grant(session, result.item.grant_id, "refresh_token_reused")
-            record_event(session, "token.refresh_reused", outcome="failure",
-                         user_id=result.item.user_id, client_id=result.item.client_id)
-            session.commit()
+        # A rotated token that comes back means someone holds a copy: revoke the family.
+        item = consume_or_revoke_family(session, REFRESH_TOKEN, value, "refresh_token_reused")
+        if item is None:
             return None
-        if not result.ok:
-            session.commit()
-            return None
-        grant = session.get(Grant, result.item.grant_id)
+        grant = session.get(Grant, item.grant_id)
         session.commit()
         if grant is None or grant.revoked_at is not None:
             return None
-        return RefreshToken(result.item, grant)
+        return RefreshToken(item, grant)
 
     def authenticate_user(self, refresh_token: RefreshToken):
         user = self.ctx.db.session.get(User, refresh_token.item.user_id)
