@@ -11,8 +11,11 @@ import os
 import secrets
 from typing import Any
 
-from flask import Flask, redirect, render_template, request, session, url_for
+from flask import (Flask, has_request_context, redirect, render_template, request, session,
+                   url_for)
 from flask_babel import Babel
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -22,6 +25,18 @@ from .config import PROJECT_ROOT, Settings, load_settings
 __all__ = ["create_app"]
 
 log = logging.getLogger("idp")
+# Title and message of the error page by HTTP status (Werkzeug's names are English only).
+_HTTP_ERRORS = {
+    400: (_l("Demande incorrecte"),
+          _l("La demande envoyée n'est pas valide. Revenez en arrière et recommencez.")),
+    403: (_l("Accès refusé"), _l("Vous n'avez pas accès à cette page.")),
+    404: (_l("Page introuvable"),
+          _l("Cette page n'existe pas ou n'existe plus. Vérifiez l'adresse.")),
+    405: (_l("Action non autorisée"), _l("Cette page ne permet pas cette action.")),
+    413: (_l("Envoi trop volumineux"), _l("Les informations envoyées sont trop volumineuses.")),
+    429: (_l("Trop de demandes"),
+          _l("Trop de demandes en peu de temps. Patientez quelques minutes, puis réessayez.")),
+}
 csrf = CSRFProtect()
 babel = Babel()
 
@@ -39,24 +54,33 @@ def _secret_key(settings: Settings) -> str:
 
 
 def _select_locale() -> str:
+    """``?lang=`` (the language links; remembered in the session), then the OIDC
+    ``ui_locales`` of an authorization request (also remembered, so that the login and
+    consent pages that follow keep it), the session, the signed-in user's ``locale``,
+    Accept-Language, and last ``default_locale`` (French)."""
     from .services import services
 
-    supported = services().settings.locales
+    settings = services().settings
+    if not has_request_context():  # CLI, app-context code: the default language
+        return settings.default_locale
+    supported = settings.locales
     wanted = request.args.get("lang")
     if wanted in supported:
         session["lang"] = wanted
         return wanted
     from flask import g
 
-    for tag in getattr(g, "ui_locales", []) or []:
+    ui_locales = (request.args.get("ui_locales") or "").split() or getattr(g, "ui_locales", [])
+    for tag in ui_locales or []:
         base = tag.split("-")[0].lower()
         if base in supported:
+            session["lang"] = base
             return base
     if session.get("lang") in supported:
         return session["lang"]
     if current_user and current_user.is_authenticated and current_user.user.locale in supported:
         return current_user.user.locale
-    return request.accept_languages.best_match(supported) or services().settings.default_locale
+    return request.accept_languages.best_match(supported) or settings.default_locale
 
 
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
@@ -210,16 +234,18 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
     @app.errorhandler(CSRFError)
     def _csrf_error(_error):
         return render_template("errors/error.html", status=400,
-                               title="Formulaire expiré",
-                               message="Ce formulaire a expiré ou a déjà été envoyé. "
-                                       "Rechargez la page et recommencez."), 400
+                               title=_("Formulaire expiré"),
+                               message=_("Ce formulaire a expiré ou a déjà été envoyé. "
+                                         "Rechargez la page et recommencez.")), 400
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         if request.path.startswith(("/token", "/userinfo", "/revoke", "/introspect")):
             return {"error": "invalid_request", "error_description": error.name}, error.code
-        return render_template("errors/error.html", status=error.code, title=error.name,
-                               message=None), error.code
+        title, message = _HTTP_ERRORS.get(error.code, (_("Erreur %(code)s", code=error.code),
+                                                        None))
+        return render_template("errors/error.html", status=error.code, title=title,
+                               message=message), error.code
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
@@ -228,6 +254,6 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
         if request.path.startswith(("/token", "/userinfo", "/revoke", "/introspect")):
             return {"error": "server_error"}, 500
         return render_template("errors/error.html", status=500,
-                               title="Erreur inattendue",
-                               message="Une erreur inattendue s'est produite. "
-                                       "Réessayez dans quelques instants."), 500
+                               title=_("Erreur inattendue"),
+                               message=_("Une erreur inattendue s'est produite. "
+                                         "Réessayez dans quelques instants.")), 500
