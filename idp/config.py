@@ -20,6 +20,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .i18n import N_
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "idp.toml"
 
@@ -62,6 +64,8 @@ class PasswordSettings:
 @dataclass
 class Population:
     key: str
+    # French, shown through _(): the defaults below are in the catalogue; other labels
+    # given in the TOML file are shown as written.
     label: str
     examples: str = ""
     # code: local account, code by email/SMS; redirect: another directory; support: help page
@@ -73,19 +77,20 @@ class Population:
 
 def _default_populations() -> list[Population]:
     return [
-        Population("usager", "Usager des services",
-                   "demandeur d'aide, partenaire, prestataire, association, entreprise..."),
-        Population("elu", "Élu", "conseiller, élu d'une commune", mfa_required=True),
-        Population("agent_lycee", "Agent des lycées", "agent technique, agent d'entretien",
+        Population("usager", N_("Usager des services"),
+                   N_("demandeur d'aide, partenaire, prestataire, association, entreprise...")),
+        Population("elu", N_("Élu"), N_("conseiller, élu d'une commune"), mfa_required=True),
+        Population("agent_lycee", N_("Agent des lycées"), N_("agent technique, agent d'entretien"),
                    recovery_method="redirect",
                    recovery_url="https://annuaire.example.org/mot-de-passe-oublie",
                    mfa_required=True),
-        Population("agent_siege", "Agent du siège", "agent des services administratifs",
+        Population("agent_siege", N_("Agent du siège"), N_("agent des services administratifs"),
                    recovery_method="redirect",
                    recovery_url="https://annuaire.example.org/mot-de-passe-oublie",
                    mfa_required=True),
-        Population("assistance", "Besoin d'assistance",
-                   "je ne sais pas, je n'ai plus accès à mon adresse", recovery_method="support"),
+        Population("assistance", N_("Besoin d'assistance"),
+                   N_("je ne sais pas, je n'ai plus accès à mon adresse"),
+                   recovery_method="support"),
     ]
 
 

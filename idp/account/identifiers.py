@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ..i18n import N_
+
 _SEPARATORS = re.compile(r"[\s.\-_/]")
 # La Poste's establishments share one SIREN whose SIRETs do not follow the Luhn key:
 # for them the sum of the digits is a multiple of 5 (INSEE rule).
@@ -16,7 +18,7 @@ LA_POSTE_SIREN = "356000000"
 
 
 class IdentifierError(ValueError):
-    """``str(exc)`` is a French message for the form."""
+    """``str(exc)`` is a French message (a msgid) for the form: show ``_(str(exc))``."""
 
 
 def _digits(raw: str) -> str:
@@ -38,27 +40,27 @@ def luhn_valid(digits: str) -> bool:
 def normalize_siret(raw: str) -> str:
     digits = _digits(raw)
     if len(digits) > 40:
-        raise IdentifierError("Le numéro SIRET est trop long : il compte 14 chiffres.")
+        raise IdentifierError(N_("Le numéro SIRET est trop long : il compte 14 chiffres."))
     if not digits.isascii() or not digits.isdigit() or len(digits) != 14:
-        raise IdentifierError("Le numéro SIRET compte 14 chiffres, par exemple "
-                              "« 123 456 789 00012 ».")
+        raise IdentifierError(N_("Le numéro SIRET compte 14 chiffres, par exemple "
+                                 "« 123 456 789 00012 »."))
     if digits.startswith(LA_POSTE_SIREN):
         valid = sum(int(c) for c in digits) % 5 == 0
     else:
         valid = luhn_valid(digits)
     if not valid:
-        raise IdentifierError("Ce numéro SIRET n'existe pas : vérifiez les 14 chiffres "
-                              "(sur un avis de situation ou un extrait Kbis, par exemple).")
+        raise IdentifierError(N_("Ce numéro SIRET n'existe pas : vérifiez les 14 chiffres "
+                                 "(sur un avis de situation ou un extrait Kbis, par exemple)."))
     return digits
 
 
 def normalize_ridet(raw: str) -> str:
     digits = _digits(raw)
     if len(digits) > 40:
-        raise IdentifierError("Le numéro RIDET est trop long.")
+        raise IdentifierError(N_("Le numéro RIDET est trop long."))
     if not digits.isascii() or not digits.isdigit() or len(digits) != 10:
-        raise IdentifierError("Le numéro RIDET compte 7 chiffres suivis des 3 chiffres de "
-                              "l'établissement, par exemple « 1234567.001 ».")
+        raise IdentifierError(N_("Le numéro RIDET compte 7 chiffres suivis des 3 chiffres de "
+                                 "l'établissement, par exemple « 1234567.001 »."))
     return f"{digits[:7]}.{digits[7:]}"
 
 
@@ -67,4 +69,4 @@ def normalize_identifier(kind: str, raw: str) -> str:
         return normalize_siret(raw)
     if kind == "ridet":
         return normalize_ridet(raw)
-    raise IdentifierError("Choisissez le type de numéro : SIRET ou RIDET.")
+    raise IdentifierError(N_("Choisissez le type de numéro : SIRET ou RIDET."))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from idp.config import PROJECT_ROOT
+from idp.i18n import N_
 from idp.messaging.base import DeliveryError, mask_email, mask_phone
 from idp.messaging.email import (EmailBackend, EmailMessage, OutboxEmailBackend,
                                  SmtpEmailBackend)
@@ -15,8 +16,8 @@ from idp.messaging.sms import HttpSmsBackend, OutboxSmsBackend, SmsBackend, SmsM
 
 log = logging.getLogger(__name__)
 
-# French text for the page when a send returned False.
-SEND_FAILED_MESSAGE = "Le message n'a pas pu être envoyé, réessayez dans quelques instants."
+# French text (a msgid) for the page when a send returned False: show _(SEND_FAILED_MESSAGE).
+SEND_FAILED_MESSAGE = N_("Le message n'a pas pu être envoyé, réessayez dans quelques instants.")
 
 SmsGuard = Callable[[str], "str | None"]
 

@@ -10,38 +10,41 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
+from idp.i18n import N_
+
 # Longer input is not a phone number, and is not worth parsing.
 MAX_INPUT_LENGTH = 40
 
 
 class InvalidPhone(ValueError):
-    """The number cannot be used; ``str(exc)`` is a French message for the form."""
+    """The number cannot be used; ``str(exc)`` is a French message (a msgid) for the form:
+    show ``_(str(exc))``."""
 
 
 def _parse(raw: str, default_region: str | None) -> phonenumbers.PhoneNumber:
     try:
         return phonenumbers.parse(raw, default_region)
     except NumberParseException as exc:
-        raise InvalidPhone(
+        raise InvalidPhone(N_(
             "Ce numéro de téléphone n'est pas valide. Vérifiez-le ; s'il n'est pas de la "
             "même région que ce service, commencez par l'indicatif du pays "
-            "(par exemple +33 pour la France, +687 pour la Nouvelle-Calédonie).") from exc
+            "(par exemple +33 pour la France, +687 pour la Nouvelle-Calédonie).")) from exc
 
 
 def parse_phone(raw: str, default_region: str) -> str:
     """The number in E.164 (``+33612345678``), or :class:`InvalidPhone`."""
     text = (raw or "").strip()
     if not text:
-        raise InvalidPhone("Saisissez un numéro de téléphone.")
+        raise InvalidPhone(N_("Saisissez un numéro de téléphone."))
     if len(text) > MAX_INPUT_LENGTH:
-        raise InvalidPhone("Ce numéro de téléphone est trop long.")
+        raise InvalidPhone(N_("Ce numéro de téléphone est trop long."))
     number = _parse(text, (default_region or "").upper() or None)
     if not phonenumbers.is_possible_number(number):
-        raise InvalidPhone("Ce numéro de téléphone n'a pas le bon nombre de chiffres. "
-                           "Vérifiez-le, avec l'indicatif du pays s'il le faut.")
+        raise InvalidPhone(N_("Ce numéro de téléphone n'a pas le bon nombre de chiffres. "
+                              "Vérifiez-le, avec l'indicatif du pays s'il le faut."))
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhone("Ce numéro de téléphone n'existe pas. Vérifiez-le, avec "
-                           "l'indicatif du pays s'il le faut.")
+        raise InvalidPhone(N_("Ce numéro de téléphone n'existe pas. Vérifiez-le, avec "
+                              "l'indicatif du pays s'il le faut."))
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
