@@ -7,6 +7,8 @@ import hashlib
 import json
 from typing import Any, Callable
 
+from flask_babel import lazy_gettext as _l
+
 from ..persistence.models import Client, User
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -19,25 +21,27 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 # Scopes a client may be registered for, beyond those above.
 PROTOCOL_SCOPES = ("openid", "offline_access")
 
-# French descriptions for the consent screen and "Mon compte".
+# Descriptions for the consent screen and "Mon compte" (French msgids, lazy: they are
+# translated into the page's language when shown).
 CLAIM_LABELS_FR = {
-    "name": "votre nom complet", "family_name": "votre nom", "given_name": "votre prénom",
-    "birthdate": "votre date de naissance", "locale": "votre langue",
-    "updated_at": "la date de mise à jour de votre profil",
-    "email": "votre adresse e-mail", "email_verified": "si votre adresse e-mail est vérifiée",
-    "phone_number": "votre numéro de téléphone",
-    "phone_number_verified": "si votre numéro de téléphone est vérifié",
-    "address": "votre adresse postale",
-    "relations": "les personnes et organismes pour lesquels vous agissez (Mes relations)",
+    "name": _l("votre nom complet"), "family_name": _l("votre nom"),
+    "given_name": _l("votre prénom"), "birthdate": _l("votre date de naissance"),
+    "locale": _l("votre langue"), "updated_at": _l("la date de mise à jour de votre profil"),
+    "email": _l("votre adresse e-mail"),
+    "email_verified": _l("si votre adresse e-mail est vérifiée"),
+    "phone_number": _l("votre numéro de téléphone"),
+    "phone_number_verified": _l("si votre numéro de téléphone est vérifié"),
+    "address": _l("votre adresse postale"),
+    "relations": _l("les personnes et organismes pour lesquels vous agissez (Mes relations)"),
 }
 SCOPE_LABELS_FR = {
-    "profile": "Votre identité : nom, prénom, date de naissance",
-    "email": "Votre adresse e-mail",
-    "phone": "Votre numéro de téléphone",
-    "address": "Votre adresse postale",
-    "offline_access": "Rester connecté à ce service quand vous n'êtes pas là "
-                      "(accès prolongé)",
-    "relations": "Les personnes et organismes pour lesquels vous agissez (Mes relations)",
+    "profile": _l("Votre identité : nom, prénom, date de naissance"),
+    "email": _l("Votre adresse e-mail"),
+    "phone": _l("Votre numéro de téléphone"),
+    "address": _l("Votre adresse postale"),
+    "offline_access": _l("Rester connecté à ce service quand vous n'êtes pas là "
+                         "(accès prolongé)"),
+    "relations": _l("Les personnes et organismes pour lesquels vous agissez (Mes relations)"),
 }
 
 # Extra scope → claims providers registered by other areas (e.g. "relations").

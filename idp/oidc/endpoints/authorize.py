@@ -15,6 +15,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -309,8 +310,8 @@ def authorize_resume(flow_id: str):
         flow = load_flow(services().db.session, flow_id, "authorize", session.browser_id)
     except FlowError:
         return _error_page("invalid_request",
-                           "Cette demande de connexion a expiré. Retournez sur le service "
-                           "que vous utilisiez et recommencez.")
+                           _("Cette demande de connexion a expiré. Retournez sur le service "
+                             "que vous utilisiez et recommencez."))
     params = flow.data.get("params") or {}
     stored = StoredAuthorizationRequest(params, url_for("oidc.authorize", _external=True))
     return handle(stored, flow)

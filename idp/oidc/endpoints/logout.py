@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from authlib.common.urls import add_params_to_uri
 from flask import redirect, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
@@ -45,19 +46,19 @@ def logout():
     if hint:
         hint_claims = ctx.tokens.decode_id_token_hint(hint)
         if hint_claims is None:
-            return _error("Le jeton de déconnexion (id_token_hint) n'est pas valide.")
+            return _error(_("Le jeton de déconnexion (id_token_hint) n'est pas valide."))
         aud = hint_claims["aud"]
         aud_client = aud if isinstance(aud, str) else (aud[0] if len(aud) == 1 else None)
         if client_id and aud_client != client_id:
-            return _error("client_id ne correspond pas au jeton fourni.")
+            return _error(_("client_id ne correspond pas au jeton fourni."))
         client_id = aud_client
     client = svc.db.session.get(Client, client_id) if isinstance(client_id, str) else None
     if client_id and client is None:
-        return _error("Application inconnue.")
+        return _error(_("Application inconnue."))
     post_logout = params.get("post_logout_redirect_uri")
     if post_logout and (client is None or post_logout not in client.post_logout_redirect_uris):
-        return _error("L'adresse de retour après déconnexion n'est pas enregistrée "
-                      "pour cette application.")
+        return _error(_("L'adresse de retour après déconnexion n'est pas enregistrée "
+                        "pour cette application."))
 
     def finish():
         if post_logout:
