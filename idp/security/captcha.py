@@ -9,7 +9,8 @@ ends with ``?expires=<unix time>``. The browser (``idp/static/js/captcha.js``) f
 ``{algorithm, challenge, number, salt, signature, took}``.
 
 Core flows must work without JavaScript, so every challenge also carries a simple
-question in French words ("Combien font quatre plus sept ?") answered in digits. The
+question in words, in the page's language ("Combien font quatre plus sept ?", "What is
+four plus seven?"), answered in digits. The
 expected answer is not readable by the client: the token (``captcha_token``) is
 ``nonce.expires.mac`` with ``mac = HMAC-SHA-256(key, nonce, expires, answer)``, so the
 server checks a typed answer without storing anything until it is used. This fallback only
@@ -39,6 +40,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from flask_babel import gettext, pgettext
+
 from idp.persistence.kv import MemoryStore
 
 PAYLOAD_FIELD = "captcha_payload"
@@ -49,9 +52,24 @@ TEST_PASS = "test-pass"
 # Solved challenges are remembered this much longer than their expiry (clock skew).
 REPLAY_MARGIN = 60
 
-_NUMBER_WORDS = ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit",
-                 "neuf", "dix", "onze", "douze", "treize", "quatorze", "quinze", "seize",
-                 "dix-sept", "dix-huit", "dix-neuf", "vingt"]
+
+
+def _number_words(pgettext: Callable[[str, str], str] = pgettext) -> list[str]:
+    """0 to 20 in words, in the page's language (French outside a request). Written as
+    literal ``pgettext`` calls so that ``scripts/i18n update`` extracts every word."""
+    return [pgettext("nombre", "zéro"), pgettext("nombre", "un"), pgettext("nombre", "deux"),
+            pgettext("nombre", "trois"), pgettext("nombre", "quatre"),
+            pgettext("nombre", "cinq"), pgettext("nombre", "six"), pgettext("nombre", "sept"),
+            pgettext("nombre", "huit"), pgettext("nombre", "neuf"), pgettext("nombre", "dix"),
+            pgettext("nombre", "onze"), pgettext("nombre", "douze"),
+            pgettext("nombre", "treize"), pgettext("nombre", "quatorze"),
+            pgettext("nombre", "quinze"), pgettext("nombre", "seize"),
+            pgettext("nombre", "dix-sept"), pgettext("nombre", "dix-huit"),
+            pgettext("nombre", "dix-neuf"), pgettext("nombre", "vingt")]
+
+
+# The French words (the message ids), whatever the language of the page.
+_NUMBER_WORDS = _number_words(lambda _context, word: word)
 
 
 class ReplayStore(Protocol):
@@ -72,27 +90,34 @@ _WORD_VALUES = {_fold(word): value for value, word in enumerate(_NUMBER_WORDS)}
 
 
 def parse_answer(raw: str) -> int | None:
-    """A fallback answer typed in digits (or, leniently, as a French word)."""
+    """A fallback answer typed in digits (or, leniently, as a word in French or in the
+    page's language)."""
     text = (raw or "").strip()
     if not text or len(text) > 20:
         return None
     digits = text.replace(" ", "")
     if digits.isascii() and digits.isdigit():
         return int(digits)
-    return _WORD_VALUES.get(_fold(text))
+    folded = _fold(text)
+    if folded in _WORD_VALUES:
+        return _WORD_VALUES[folded]
+    return next((value for value, word in enumerate(_number_words()) if _fold(word) == folded),
+                None)
 
 
 def _make_question(rng: secrets.SystemRandom) -> tuple[str, int]:
+    """A question in the page's language, and its answer."""
+    words = _number_words()
     kind = rng.randrange(3)
     a, b = rng.randint(1, 10), rng.randint(1, 10)
     if kind == 0:
-        return f"Combien font {_NUMBER_WORDS[a]} plus {_NUMBER_WORDS[b]} ?", a + b
+        return gettext("Combien font %(a)s plus %(b)s ?", a=words[a], b=words[b]), a + b
     if kind == 1:
         a, b = max(a, b) + 5, min(a, b)
-        return f"Combien font {_NUMBER_WORDS[a]} moins {_NUMBER_WORDS[b]} ?", a - b
+        return gettext("Combien font %(a)s moins %(b)s ?", a=words[a], b=words[b]), a - b
     c = rng.randint(1, 10)
-    return (f"Quel est le plus grand nombre parmi {_NUMBER_WORDS[a]}, {_NUMBER_WORDS[b]} "
-            f"et {_NUMBER_WORDS[c]} ?", max(a, b, c))
+    return (gettext("Quel est le plus grand nombre parmi %(a)s, %(b)s et %(c)s ?",
+                    a=words[a], b=words[b], c=words[c]), max(a, b, c))
 
 
 def _sha256_hex(text: str) -> str:
@@ -236,10 +261,11 @@ class TestCaptcha:
     __test__ = False  # not a pytest test class
 
     def challenge(self) -> dict:
+        one = _number_words()[1]
         return {
             "pow": {},
             "pow_json": "",
-            "question": "Combien font un plus un ?",
+            "question": gettext("Combien font %(a)s plus %(b)s ?", a=one, b=one),
             "question_token": "test",
             "payload_field": PAYLOAD_FIELD,
             "token_field": TOKEN_FIELD,

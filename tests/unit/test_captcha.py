@@ -206,7 +206,9 @@ def test_make_captcha():
 
 def render_widget(challenge, errors=(), **kwargs):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             extensions=["jinja2.ext.i18n"])
+    env.install_null_translations(newstyle=True)  # _() as in the app, French msgids as is
     macro = env.get_template("macros/captcha.html").module.captcha_field
     return str(macro(challenge, errors, **kwargs))
 

@@ -8,7 +8,9 @@
  * (name="captcha_payload"). While it works, the fallback question
  * ([data-captcha-fallback]) is hidden; it comes back if anything fails, and without
  * JavaScript it is simply there. Progress is told in [data-captcha-status]
- * (role="status"). A form submitted before the end waits for it, then is sent.
+ * (role="status"), in the words of the widget's data-captcha-text-{working,waiting,
+ * done,failed} attributes (the page's language), French when they are missing. A form
+ * submitted before the end waits for it, then is sent.
  *
  * An external file, no inline script: the Content-Security-Policy forbids them.
  */
@@ -169,16 +171,16 @@
     var form = widget.closest("form");
     var state = { solved: false, failed: false, pendingSubmitter: undefined };
 
-    function say(text) {
+    function say(key) {
       if (status) {
-        status.textContent = text;
+        status.textContent = widget.getAttribute("data-captcha-text-" + key) || TEXT[key];
       }
     }
 
     if (fallback) {
       fallback.hidden = true;
     }
-    say(TEXT.working);
+    say("working");
 
     if (form) {
       form.addEventListener("submit", function (event) {
@@ -187,7 +189,7 @@
         }
         event.preventDefault();
         state.pendingSubmitter = event.submitter || null;
-        say(TEXT.waiting);
+        say("waiting");
       });
     }
 
@@ -198,13 +200,13 @@
       }
       payload.value = encodePayload(challenge, number, Date.now() - started);
       state.solved = true;
-      say(TEXT.done);
+      say("done");
     }).catch(function () {
       state.failed = true;
       if (fallback) {
         fallback.hidden = false;
       }
-      say(TEXT.failed);
+      say("failed");
     }).then(function () {
       if (form && state.pendingSubmitter !== undefined && state.solved) {
         if (form.requestSubmit) {
