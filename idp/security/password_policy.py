@@ -1,4 +1,5 @@
-"""Password policy: what a new password must satisfy, and how to say it in French.
+"""Password policy: what a new password must satisfy, and how to say it (in the page's
+language: French msgids through Flask-Babel, French outside a request).
 
 Follows NIST SP 800-63B (5.1.1.2), CNIL délibération 2022-100 and the ANSSI
 recommendations on authentication:
@@ -29,6 +30,8 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
+
+from flask_babel import gettext as _
 
 ABSOLUTE_MIN_LENGTH = 8
 MIN_LENGTH_WITHOUT_MFA = 12
@@ -122,7 +125,7 @@ def _personal_fragments(email: str, names: Iterable[str]) -> tuple[set[str], set
 def check_password(password: str, *, min_length: int, max_length: int = 128,
                    email: str = "", names: Iterable[str] = (), mfa_enabled: bool = False,
                    check_common_list: bool = True) -> list[str]:
-    """French error messages for a new password; an empty list means it is accepted.
+    """Error messages for a new password; an empty list means it is accepted.
 
     ``min_length`` is the configured minimum (see :func:`effective_min_length`),
     ``email`` and ``names`` (given name, family name...) the account's own, and
@@ -132,37 +135,37 @@ def check_password(password: str, *, min_length: int, max_length: int = 128,
     _check_max_length(max_length, minimum)
     # Cheap guard before normalising: NFKC composes at most 3 code points into 1.
     if len(password) > 4 * max_length:
-        return [f"Le mot de passe ne doit pas dépasser {max_length} caractères."]
+        return [_("Le mot de passe ne doit pas dépasser %(max)s caractères.", max=max_length)]
 
     errors: list[str] = []
     normalised = normalise(password)
     length = len(normalised)
     if length < minimum:
-        errors.append(f"Le mot de passe doit contenir au moins {minimum} caractères "
-                      f"(il en contient {length}).")
+        errors.append(_("Le mot de passe doit contenir au moins %(min)s caractères "
+                        "(il en contient %(length)s).", min=minimum, length=length))
     elif length > max_length:
-        errors.append(f"Le mot de passe ne doit pas dépasser {max_length} caractères "
-                      f"(il en contient {length}).")
+        errors.append(_("Le mot de passe ne doit pas dépasser %(max)s caractères "
+                        "(il en contient %(length)s).", max=max_length, length=length))
 
     if check_common_list and normalised and is_common(normalised):
-        errors.append("Ce mot de passe fait partie des mots de passe les plus courants ou "
-                      "déjà divulgués : choisissez-en un autre.")
+        errors.append(_("Ce mot de passe fait partie des mots de passe les plus courants ou "
+                        "déjà divulgués : choisissez-en un autre."))
 
     folded = _fold(normalised)
     compact = "".join(folded.split())
     email_parts, name_parts = _personal_fragments(email, names)
     if any(part in folded for part in email_parts):
-        errors.append("Le mot de passe ne doit pas contenir votre adresse e-mail "
-                      "ni une partie de celle-ci.")
+        errors.append(_("Le mot de passe ne doit pas contenir votre adresse e-mail "
+                        "ni une partie de celle-ci."))
     if any(part in folded or part in compact for part in name_parts):
-        errors.append("Le mot de passe ne doit pas contenir votre nom ni votre prénom.")
+        errors.append(_("Le mot de passe ne doit pas contenir votre nom ni votre prénom."))
     return errors
 
 
 def describe_policy(min_length: int, *, mfa_enabled: bool = False, max_length: int = 128) -> str:
-    """The rule in plain French, to show next to the field before the user types."""
+    """The rule in plain words, to show next to the field before the user types."""
     minimum = effective_min_length(min_length, mfa_enabled)
-    return (f"Au moins {minimum} caractères (jusqu'à {max_length}). Espaces, accents et "
-            "caractères spéciaux sont acceptés mais pas obligatoires : une phrase facile "
-            "à retenir convient très bien. Évitez les mots de passe courants et votre nom "
-            "ou adresse e-mail.")
+    return _("Au moins %(min)s caractères (jusqu'à %(max)s). Espaces, accents et "
+             "caractères spéciaux sont acceptés mais pas obligatoires : une phrase facile "
+             "à retenir convient très bien. Évitez les mots de passe courants et votre nom "
+             "ou adresse e-mail.", min=minimum, max=max_length)
