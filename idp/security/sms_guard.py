@@ -25,6 +25,7 @@ import time
 
 from flask import g, has_request_context
 
+from ..i18n import N_
 from ..messaging.phone import region_of
 from .ratelimit import count, parse_limits
 
@@ -33,15 +34,25 @@ log = logging.getLogger(__name__)
 # Patched by tests to move time forward.
 clock = time.time
 
-REFUSED_REGION = ("Les SMS ne peuvent être envoyés qu'à des numéros de : {regions}. "
-                  "Choisissez de recevoir le message par e-mail.")
-REFUSED_DESTINATION = ("Trop de SMS ont été envoyés à ce numéro récemment. Réessayez plus "
-                       "tard ou choisissez de recevoir le message par e-mail.")
-REFUSED_ACCOUNT = ("Trop de SMS ont été demandés pour ce compte récemment. Réessayez plus "
-                   "tard ou choisissez de recevoir le message par e-mail.")
-REFUSED_BUDGET = ("L'envoi de SMS est momentanément indisponible. Réessayez demain ou "
-                  "choisissez de recevoir le message par e-mail.")
-REFUSED_INVALID = "Ce numéro de téléphone n'est pas valide."
+REFUSED_REGION = N_("Les SMS ne peuvent être envoyés qu'à des numéros de : %(regions)s. "
+                    "Choisissez de recevoir le message par e-mail.")
+REFUSED_DESTINATION = N_("Trop de SMS ont été envoyés à ce numéro récemment. Réessayez plus "
+                         "tard ou choisissez de recevoir le message par e-mail.")
+REFUSED_ACCOUNT = N_("Trop de SMS ont été demandés pour ce compte récemment. Réessayez plus "
+                     "tard ou choisissez de recevoir le message par e-mail.")
+REFUSED_BUDGET = N_("L'envoi de SMS est momentanément indisponible. Réessayez demain ou "
+                    "choisissez de recevoir le message par e-mail.")
+REFUSED_INVALID = N_("Ce numéro de téléphone n'est pas valide.")
+
+
+def _tr(text: str, **values: str) -> str:
+    """The refusal in the page's language (the guard runs inside requests; in French
+    otherwise)."""
+    if has_request_context():
+        from flask_babel import gettext
+
+        return gettext(text, **values)
+    return text % values if values else text
 
 
 def for_account(user_id: str | None) -> None:
@@ -106,28 +117,28 @@ class SmsGuard:
         try:
             region = region_of(to_e164)
         except Exception:  # noqa: BLE001 - unparsable: not sendable
-            return REFUSED_INVALID
+            return _tr(REFUSED_INVALID)
         if self.allowed_regions and region not in self.allowed_regions:
             log.info("SMS refused: region %s not allowed", region or "?")
-            return REFUSED_REGION.format(regions=region_names(self.allowed_regions))
+            return _tr(REFUSED_REGION, regions=region_names(self.allowed_regions))
         now = clock()
         for limit in self.per_destination:
             if count(self.kv, "sms_to", _digest(to_e164), limit, now):
                 log.warning("SMS refused: too many to one number")
-                return REFUSED_DESTINATION
+                return _tr(REFUSED_DESTINATION)
         account = self.account_of()
         if account:
             for limit in self.per_account:
                 if count(self.kv, "sms_account", account, limit, now):
                     log.warning("SMS refused: too many for account %s", account)
-                    return REFUSED_ACCOUNT
+                    return _tr(REFUSED_ACCOUNT)
         if self.daily_budget >= 0:
             day = time.strftime("%Y%m%d", time.gmtime(now))
             spent = self.kv.incr(f"sms:budget:{day}", 2 * 86400)
             if spent > self.daily_budget:
                 if spent == self.daily_budget + 1:
                     log.error("SMS daily budget (%d) spent", self.daily_budget)
-                return REFUSED_BUDGET
+                return _tr(REFUSED_BUDGET)
         return None
 
 
