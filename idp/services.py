@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 
 from .config import Settings
-from .oidc.keys import KeyStore
 from .persistence.db import Database
 from .persistence.kv import KeyValueStore
 from .security import audit as audit_log
 from .security.passwords import PasswordService
+
+if TYPE_CHECKING:  # the protocol package imports this module: no cycle at import time
+    from .oidc.keys import KeyStore
 
 
 @dataclass

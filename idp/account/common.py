@@ -8,8 +8,8 @@ import logging
 from flask import current_app, render_template
 from flask_babel import lazy_gettext as _l
 
-from ..flows.registration import absolute_url, ui_locale  # noqa: F401 (used by the sections)
-from ..flows.registration import send_templated_email as send_email
+from ..web.common import absolute_url, ui_locale  # noqa: F401 (used by the sections)
+from ..web.common import send_templated_email as send_email
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import MessageTemplateError, render_sms
 from ..persistence.models import User

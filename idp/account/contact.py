@@ -17,7 +17,7 @@ import secrets
 from flask import abort, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from ..flows.registration import captcha_error_markup
+from ..web.common import captcha_error_markup
 from ..identity.users import is_valid_email, normalize_email
 from ..messaging.messenger import SEND_FAILED_MESSAGE
 from ..messaging.phone import InvalidPhone, is_mobile, parse_phone

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..flows.registration import check_new_password, policy_hint
+from ..web.common import check_new_password, policy_hint
 from ..identity import sso as sso_service
 from ..identity.users import is_valid_email, normalize_email
 from ..messaging.base import mask_email

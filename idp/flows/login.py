@@ -22,7 +22,7 @@ from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
 from .base import FlowError, create_flow, load_flow, safe_return_to
-from .registration import captcha_error_markup
+from ..web.common import captcha_error_markup
 
 log = logging.getLogger(__name__)
 

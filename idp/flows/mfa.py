@@ -37,7 +37,7 @@ from ..services import audit, services
 from ..web.auth import login_required, recent_auth_required, sign_in
 from ..web.forms import BaseForm
 from .base import FlowError, load_flow
-from .registration import absolute_url, add_error, send_templated_email
+from ..web.common import absolute_url, add_error, send_templated_email
 
 bp = Blueprint("mfa", __name__)
 

@@ -40,10 +40,10 @@ from ..persistence import consumables
 from ..persistence.consumables import Outcome
 from ..persistence.models import Consumable, Flow, User, utcnow
 from ..services import audit, services
+from ..web.common import (absolute_url, add_error, captcha_error_markup, check_new_password,
+                          has_errors, policy_hint, send_templated_email)
 from ..web.forms import BaseForm, email_field, password_field
 from .base import FlowError, create_flow, load_flow, safe_return_to
-from .registration import (absolute_url, add_error, captcha_error_markup, check_new_password,
-                           has_errors, policy_hint, send_templated_email)
 
 log = logging.getLogger(__name__)
 

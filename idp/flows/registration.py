@@ -10,9 +10,6 @@ A new account may be used at once: "Continuer" (``/inscription/continuer``) sign
 user in and leads to the flow's ``return_to`` (an authorization request, or "Mon
 compte"); ``email_verified`` stays false until the link is followed. An address that already has an account gets the same
 answer, while its owner is told by e-mail (``account_exists``).
-
-Also holds what the recovery flow shares: the new-password checks and the templated
-e-mail helper.
 """
 
 from __future__ import annotations
@@ -22,25 +19,23 @@ import logging
 import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, StringField, TelField
 from wtforms.validators import DataRequired, Length
 
 from ..identity import users
-from ..messaging.email import EmailMessage
 from ..messaging.messenger import SEND_FAILED_MESSAGE
 from ..messaging.phone import InvalidPhone, parse_phone
-from ..messaging.templates import render_message
 from ..persistence import consumables
 from ..persistence.models import Consumable, User, utcnow
-from ..security.password_policy import check_password, describe_policy
 from ..services import audit, services
 from ..web.auth import sign_in
+from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_error_markup,
+                          check_new_password, has_errors, policy_hint, send_templated_email,
+                          ui_locale)
 from ..web.forms import BaseForm, email_field, password_field
 from .base import FlowError, create_flow, load_flow, safe_return_to
 
@@ -53,83 +48,6 @@ REGISTRATION_FLOW_TTL = 30 * 60
 DONE_FLOW_TTL = 30 * 60
 MAX_RESENDS = 3
 EMAIL_CONFIRMATION = "email_confirmation"
-DEFAULT_POPULATION = "usager"
-
-
-# -- shared with the recovery flow ------------------------------------------------
-def add_error(field, message: str) -> None:
-    field.errors = [*list(field.errors or ()), message]
-
-
-def has_errors(form) -> bool:
-    return any(f.errors for f in form)
-
-
-def password_rules(population: str | None, mfa_enabled: bool = False) -> dict:
-    """Arguments of ``check_password``/``describe_policy`` for an account of ``population``:
-    the stricter of the global minimum and the population's."""
-    settings = services().settings
-    minimum = settings.passwords.min_length
-    pop = settings.population(population or DEFAULT_POPULATION)
-    if pop is not None:
-        minimum = max(minimum, pop.password_min_length)
-    return {"min_length": minimum, "max_length": settings.passwords.max_length,
-            "mfa_enabled": mfa_enabled}
-
-
-def policy_hint(population: str | None, mfa_enabled: bool = False) -> str:
-    rules = password_rules(population, mfa_enabled)
-    return describe_policy(rules["min_length"], mfa_enabled=rules["mfa_enabled"],
-                           max_length=rules["max_length"])
-
-
-def check_new_password(password_field_, confirm_field, *, email: str, names: list[str],
-                       population: str | None, mfa_enabled: bool = False) -> bool:
-    """Policy and confirmation of a new password; errors go next to the fields."""
-    password = password_field_.data or ""
-    ok = True
-    if password_field_.errors:
-        ok = False
-    else:
-        settings = services().settings
-        for message in check_password(password, email=email, names=names,
-                                      check_common_list=settings.passwords.check_common_list,
-                                      **password_rules(population, mfa_enabled)):
-            add_error(password_field_, message)
-            ok = False
-    if not confirm_field.errors and (confirm_field.data or "") != password:
-        add_error(confirm_field, _("Les deux mots de passe ne sont pas identiques."))
-        ok = False
-    return ok and not confirm_field.errors
-
-
-def absolute_url(endpoint: str, **values) -> str:
-    """Links in messages point at the issuer, whatever Host the request came with."""
-    return services().settings.issuer + url_for(endpoint, **values)
-
-
-def ui_locale() -> str:
-    return str(get_locale() or services().settings.default_locale)
-
-
-def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
-    """Render the message ``name`` and send it; False (never an exception) on failure."""
-    settings = services().settings
-    try:
-        subject, text, html = render_message(
-            name, locale, service_name=settings.service_name,
-            organisation_name=settings.organisation_name, **context)
-    except Exception:  # noqa: BLE001 - a broken template must not make a 500
-        log.exception("cannot render the message %s", name)
-        return False
-    return services().messenger.send_email(EmailMessage(to=to, subject=subject, text=text,
-                                                        html=html))
-
-
-def captcha_error_markup(message: str) -> Markup:
-    """The captcha's error in the summary, linked to its answer field."""
-    return Markup('<a href="#captcha_answer">{}</a>').format(
-        Markup("{} : {}").format(_("Vérification anti-robot"), escape(message)))
 
 
 # -- forms --------------------------------------------------------------------------
