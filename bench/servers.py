@@ -29,6 +29,7 @@ from scenarios import Client, Target
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 REFERENCE = BENCH / "reference"
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"   # what production runs: the suite uses it too
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"   # never contacted: the flow stops there
 BENCH_EMAIL = "bench-user@example.org"
@@ -435,8 +436,10 @@ class OurProvider:
                  "--given-name", "Bench", "--family-name", "User")
 
     def start(self, timeout: float = 60) -> None:
-        cmd = [venv_bin("gunicorn"), "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}",
-               "--error-logfile", "-", "idp.wsgi:app"]
+        # The production settings (gunicorn.conf.py: gthread workers with keep-alive),
+        # with the suite's worker count and port.
+        cmd = [venv_bin("gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(self.workers),
+               "-b", f"127.0.0.1:{self.port}", "--error-logfile", "-", "idp.wsgi:app"]
         self.server.start(cmd, env=self.env(), cwd=ROOT, log_path=self.workdir / "gunicorn.log")
         self.server.wait_http(self.issuer + "/.well-known/openid-configuration", timeout)
         # Wait for every worker: the first answer may come before all have booted.
@@ -471,8 +474,8 @@ def start_floor(provider: OurProvider, timeout: float = 30) -> tuple[Managed, Ta
     path.write_bytes(document.replace(provider.issuer.encode(), issuer.encode()))
     env = {**os.environ, "BENCH_FLOOR_DOCUMENT": str(path)}
     server = Managed("gunicorn floor")
-    server.start([venv_bin("gunicorn"), "-w", str(provider.workers), "-b", f"127.0.0.1:{port}",
-                  "--chdir", str(BENCH), "floor_app:app"],
+    server.start([venv_bin("gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(provider.workers),
+                  "-b", f"127.0.0.1:{port}", "--chdir", str(BENCH), "floor_app:app"],
                  env=env, cwd=BENCH, log_path=provider.workdir / "floor.log")
     server.wait_http(issuer + "/.well-known/openid-configuration", timeout)
     none = Client("", "")
