@@ -13,6 +13,13 @@ bp.add_url_rule("/.well-known/openid-configuration", "discovery",
 bp.add_url_rule("/.well-known/oauth-authorization-server", "oauth_metadata",
                 discovery.openid_configuration)
 bp.add_url_rule("/jwks.json", "jwks", discovery.jwks)
+
+
+@bp.record_once
+def _serve_public_documents_first(state) -> None:
+    # GET of the discovery document and the JWKS skip Flask (same answer, less work).
+    app = state.app
+    app.wsgi_app = discovery.PublicDocuments(app.wsgi_app, app.extensions["idp"])
 bp.add_url_rule("/authorize", "authorize", authorize.authorize, methods=["GET", "POST"])
 bp.add_url_rule("/authorize/resume/<flow_id>", "authorize_resume", authorize.authorize_resume,
                 methods=["GET", "POST"])

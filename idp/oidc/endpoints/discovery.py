@@ -52,16 +52,16 @@ def build_metadata(settings) -> dict:
     }
 
 
-def _cached(key: str, build) -> bytes:
-    extras = services().extras
-    if key not in extras:
-        extras[key] = build()
-    return extras[key]
+def _discovery_json(svc) -> bytes:
+    extras = svc.extras
+    if "discovery_json" not in extras:
+        extras["discovery_json"] = json.dumps(build_metadata(svc.settings),
+                                              separators=(",", ":")).encode()
+    return extras["discovery_json"]
 
 
 def openid_configuration() -> Response:
-    body = _cached("discovery_json", lambda: json.dumps(
-        build_metadata(services().settings), separators=(",", ":")).encode())
+    body = _discovery_json(services())
     return Response(body, mimetype="application/json", headers={
         "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
 
@@ -69,3 +69,38 @@ def openid_configuration() -> Response:
 def jwks() -> Response:
     return Response(services().keys.jwks_json, mimetype="application/jwk-set+json", headers={
         "Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
+
+
+class PublicDocuments:
+    """WSGI middleware answering ``GET`` of the discovery document and the JWKS before
+    Flask: the same bytes and headers as the views above (which still answer HEAD and
+    everything else), without a request context, session, hooks or teardown, which were
+    most of the provider's own cost of these two requests (docs/performance.md)."""
+
+    DISCOVERY_PATHS = ("/.well-known/openid-configuration",
+                       "/.well-known/oauth-authorization-server")
+    JWKS_PATH = "/jwks.json"
+
+    def __init__(self, wsgi_app, svc) -> None:
+        from ...security.headers import security_headers
+
+        self.wsgi_app = wsgi_app
+        self.svc = svc
+        self.tail = security_headers(svc.settings.is_https)
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "GET":
+            path = environ.get("PATH_INFO")
+            if path in self.DISCOVERY_PATHS:
+                return self._answer(start_response, _discovery_json(self.svc),
+                                    "application/json")
+            if path == self.JWKS_PATH:
+                return self._answer(start_response, self.svc.keys.jwks_json,
+                                    "application/jwk-set+json")
+        return self.wsgi_app(environ, start_response)
+
+    def _answer(self, start_response, body: bytes, content_type: str):
+        start_response("200 OK", [
+            ("Cache-Control", "public, max-age=300"), ("Access-Control-Allow-Origin", "*"),
+            ("Content-Type", content_type), ("Content-Length", str(len(body))), *self.tail])
+        return [body]
