@@ -14,6 +14,7 @@ from ..persistence.db import Database
 from ..persistence.kv import KeyValueStore
 from ..persistence.models import Client
 from . import grants
+from .client_cache import ClientCache
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
 from .tokens import TokenService
@@ -54,6 +55,7 @@ class AuthorizationServer(_FlaskServer):
         super().__init__()
         self.ctx = ctx
         self.scopes_supported = None
+        self.clients = ClientCache(ctx.db, ctx.kv)
 
     def init(self, app) -> None:
         self.init_app(app)
@@ -68,7 +70,7 @@ class AuthorizationServer(_FlaskServer):
     def query_client(self, client_id):
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
             return None
-        return self.ctx.db.session.get(Client, client_id)
+        return self.clients.get(self.ctx.db.session, client_id)
 
     def save_token(self, token, request):
         pass  # grants persist what they mint themselves

@@ -18,6 +18,7 @@ class KeyValueStore(Protocol):
     def set_if_absent(self, key: str, value: bytes | str, ttl: int) -> bool: ...
     def delete(self, *keys: str) -> None: ...
     def incr(self, key: str, ttl: int) -> int: ...
+    def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]: ...
     def ttl(self, key: str) -> int: ...
     def expire(self, key: str, ttl: int) -> None: ...
     def flush_prefix(self, prefix: str) -> None: ...
@@ -79,6 +80,19 @@ class MemoryStore:
             self._data[key] = (str(value).encode(), item[1])
             return value
 
+    def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]:
+        """``incr(key, ttl)`` and ``get(other)`` in one step."""
+        with self._lock:
+            item = self._live(key)
+            if item is None:
+                value = 1
+                self._data[key] = (b"1", time.monotonic() + ttl)
+            else:
+                value = int(item[0]) + 1
+                self._data[key] = (str(value).encode(), item[1])
+            found = self._live(other)
+            return value, (found[0] if found else None)
+
     def ttl(self, key: str) -> int:
         with self._lock:
             item = self._live(key)
@@ -105,6 +119,15 @@ class MemoryStore:
             del self._data[key]
 
 
+# INCR, EXPIRE NX (the window starts at the first hit) and GET of another key, as one
+# command: one round trip where a MULTI/EXEC pipeline and a GET took two and five commands.
+_INCR_AND_GET = """
+local value = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return {value, redis.call('GET', KEYS[2])}
+"""
+
+
 class RedisStore:
     shared_between_processes = True
 
@@ -114,6 +137,7 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
                                            health_check_interval=30)
         self.prefix = prefix
+        self._incr_and_get = self.client.register_script(_INCR_AND_GET)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -138,6 +162,10 @@ class RedisStore:
         pipe.expire(self._k(key), ttl, nx=True)
         value, _ = pipe.execute()
         return int(value)
+
+    def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]:
+        value, found = self._incr_and_get(keys=[self._k(key), self._k(other)], args=[ttl])
+        return int(value), found
 
     def ttl(self, key: str) -> int:
         return int(self.client.ttl(self._k(key)))

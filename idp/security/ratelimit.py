@@ -11,9 +11,10 @@ the API endpoints.
 
 The counter is a sliding window approximated from two fixed windows (the current one
 and the previous one, weighted by how much of it still overlaps the sliding window).
-Every request is counted first (``kv.incr``, atomic in Redis and in the in-process
-store) and then compared with the limit, so concurrent requests cannot all slip in
-between a read and a write: within one window no more than ``limit`` requests pass.
+Every request is counted first (``kv.incr_and_get``, atomic in Redis and in the
+in-process store; it reads the previous window in the same round trip) and then compared
+with the limit, so concurrent requests cannot all slip in between a read and a write:
+within one window no more than ``limit`` requests pass.
 
 Views may also count against a rule themselves: :func:`hit` (``RateLimited`` when over).
 """
@@ -126,10 +127,12 @@ def count(kv, name: str, subject: str, limit: Limit, now: float | None = None) -
     window = limit.seconds
     index = int(now // window)
     base = f"rl:{name}:{_digest(subject)}:{window}:"
-    current = kv.incr(base + str(index), window * 2 + 1)
+    # Counted first (atomically), and the previous window read in the same round trip.
+    current, raw_previous = kv.incr_and_get(base + str(index), window * 2 + 1,
+                                            base + str(index - 1))
     if current > limit.count:
         return _retry_after(current, 0, limit, now)
-    previous = int(kv.get(base + str(index - 1)) or 0)
+    previous = int(raw_previous or 0)
     elapsed = (now % window) / window
     weighted = previous * (1.0 - elapsed)
     if current + math.floor(weighted) > limit.count:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
-from ...persistence.models import Client
 from ..claims import subject_for
 from ..grants import CONFIDENTIAL_AUTH_METHODS
 from .token_refs import AccessTokenRef, find_token
@@ -30,7 +29,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
                     "aud": claims.get("aud"), "iss": claims["iss"], "exp": claims["exp"],
                     "iat": claims["iat"], "jti": claims["jti"]}
         item, grant = token.item, token.grant
-        client = ctx.db.session.get(Client, item.client_id)
+        client = self.server.query_client(item.client_id)
         sub = subject_for(item.user_id, client, ctx.pairwise_salt) if client else item.user_id
         return {"active": True, "token_type": "refresh_token", "scope": grant.scope,
                 "client_id": item.client_id, "sub": sub, "iss": ctx.settings.issuer,

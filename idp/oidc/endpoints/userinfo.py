@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from ...persistence.models import Client, User
+from ...persistence.models import User
 from ...services import services
 from .. import claims as claims_mod
 
@@ -40,7 +40,8 @@ def userinfo() -> Response:
         return _bearer_error(400, "invalid_request", "one token method only")
     if not token:
         return _bearer_error(401, None)
-    ctx = services().extras["oidc_server"].ctx
+    server = services().extras["oidc_server"]
+    ctx = server.ctx
     claims = ctx.tokens.decode_access_token(token)
     if claims is None:
         return _bearer_error(401, "invalid_token")
@@ -51,7 +52,7 @@ def userinfo() -> Response:
     if "openid" not in claims.get("scope", "").split():
         return _bearer_error(403, "insufficient_scope")
     user = session.get(User, grant.user_id)
-    client = session.get(Client, grant.client_id)
+    client = server.query_client(grant.client_id)
     if user is None or user.disabled or client is None:
         return _bearer_error(401, "invalid_token")
     names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
