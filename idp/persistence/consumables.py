@@ -84,21 +84,22 @@ def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
         return ConsumeResult(Outcome.UNKNOWN)
     now = utcnow()
     lookup = token_digest(value)
-    consumed_id = session.execute(
+    # One statement on success: the update returns the whole row (and refreshes a copy
+    # the identity map may already hold).
+    consumed = session.scalars(
         update(Consumable)
         .where(Consumable.kind == kind, Consumable.lookup == lookup,
                Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
                Consumable.expires_at > now)
         .values(consumed_at=now)
-        .returning(Consumable.id)
-        .execution_options(synchronize_session=False)
-    ).scalar()
+        .returning(Consumable)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
+    if consumed is not None:
+        return ConsumeResult(Outcome.OK, consumed)
     item = session.scalar(select(Consumable).where(Consumable.kind == kind,
                                                    Consumable.lookup == lookup)
                           .execution_options(populate_existing=True))
-    if consumed_id is not None and item is not None:
-        session.refresh(item)
-        return ConsumeResult(Outcome.OK, item)
     return ConsumeResult(_diagnose(item, now), item)
 
 

@@ -6,10 +6,11 @@ removed at the end of each app context); services receive a session explicitly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -33,8 +34,44 @@ def make_engine(url: str, **kwargs) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection idle for longer than this is tested (SELECT 1) before use.
+PING_AFTER_IDLE = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """``pool_pre_ping`` for connections that have been idle a while only.
+
+    ``pool_pre_ping`` costs one round trip at every checkout, and a request checks a
+    connection out once per transaction. A connection used in the last
+    ``PING_AFTER_IDLE`` seconds is handed out as is; an older one is pinged, and
+    replaced if the server dropped it (restart, failover, idle timeout of a proxy). A
+    connection that dies within those seconds fails its request, and SQLAlchemy then
+    renews the whole pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception as error:  # noqa: BLE001 - any failure: use another connection
+            raise exc.DisconnectionError() from error
 
 
 class Database:

@@ -44,13 +44,16 @@ class SessionUser:
 @login_manager.user_loader
 def _load(sso_id: str) -> SessionUser | None:
     svc = services()
-    sso = sso_service.load_active(svc.db.session, sso_id, svc.settings.session.idle_timeout)
-    # load_active may slide last_seen_at or mark the row ended: keep that. (Checking
-    # session.dirty is not enough: the next query autoflushes and empties it.)
-    svc.db.session.commit()
+    db = svc.db.session
+    sso = sso_service.load_active(db, sso_id, svc.settings.session.idle_timeout)
+    # load_active may slide last_seen_at or mark the row ended: keep that, right now (a
+    # later query would autoflush it into a transaction the view may roll back). Most
+    # requests change nothing: no commit then, the row read needs none.
+    if db.dirty or db.new or db.deleted:
+        db.commit()
     if sso is None:
         return None
-    user = svc.db.session.get(User, sso.user_id)
+    user = db.get(User, sso.user_id)
     if user is None or user.disabled:
         return None
     return SessionUser(user, sso)
