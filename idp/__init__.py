@@ -109,6 +109,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder="static", instance_path=str(settings.instance_path))
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     secret_key = _secret_key(settings)
     app.config.update(
         SECRET_KEY=secret_key,

@@ -189,6 +189,9 @@ class Settings:
     # Salt for pairwise subject identifiers; empty: derived from secret_key.
     pairwise_salt: str = ""
     auto_migrate: bool = True
+    # Reverse proxies in front of the provider whose X-Forwarded-For/-Proto/-Host are
+    # trusted (0: none). Per-IP rate limits need the real client address.
+    trusted_proxies: int = 0
     debug: bool = False
     testing: bool = False
     tokens: TokenSettings = field(default_factory=TokenSettings)

@@ -75,3 +75,19 @@ def test_bad_settings_are_refused_with_a_clear_error(overrides):
 def test_missing_config_file_named_by_env_is_an_error(tmp_path):
     with pytest.raises(ConfigError):
         load_settings(environ={"IDP_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_trusted_proxies_give_the_real_client_address(make_app):
+    from flask import request
+
+    for proxies, expected in ((0, "10.0.0.1"), (1, "203.0.113.7")):
+        app = make_app(trusted_proxies=proxies)
+
+        @app.get("/_whoami")
+        def whoami():
+            return request.remote_addr
+
+        client = app.test_client()
+        response = client.get("/_whoami", headers={"X-Forwarded-For": "203.0.113.7"},
+                              environ_base={"REMOTE_ADDR": "10.0.0.1"})
+        assert response.get_data(as_text=True) == expected
