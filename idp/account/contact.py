@@ -25,7 +25,7 @@ from ..persistence import consumables
 from ..persistence.consumables import Outcome
 from ..persistence.models import Consumable, User
 from ..services import audit, services
-from ..web.auth import login_required
+from ..web.auth import login_required, recent_auth_required
 from . import bp
 from .common import page, send_email, send_sms, ui_locale
 from .forms import ButtonForm, CodeForm, ContactEmailForm, PhoneForm
@@ -168,7 +168,7 @@ def _read_email(form: ContactEmailForm, user: User) -> str | None:
 
 
 @bp.route("/contact/<slug>", methods=["GET", "POST"])
-@login_required
+@recent_auth_required  # changing the phone or an address: password typed lately
 def contact(slug: str):
     kind = _kind(slug)
     user = g.user
@@ -277,7 +277,7 @@ def contact_resend(slug: str):
 
 
 @bp.route("/contact/<slug>/supprimer", methods=["POST"])
-@login_required
+@recent_auth_required
 def contact_remove(slug: str):
     kind = _kind(slug)
     user = g.user

@@ -156,3 +156,12 @@ def test_login_email_change_needs_recent_authentication(logged_in, user, svc):
     age_sessions(svc, user.id)
     response = logged_in.get("/compte/securite/identifiant")
     assert response.status_code == 302 and "/login/reauth" in response.headers["Location"]
+
+
+def test_changing_the_phone_needs_a_recent_authentication(logged_in, user, svc):
+    age_sessions(svc, user.id, minutes=11)
+    for path in ("/compte/contact/telephone", "/compte/contact/courriel"):
+        response = logged_in.get(path)
+        assert response.status_code == 302 and "/login/reauth" in response.headers["Location"]
+    age_sessions(svc, user.id, minutes=2)
+    assert logged_in.get("/compte/contact/telephone").status_code == 200
