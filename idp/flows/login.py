@@ -15,7 +15,7 @@ from flask_login import current_user
 from ..identity import users
 from ..messaging.email import EmailMessage
 from ..messaging.templates import render_message
-from ..persistence.models import Client, User, utcnow
+from ..persistence.models import User, utcnow
 from ..security import lockout, ratelimit
 from ..services import audit, client_ip, services
 from ..web.auth import login_required, sign_in
@@ -58,7 +58,8 @@ def _default_target() -> str:
 def _client_name(client_id: str | None) -> str | None:
     if not client_id:
         return None
-    client = services().db.session.get(Client, client_id)
+    # The per-worker client cache (idp.oidc.client_cache): no query on each login page.
+    client = services().extras["oidc_server"].query_client(client_id)
     return client.name if client else None
 
 
@@ -131,9 +132,12 @@ def _captcha_needed(flow, email: str | None = None) -> bool:
     threshold = svc.settings.rate_limits.captcha_after_failures
     if flow.data.get("captcha"):
         return True
-    if int(svc.kv.get(_ip_failures_key()) or 0) >= threshold:
-        return True
-    return bool(email) and lockout.failures(svc.kv, email) >= threshold
+    if not email:
+        return int(svc.kv.get(_ip_failures_key()) or 0) >= threshold
+    # Both counters in one round trip.
+    ip_failures, email_failures = svc.kv.get_many(_ip_failures_key(),
+                                                  lockout.failures_key(email))
+    return int(ip_failures or 0) >= threshold or int(email_failures or 0) >= threshold
 
 
 def _ask_captcha(flow) -> None:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 class KeyValueStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
+    def get_many(self, *keys: str) -> list[bytes | None]: ...
     def set(self, key: str, value: bytes | str, ttl: int | None = None) -> None: ...
     def set_if_absent(self, key: str, value: bytes | str, ttl: int) -> bool: ...
     def delete(self, *keys: str) -> None: ...
@@ -50,6 +51,10 @@ class MemoryStore:
         with self._lock:
             item = self._live(key)
             return item[0] if item else None
+
+    def get_many(self, *keys: str) -> list[bytes | None]:
+        with self._lock:
+            return [item[0] if (item := self._live(key)) else None for key in keys]
 
     def set(self, key: str, value: bytes | str, ttl: int | None = None) -> None:
         with self._lock:
@@ -144,6 +149,10 @@ class RedisStore:
 
     def get(self, key: str) -> bytes | None:
         return self.client.get(self._k(key))
+
+    def get_many(self, *keys: str) -> list[bytes | None]:
+        """One MGET: one round trip."""
+        return self.client.mget([self._k(k) for k in keys]) if keys else []
 
     def set(self, key: str, value: bytes | str, ttl: int | None = None) -> None:
         self.client.set(self._k(key), value, ex=ttl or None)

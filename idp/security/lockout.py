@@ -73,8 +73,7 @@ class Failure:
     blocked_until: float = 0.0
 
 
-def _until(kv, key: str, now: float) -> float:
-    raw = kv.get(key)
+def _until_value(raw, now: float) -> float:
     try:
         until = float(raw) if raw else 0.0
     except ValueError:
@@ -82,9 +81,14 @@ def _until(kv, key: str, now: float) -> float:
     return until if until > now else 0.0
 
 
+def failures_key(email: str) -> str:
+    """The store key of :func:`failures` (to read it along with other keys)."""
+    return _keys(email)["fail"]
+
+
 def failures(kv, email: str) -> int:
     """Failures counted for this address within the window."""
-    raw = kv.get(_keys(email)["fail"])
+    raw = kv.get(failures_key(email))
     return int(raw) if raw else 0
 
 
@@ -105,8 +109,10 @@ def begin(kv, settings, email: str) -> Decision:
     now = clock()
     if not kv.set_if_absent(keys["busy"], "1", BUSY_TTL):
         return Decision(False, BUSY_RETRY)
-    for name, blocked in (("block", True), ("wait", False)):
-        until = _until(kv, keys[name], now)
+    # Both read in one round trip.
+    raw_block, raw_wait = kv.get_many(keys["block"], keys["wait"])
+    for raw, blocked in ((raw_block, True), (raw_wait, False)):
+        until = _until_value(raw, now)
         if until:
             kv.delete(keys["busy"])
             return Decision(False, max(1, math.ceil(until - now)), blocked)
