@@ -8,7 +8,10 @@ looks its client up, and clients change rarely.
   ``VERSION_CHECK_INTERVAL`` second and empty their cache when it moved: they see a
   change within a second.
 - An entry is also dropped after ``MAX_AGE`` seconds, for changes made outside the
-  application (SQL by hand).
+  application (SQL by hand). With the in-process store (the one-process default, no
+  Redis) the version key is not shared with the CLI's process: entries live
+  ``UNSHARED_MAX_AGE`` seconds there, so an ``idp clients ...`` change is seen within
+  that time.
 
 What the cache hands out is a detached copy (never attached to a session, shared by the
 worker's threads): read it, never modify it. Code that changes a client loads it with
@@ -32,6 +35,7 @@ VERSION_KEY = "clients:version"
 VERSION_TTL = 90 * 86400  # a lost key reads as a change: caches are emptied, no harm
 VERSION_CHECK_INTERVAL = 1.0
 MAX_AGE = 60.0
+UNSHARED_MAX_AGE = 5.0
 
 _COLUMNS = [attr.key for attr in Client.__mapper__.column_attrs]
 
@@ -45,6 +49,8 @@ class ClientCache:
         self.db = db
         self.kv = kv
         self.clock = clock
+        self.max_age = MAX_AGE if getattr(kv, "shared_between_processes", False) \
+            else UNSHARED_MAX_AGE
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, Client | None]] = {}
         self._version: bytes | None = None
@@ -58,7 +64,7 @@ class ClientCache:
         now = self.clock()
         self._check_version(now)
         entry = self._entries.get(client_id)
-        if entry is not None and now - entry[0] < MAX_AGE:
+        if entry is not None and now - entry[0] < self.max_age:
             return entry[1]
         version = self._version
         found = session.get(Client, client_id)
