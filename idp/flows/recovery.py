@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -444,9 +444,29 @@ def password():
     db.commit()
     when = now.strftime("%d/%m/%Y à %H:%M (UTC)" if user.locale != "en"
                         else "%d/%m/%Y at %H:%M (UTC)")
-    send_templated_email(user.email, "password_changed", user.locale, when=when,
-                         recovery_url=absolute_url("recovery.start"))
-    return redirect(url_for("recovery.done", flow=flow.id), code=303)
+    notice = {"to": user.email, "locale": user.locale, "when": when,
+              "recovery_url": absolute_url("recovery.start")}
+    response = redirect(url_for("recovery.progress", flow=flow.id), code=303)
+    # The notice goes out while the browser shows the progress page (SMTP may be slow).
+    app = current_app._get_current_object()
+    response.call_on_close(lambda: _send_reset_notice(app, notice))
+    return response
+
+
+def _send_reset_notice(app, notice: dict) -> None:
+    with app.test_request_context(base_url=app.extensions["idp"].settings.issuer):
+        send_templated_email(notice["to"], "password_changed", notice["locale"],
+                             when=notice["when"], recovery_url=notice["recovery_url"])
+
+
+@bp.route("/en-cours")
+@_guarded
+def progress():
+    """The seed's "progress" step: the change is applied and the notice is on its way;
+    the page moves on to the success page by itself (meta refresh, no script)."""
+    flow = _load("done")
+    return render_template("recovery/progress.html", flow=flow,
+                           next_url=url_for("recovery.done", flow=flow.id))
 
 
 def _code_channel(flow: Flow) -> str | None:
