@@ -390,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                                        None if args.sqlite else ours_provider.redis_db)
             measured["ours"] = Measured(ours_target, ours_provider.server.cpu_seconds,
                                         backing, ours_provider.server.memory, counters)
-            setup = (f"gunicorn -c gunicorn.conf.py -w {args.workers} (gthread, keep-alive), "
+            worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+            setup = (f"gunicorn -c gunicorn.conf.py -w {args.workers} ({worker_class}), "
                      + ("SQLite, in-process store" if args.sqlite else
                         "PostgreSQL database idp_bench, Redis db 13"))
             results["targets"]["ours"] = {"issuer": ours_target.issuer,
