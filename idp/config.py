@@ -19,6 +19,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .i18n import N_
 
@@ -183,6 +184,8 @@ class Settings:
     keys_dir: str = "keys"
     keys_max_age_days: int = 180
     default_locale: str = "fr"
+    # Times shown to users (pages, emails) are in this zone, e.g. "Pacific/Noumea".
+    display_timezone: str = "Europe/Paris"
     locales: list[str] = field(default_factory=lambda: ["fr", "en"])
     service_name: str = "Compte usager"
     organisation_name: str = "Région"
@@ -318,6 +321,10 @@ def load_settings(overrides: dict | None = None,
 def validate(settings: Settings) -> None:
     if not settings.issuer.startswith(("http://", "https://")) or settings.issuer.endswith("/"):
         raise ConfigError("issuer must be an http(s) URL without a trailing slash")
+    try:
+        ZoneInfo(settings.display_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown display_timezone {settings.display_timezone!r}") from None
     if settings.passwords.min_length < 8:
         raise ConfigError("passwords.min_length may never be below 8")
     if settings.verification.code_length < 4:

@@ -66,6 +66,7 @@ def test_environment_overrides_file_and_sections(tmp_path):
     {"passwords": {"min_length": 6}},
     {"tokens": {"access_token_ttl": "soon"}},
     {"verification": {"code_length": 3}},
+    {"display_timezone": "Mars/Olympus_Mons"},
 ])
 def test_bad_settings_are_refused_with_a_clear_error(overrides):
     with pytest.raises(ConfigError):
@@ -91,3 +92,16 @@ def test_trusted_proxies_give_the_real_client_address(make_app):
         response = client.get("/_whoami", headers={"X-Forwarded-For": "203.0.113.7"},
                               environ_base={"REMOTE_ADDR": "10.0.0.1"})
         assert response.get_data(as_text=True) == expected
+
+
+def test_times_are_shown_in_the_service_time_zone(make_app):
+    import datetime as dt
+
+    from idp.web.common import format_when
+
+    moment = dt.datetime(2026, 11, 23, 13, 5, tzinfo=dt.timezone.utc)
+    app = make_app(display_timezone="Pacific/Noumea")
+    with app.app_context():
+        assert format_when(moment, "fr") == "24/11/2026 à 00:05 (+11)"
+        assert format_when(moment, "en", "Europe/Paris") == "23/11/2026 at 14:05 (CET)"
+        assert format_when(None) == ""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from flask import current_app, render_template
 from flask_babel import lazy_gettext as _l
 
-from ..web.common import absolute_url, ui_locale  # noqa: F401 (used by the sections)
+from ..web.common import absolute_url, format_when, ui_locale  # noqa: F401 (used by the sections)
 from ..web.common import send_templated_email as send_email
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import MessageTemplateError, render_sms
@@ -38,15 +37,6 @@ def recovery_url() -> str:
     endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
         else "login.start"
     return absolute_url(endpoint)
-
-
-def format_when(value: dt.datetime | None, locale: str | None = None) -> str:
-    """``23/11/2026 à 13:05 (UTC)``, in the user's language."""
-    if value is None:
-        return ""
-    value = value.astimezone(dt.timezone.utc)
-    joiner = "at" if (locale or "fr").startswith("en") else "à"
-    return f"{value:%d/%m/%Y} {joiner} {value:%H:%M} (UTC)"
 
 
 def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:

@@ -22,7 +22,7 @@ from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
 from .base import FlowError, create_flow, load_flow, safe_return_to
-from ..web.common import captcha_error_markup
+from ..web.common import captcha_error_markup, format_when
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +228,12 @@ def _notify_owner(user: User, blocked_until: float) -> None:
     recovery_endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
         else "login.start"
     when = dt.datetime.fromtimestamp(blocked_until, dt.timezone.utc)
-    joiner = "at" if locale.startswith("en") else "à"
     try:
         subject, text, html = render_message(
             "account_locked", locale, service_name=settings.service_name,
             organisation_name=settings.organisation_name,
             recovery_url=settings.issuer + url_for(recovery_endpoint),
-            until=f"{when:%d/%m/%Y} {joiner} {when:%H:%M} (UTC)")
+            until=format_when(when, locale, settings.display_timezone))
     except Exception:  # noqa: BLE001 - a broken template must not make a 500
         log.exception("cannot render the account_locked message")
         return

@@ -37,7 +37,7 @@ from ..services import audit, services
 from ..web.auth import login_required, recent_auth_required, sign_in
 from ..web.forms import BaseForm
 from .base import FlowError, load_flow
-from ..web.common import absolute_url, add_error, send_templated_email
+from ..web.common import absolute_url, add_error, format_when, send_templated_email
 
 bp = Blueprint("mfa", __name__)
 
@@ -94,8 +94,7 @@ def _population_requires(user: User) -> bool:
 
 
 def _notify(user: User, action: str) -> None:
-    when = utcnow().strftime("%d/%m/%Y à %H:%M (UTC)" if user.locale != "en"
-                             else "%d/%m/%Y at %H:%M (UTC)")
+    when = format_when(utcnow(), user.locale)
     endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
         else "login.start"
     send_templated_email(user.email, "mfa_changed", user.locale, action=action, when=when,

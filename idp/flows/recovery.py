@@ -41,7 +41,7 @@ from ..persistence.consumables import Outcome
 from ..persistence.models import Consumable, Flow, User, utcnow
 from ..services import audit, services
 from ..web.common import (absolute_url, add_error, captcha_error_markup, check_new_password,
-                          has_errors, policy_hint, send_templated_email)
+                          format_when, has_errors, policy_hint, send_templated_email)
 from ..web.forms import BaseForm, email_field, password_field
 from .base import FlowError, create_flow, load_flow, safe_return_to
 
@@ -442,8 +442,7 @@ def password():
     flow.state = "done"
     flow.expires_at = now + dt.timedelta(seconds=RECOVERY_FLOW_TTL)
     db.commit()
-    when = now.strftime("%d/%m/%Y à %H:%M (UTC)" if user.locale != "en"
-                        else "%d/%m/%Y at %H:%M (UTC)")
+    when = format_when(now, user.locale)
     notice = {"to": user.email, "locale": user.locale, "when": when,
               "recovery_url": absolute_url("recovery.start")}
     response = redirect(url_for("recovery.progress", flow=flow.id), code=303)

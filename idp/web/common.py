@@ -3,7 +3,9 @@ the new-password rules, links and templated messages."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from zoneinfo import ZoneInfo
 
 from flask import url_for
 from flask_babel import get_locale
@@ -93,3 +95,14 @@ def captcha_error_markup(message: str) -> Markup:
     """The captcha's error in the summary, linked to its answer field."""
     return Markup('<a href="#captcha_answer">{}</a>').format(
         Markup("{} : {}").format(_("Vérification anti-robot"), escape(message)))
+
+
+def format_when(value: dt.datetime | None, locale: str | None = None,
+                timezone: str | None = None) -> str:
+    """``23/11/2026 à 14:05 (CET)``: in the user's language and the service's time zone
+    (``display_timezone``)."""
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(timezone or services().settings.display_timezone))
+    joiner = "at" if (locale or "fr").startswith("en") else "à"
+    return f"{local:%d/%m/%Y} {joiner} {local:%H:%M} ({local.tzname()})"
