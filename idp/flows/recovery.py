@@ -40,8 +40,9 @@ from ..persistence import consumables
 from ..persistence.consumables import Outcome
 from ..persistence.models import Consumable, Flow, User, utcnow
 from ..services import audit, services
-from ..web.common import (absolute_url, add_error, captcha_error_markup, check_new_password,
-                          format_when, has_errors, policy_hint, send_templated_email)
+from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha_errors,
+                          check_new_password, checked_email, format_when, has_errors,
+                          policy_hint, send_templated_email)
 from ..web.forms import BaseForm, email_field, password_field
 from .base import FlowError, create_flow, load_flow, safe_return_to
 
@@ -223,16 +224,10 @@ def email():
     if request.method == "GET":
         return _render_email(flow, EmailForm(formdata=None), [], 200)
     form.validate()
-    captcha_errors = []
-    if not svc.captcha.verify(request.form):
-        captcha_errors.append(_("La vérification anti-robot n'a pas abouti. Répondez à la "
-                                "question, puis renvoyez le formulaire."))
-    address = users.normalize_email(form.email.data or "")
-    if not form.email.errors and not users.is_valid_email(address):
-        add_error(form.email, _("Saisissez une adresse e-mail valide, par exemple "
-                                "nom@exemple.fr."))
-    if has_errors(form) or captcha_errors:
-        return _render_email(flow, form, captcha_errors, 400)
+    captcha_failures = captcha_errors()
+    address = checked_email(form.email)
+    if has_errors(form) or captcha_failures:
+        return _render_email(flow, form, captcha_failures, 400)
 
     user = users.find_by_email(db, address)
     if user is not None and not _may_recover(user):
@@ -252,11 +247,11 @@ def _may_recover(user: User) -> bool:
     return population is None or population.recovery_method == "code"
 
 
-def _render_email(flow, form, captcha_errors, status):
+def _render_email(flow, form, captcha_failures, status):
     svc = services()
-    extra = captcha_error_markup(captcha_errors[0]) if captcha_errors else None
+    extra = captcha_error_markup(captcha_failures[0]) if captcha_failures else None
     return render_template("recovery/email.html", flow=flow, form=form,
-                           captcha=svc.captcha.challenge(), captcha_errors=captcha_errors,
+                           captcha=svc.captcha.challenge(), captcha_errors=captcha_failures,
                            captcha_extra=extra), status
 
 

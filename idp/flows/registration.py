@@ -34,8 +34,8 @@ from ..persistence.models import Consumable, User, utcnow
 from ..services import audit, services
 from ..web.auth import sign_in
 from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_error_markup,
-                          check_new_password, has_errors, policy_hint, send_templated_email,
-                          ui_locale)
+                          captcha_errors, check_new_password, checked_email, has_errors,
+                          policy_hint, send_templated_email, ui_locale)
 from ..web.forms import BaseForm, email_field, password_field
 from .base import FlowError, create_flow, load_flow, safe_return_to
 
@@ -85,14 +85,14 @@ def _default_target() -> str:
     return url_for("account.index")
 
 
-def _render_form(flow, form, captcha_errors: list[str], status: int):
+def _render_form(flow, form, captcha_failures: list[str], status: int):
     svc = services()
     phone_required = svc.settings.registration.phone_required
     form.phone.flags.required = phone_required
-    extra = captcha_error_markup(captcha_errors[0]) if captcha_errors else None
+    extra = captcha_error_markup(captcha_failures[0]) if captcha_failures else None
     return render_template(
         "registration/register.html", form=form, flow=flow, captcha=svc.captcha.challenge(),
-        captcha_errors=captcha_errors, captcha_extra=extra,
+        captcha_errors=captcha_failures, captcha_extra=extra,
         password_hint=policy_hint(DEFAULT_POPULATION), phone_required=phone_required,
         terms_url=svc.settings.registration.terms_url,
         terms_version=svc.settings.registration.terms_version), status
@@ -132,14 +132,8 @@ def start():
         return _render_form(flow, RegistrationForm(formdata=None), [], 200)
 
     form.validate()  # CSRF, presence and length; the rest below, so all errors show at once
-    captcha_errors = []
-    if not svc.captcha.verify(request.form):
-        captcha_errors.append(_("La vérification anti-robot n'a pas abouti. Répondez à la "
-                                "question, puis renvoyez le formulaire."))
-    email = users.normalize_email(form.email.data or "")
-    if not form.email.errors and not users.is_valid_email(email):
-        add_error(form.email, _("Saisissez une adresse e-mail valide, par exemple "
-                                "nom@exemple.fr."))
+    captcha_failures = captcha_errors()
+    email = checked_email(form.email)
     phone = None
     raw_phone = (form.phone.data or "").strip()
     if not form.phone.errors and (raw_phone or svc.settings.registration.phone_required):
@@ -155,9 +149,9 @@ def start():
         add_error(form.family_name, _("Saisissez votre nom."))
     check_new_password(form.password, form.password_confirm, email=email,
                        names=[given_name, family_name], population=DEFAULT_POPULATION)
-    if has_errors(form) or captcha_errors:
+    if has_errors(form) or captcha_failures:
         form.password.data = form.password_confirm.data = ""
-        return _render_form(flow, form, captcha_errors, 400)
+        return _render_form(flow, form, captcha_failures, 400)
 
     password = form.password.data
     user, existing = _create_account(email, password, given_name, family_name, phone)

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
-from flask import url_for
+from flask import request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
@@ -106,3 +106,21 @@ def format_when(value: dt.datetime | None, locale: str | None = None,
     local = value.astimezone(ZoneInfo(timezone or services().settings.display_timezone))
     joiner = "at" if (locale or "fr").startswith("en") else "à"
     return f"{local:%d/%m/%Y} {joiner} {local:%H:%M} ({local.tzname()})"
+
+
+def captcha_errors() -> list[str]:
+    """The captcha's error for the submitted form, if it did not pass."""
+    if services().captcha.verify(request.form):
+        return []
+    return [_("La vérification anti-robot n'a pas abouti. Répondez à la question, puis "
+              "renvoyez le formulaire.")]
+
+
+def checked_email(field) -> str:
+    """The field's address, normalised; an error next to the field when it is not valid."""
+    from ..identity.users import is_valid_email, normalize_email
+
+    address = normalize_email(field.data or "")
+    if not field.errors and not is_valid_email(address):
+        add_error(field, _("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))
+    return address
