@@ -165,6 +165,16 @@ class RateLimitSettings:
 
 
 @dataclass
+class SupportSettings:
+    """How citizens reach the help desk (shown on the "Besoin d'assistance" page)."""
+
+    email: str = ""
+    phone: str = ""
+    hours: str = ""
+    url: str = ""
+
+
+@dataclass
 class AuditSettings:
     retention_days: int = 365
 
@@ -205,6 +215,7 @@ class Settings:
     verification: VerificationSettings = field(default_factory=VerificationSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    support: SupportSettings = field(default_factory=SupportSettings)
     populations: list[Population] = field(default_factory=_default_populations)
 
     # -- derived values ---------------------------------------------------

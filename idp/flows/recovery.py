@@ -210,6 +210,7 @@ def support():
     flow = _load("support")
     population = services().settings.population(flow.data.get("population", ""))
     return render_template("recovery/support.html", flow=flow, population=population,
+                           support=services().settings.support,
                            back_url=url_for("recovery.start", return_to=flow.return_to))
 
 

@@ -330,3 +330,19 @@ def test_a_password_reset_lifts_a_login_block(app, svc, browser, new_browser, us
     assert done.status_code == 303 and page.status_code == 200
     # ...and can sign in at once with the new one.
     assert new_browser().login(user.email, STRONG_PASSWORD).status_code == 302
+
+
+def test_support_page_shows_the_configured_help_desk(make_app):
+    from tests.support import Browser
+
+    app = make_app(registration={"captcha_backend": "test"}, support={
+        "email": "assistance@example.org", "phone": "+687 27 00 00",
+        "hours": "du lundi au vendredi, 7 h 30 – 16 h", "url": "https://aide.example.org/contact"})
+    browser = Browser(app.test_client())
+    page = browser.get(choose(browser, "assistance").headers["Location"])
+    body = text(page)
+    assert page.status_code == 200
+    assert 'href="mailto:assistance@example.org"' in body
+    assert 'href="tel:+68727000' in body and "du lundi au vendredi" in body
+    assert 'href="https://aide.example.org/contact"' in body
+    assert "Ne communiquez jamais votre mot de passe" in body
