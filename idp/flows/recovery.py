@@ -195,23 +195,26 @@ def _render_population(flow, form, populations, chosen, status):
                            populations=populations, chosen=chosen), status
 
 
+def _population_page(state: str, template: str, **context):
+    """The page of a population that does not recover here (another directory, support)."""
+    flow = _load(state)
+    population = services().settings.population(flow.data.get("population", ""))
+    return render_template(template, flow=flow, population=population,
+                           back_url=url_for("recovery.start", return_to=flow.return_to),
+                           **context)
+
+
 @bp.route("/annuaire")
 @_guarded
 def directory():
-    flow = _load("redirected")
-    population = services().settings.population(flow.data.get("population", ""))
-    return render_template("recovery/directory.html", flow=flow, population=population,
-                           back_url=url_for("recovery.start", return_to=flow.return_to))
+    return _population_page("redirected", "recovery/directory.html")
 
 
 @bp.route("/assistance")
 @_guarded
 def support():
-    flow = _load("support")
-    population = services().settings.population(flow.data.get("population", ""))
-    return render_template("recovery/support.html", flow=flow, population=population,
-                           support=services().settings.support,
-                           back_url=url_for("recovery.start", return_to=flow.return_to))
+    return _population_page("support", "recovery/support.html",
+                            support=services().settings.support)
 
 
 # -- step 2 and 3: the address, then a code ------------------------------------------------
