@@ -20,12 +20,12 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
-from ..persistence.models import Client, Consumable, Grant, SsoSession, User, utcnow
+from ..persistence.models import Client, Consumable, Grant, User, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
 
@@ -59,6 +59,15 @@ def revoke_user_grants(session: Session, user_id: str, reason: str,
     for grant_id in ids:
         revoke_grant(session, grant_id, reason)
     return len(ids)
+
+
+def live_grant_and_user(session: Session, grant_id: str | None) -> tuple[Grant, User] | None:
+    """A token family that is not revoked and its user if still enabled, in one query."""
+    if not grant_id:
+        return None
+    row = session.execute(select(Grant, User).join(User, User.id == Grant.user_id).where(
+        Grant.id == grant_id, Grant.revoked_at.is_(None), User.disabled.is_(False))).first()
+    return None if row is None else (row[0], row[1])
 
 
 def consume_or_revoke_family(session: Session, kind: str, value: str,
@@ -106,6 +115,7 @@ class AuthorizationCode:
 class RefreshToken:
     item: Consumable
     grant: Grant
+    user: User
 
     def check_client(self, client: Client) -> bool:
         return self.item.client_id == client.client_id
@@ -198,15 +208,17 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
             revoke_grant(session, item.grant_id, "code_wrong_client")
             session.commit()
             return None
-        session.commit()
+        # Committed with the tokens it yields: if the exchange fails later (PKCE,
+        # redirect_uri), nothing was issued and the code is still the client's. A
+        # concurrent second use waits on the row lock, then finds it consumed.
         return AuthorizationCode(item)
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # consumed atomically in query_authorization_code
 
     def authenticate_user(self, authorization_code: AuthorizationCode):
-        user = self.ctx.db.session.get(User, authorization_code.item.user_id)
-        return None if user is None or user.disabled else user
+        found = live_grant_and_user(self.ctx.db.session, authorization_code.item.grant_id)
+        return None if found is None else found[1]
 
     def id_token_nonce(self) -> str | None:
         return self.request.authorization_code.get_nonce()
@@ -216,17 +228,13 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         session = self.ctx.db.session
         client: Client = self.request.client
         code: AuthorizationCode = self.request.authorization_code
-        user = self.authenticate_user(code)
-        grant = session.get(Grant, code.item.grant_id)
-        if user is None or grant is None or grant.revoked_at is not None:
+        found = live_grant_and_user(session, code.item.grant_id)
+        if found is None:
             raise InvalidGrantError("The authorization is no longer valid.")
+        grant, user = found
         self.request.user = user
         token = self.mint(client, user, grant, grant.scope,
                           wants_refresh_token(client, grant.scope))
-        sso = session.get(SsoSession, grant.sso_session_id) if grant.sso_session_id else None
-        if sso is not None:
-            from ..identity.sso import add_client
-            add_client(sso, client.client_id)
         record_event(session, "token.issued", user_id=user.id, client_id=client.client_id,
                      details={"grant_type": AUTH_CODE})
         session.commit()
@@ -243,15 +251,20 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
         item = consume_or_revoke_family(session, REFRESH_TOKEN, value, "refresh_token_reused")
         if item is None:
             return None
-        grant = session.get(Grant, item.grant_id)
-        session.commit()
-        if grant is None or grant.revoked_at is not None:
+        if item.client_id != self.request.client.client_id:
+            # Another client holds this client's token: it leaked, end the family.
+            revoke_grant(session, item.grant_id, "refresh_token_wrong_client")
+            session.commit()
             return None
-        return RefreshToken(item, grant)
+        # Consumed in the transaction that issues its successor (see the code grant).
+        found = live_grant_and_user(session, item.grant_id)
+        if found is None:
+            session.commit()  # keep it consumed: its family is gone anyway
+            return None
+        return RefreshToken(item, *found)
 
     def authenticate_user(self, refresh_token: RefreshToken):
-        user = self.ctx.db.session.get(User, refresh_token.item.user_id)
-        return None if user is None or user.disabled else user
+        return refresh_token.user
 
     def revoke_old_credential(self, refresh_token) -> None:
         pass  # consumed atomically in authenticate_refresh_token

@@ -16,11 +16,11 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..persistence.models import Client, Grant, RevokedAccessToken
+from ..persistence.models import Client, Grant, RevokedAccessToken, User
 from .keys import KeyStore
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -72,17 +72,28 @@ class TokenService:
             return None
         return dict(claims)
 
-    def is_access_token_active(self, session: Session, claims: dict[str, Any]) -> Grant | bool:
-        """Revocation checks. Returns the grant for user tokens, True for client tokens."""
-        if session.get(RevokedAccessToken, claims.get("jti", "")) is not None:
-            return False
+    def is_access_token_active(self, session: Session, claims: dict[str, Any]) -> bool:
+        """Not revoked, and for a user token its grant (token family) not revoked either:
+        one query."""
+        not_revoked = ~exists().where(RevokedAccessToken.jti == claims.get("jti", ""))
         gid = claims.get("gid")
         if gid is None:
-            return True
-        grant = session.get(Grant, gid)
-        if grant is None or grant.revoked_at is not None:
-            return False
-        return grant
+            return bool(session.scalar(select(not_revoked)))
+        return session.scalar(select(Grant.id).where(
+            Grant.id == gid, Grant.revoked_at.is_(None), not_revoked)) is not None
+
+    def active_grant_and_user(self, session: Session, claims: dict[str, Any]
+                              ) -> tuple[Grant, User] | None:
+        """The grant and user behind a user access token that is still active, in one
+        query; None for a revoked token, a revoked grant or a client token."""
+        gid = claims.get("gid")
+        if gid is None:
+            return None
+        row = session.execute(
+            select(Grant, User).join(User, User.id == Grant.user_id).where(
+                Grant.id == gid, Grant.revoked_at.is_(None),
+                ~exists().where(RevokedAccessToken.jti == claims.get("jti", "")))).first()
+        return None if row is None else (row[0], row[1])
 
     # -- ID tokens --------------------------------------------------------------
     def id_token_alg(self, client: Client) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .models import Consumable, utcnow
+from .models import Consumable, Grant, utcnow
 
 
 def token_digest(value: str) -> str:
@@ -64,6 +64,15 @@ def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = N
 def find_bearer(session: Session, kind: str, value: str) -> Consumable | None:
     return session.scalar(select(Consumable).where(
         Consumable.kind == kind, Consumable.lookup == token_digest(value)))
+
+
+def find_bearer_with_grant(session: Session, kind: str, value: str
+                           ) -> tuple[Consumable, Grant | None] | None:
+    """A bearer artefact and its token family (if any), in one query."""
+    row = session.execute(
+        select(Consumable, Grant).outerjoin(Grant, Grant.id == Consumable.grant_id).where(
+            Consumable.kind == kind, Consumable.lookup == token_digest(value))).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:

@@ -80,6 +80,11 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.session = scoped_session(self.session_factory)
+        # Read-only lookups in autocommit: no BEGIN and no ROLLBACK round trips around a
+        # single SELECT (userinfo, introspection). Same pool, same connections.
+        self._reader_factory = sessionmaker(
+            bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,6 +100,16 @@ class Database:
         except BaseException:
             session.rollback()
             raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only, each statement on its own (autocommit). Never
+        write with it: nothing would make two writes atomic."""
+        session = self._reader_factory()
+        try:
+            yield session
         finally:
             session.close()
 

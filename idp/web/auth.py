@@ -45,16 +45,16 @@ class SessionUser:
 def _load(sso_id: str) -> SessionUser | None:
     svc = services()
     db = svc.db.session
-    sso = sso_service.load_active(db, sso_id, svc.settings.session.idle_timeout)
+    found = sso_service.load_active(db, sso_id, svc.settings.session.idle_timeout)
     # load_active may slide last_seen_at or mark the row ended: keep that, right now (a
     # later query would autoflush it into a transaction the view may roll back). Most
     # requests change nothing: no commit then, the row read needs none.
     if db.dirty or db.new or db.deleted:
         db.commit()
-    if sso is None:
+    if found is None:
         return None
-    user = db.get(User, sso.user_id)
-    if user is None or user.disabled:
+    sso, user = found
+    if user.disabled:
         return None
     return SessionUser(user, sso)
 

@@ -76,3 +76,29 @@ def test_es256_id_tokens_for_clients_that_ask(browser, client_factory, user):
     keys = KeySet.import_key_set(browser.get("/jwks.json").json)
     decoded = jwt.decode(id_token, keys, algorithms=["ES256"])
     assert decoded.header["alg"] == "ES256" and decoded.claims["aud"] == es_client.client_id
+
+
+def test_the_sso_session_records_the_client_when_the_code_is_issued(browser, rp, user, svc, app):
+    from idp.persistence.models import SsoSession
+
+    result, verifier, _ = sign_in(browser, rp, user)
+    with app.app_context():
+        sso = svc.db.session.query(SsoSession).filter_by(user_id=user.id).one()
+        assert sso.clients == [rp.client_id]
+
+
+def test_tokens_of_a_disabled_account_stop_working(browser, rp, user, svc, app):
+    from sqlalchemy import update
+
+    from idp.persistence.models import User
+
+    result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
+    tokens = exchange(browser, rp, result["code"], verifier).json
+    with app.app_context():
+        svc.db.session.execute(update(User).where(User.id == user.id).values(disabled=True))
+        svc.db.session.commit()
+    info = browser.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 401
+    refreshed = browser.post("/token", headers=basic_auth(rp), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert refreshed.json["error"] == "invalid_grant"

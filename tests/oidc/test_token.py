@@ -192,3 +192,37 @@ def test_malformed_token_requests_never_500(browser, rp):
     response = browser.post("/token", headers={"Authorization": "Basic !!!"},
                             data={"grant_type": "client_credentials"})
     assert 400 <= response.status_code < 500
+
+
+def test_a_failed_exchange_leaves_the_code_and_refresh_token_usable(browser, rp, user):
+    # The code is consumed in the transaction that issues the tokens: an exchange that
+    # fails after finding the code (PKCE, here) issues nothing and burns nothing.
+    result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
+    assert exchange(browser, rp, result["code"], "x" * 50).json["error"] == "invalid_grant"
+    tokens = exchange(browser, rp, result["code"], verifier)
+    assert tokens.status_code == 200, tokens.json
+    # Same for a refresh that asks for more than its grant: refused, token still valid.
+    widened = browser.post("/token", headers=basic_auth(rp), data={
+        "grant_type": "refresh_token", "refresh_token": tokens.json["refresh_token"],
+        "scope": "openid email phone"})
+    assert widened.json["error"] == "invalid_scope"
+    refreshed = browser.post("/token", headers=basic_auth(rp), data={
+        "grant_type": "refresh_token", "refresh_token": tokens.json["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.json
+    # And the code, once exchanged, is spent: a replay revokes what it issued.
+    replay = exchange(browser, rp, result["code"], verifier)
+    assert replay.json["error"] == "invalid_grant"
+    assert browser.get("/userinfo", headers=bearer(refreshed.json["access_token"])).status_code == 401
+
+
+def test_a_refresh_token_shown_by_another_client_ends_its_family(browser, rp, client_factory, user):
+    result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
+    tokens = exchange(browser, rp, result["code"], verifier).json
+    other = client_factory(require_consent=False)
+    stolen = browser.post("/token", headers=basic_auth(other), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert stolen.json["error"] == "invalid_grant"
+    legit = browser.post("/token", headers=basic_auth(rp), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert legit.json["error"] == "invalid_grant"
+    assert browser.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401

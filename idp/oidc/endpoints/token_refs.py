@@ -57,18 +57,14 @@ class RefreshTokenRef:
 def find_token(ctx, value: str, hint: str | None) -> AccessTokenRef | RefreshTokenRef | None:
     if not isinstance(value, str) or not value or len(value) > 4096:
         return None
+    # A JWT is an access token whatever the hint says (RFC 7009 §2.1: the hint only
+    # speeds the lookup up); anything else can only be a refresh token.
+    if value.count(".") == 2:
+        claims = ctx.tokens.decode_access_token(value)
+        if claims is None:
+            return None
+        with ctx.db.reading() as session:
+            return AccessTokenRef(claims, ctx.tokens.is_access_token_active(session, claims))
     session = ctx.db.session
-    order = ["refresh_token", "access_token"]
-    if hint == "access_token":
-        order.reverse()
-    for kind in order:
-        if kind == "refresh_token":
-            item = consumables.find_bearer(session, REFRESH_TOKEN, value)
-            if item is not None:
-                grant = session.get(Grant, item.grant_id) if item.grant_id else None
-                return RefreshTokenRef(item, grant)
-        else:
-            claims = ctx.tokens.decode_access_token(value)
-            if claims is not None:
-                return AccessTokenRef(claims, bool(ctx.tokens.is_access_token_active(session, claims)))
-    return None
+    row = consumables.find_bearer_with_grant(session, REFRESH_TOKEN, value)
+    return None if row is None else RefreshTokenRef(*row)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from ...persistence.models import User
 from ...services import services
 from .. import claims as claims_mod
 
@@ -45,13 +44,13 @@ def userinfo() -> Response:
     claims = ctx.tokens.decode_access_token(token)
     if claims is None:
         return _bearer_error(401, "invalid_token")
-    session = ctx.db.session
-    grant = ctx.tokens.is_access_token_active(session, claims)
-    if grant is False or grant is True:  # revoked, or a client_credentials token
+    with ctx.db.reading() as session:
+        found = ctx.tokens.active_grant_and_user(session, claims)
+    if found is None:  # revoked, or a client_credentials token
         return _bearer_error(401, "invalid_token")
+    grant, user = found
     if "openid" not in claims.get("scope", "").split():
         return _bearer_error(403, "insufficient_scope")
-    user = session.get(User, grant.user_id)
     client = server.query_client(grant.client_id)
     if user is None or user.disabled or client is None:
         return _bearer_error(401, "invalid_token")
