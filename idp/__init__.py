@@ -21,6 +21,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from .config import PROJECT_ROOT, Settings, load_settings
+from .web.paths import API_PATHS, is_api_path
 
 __all__ = ["create_app"]
 
@@ -164,7 +165,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         secure=settings.is_https if settings.session.cookie_secure == "auto"
         else settings.session.cookie_secure == "true",
         idle_timeout=settings.session.idle_timeout,
-        absolute_lifetime=settings.session.absolute_lifetime)
+        absolute_lifetime=settings.session.absolute_lifetime,
+        sessionless_paths=API_PATHS)
     login_manager.init_app(app)
     # Before the CSRF check: a cross-site post is refused as such (403), token or not.
     install_origin_check(app, CSRF_EXEMPT, settings.issuer)
@@ -245,7 +247,7 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if request.path.startswith(("/token", "/userinfo", "/revoke", "/introspect")):
+        if is_api_path(request.path):
             return {"error": "invalid_request", "error_description": error.name}, error.code
         title, message = _HTTP_ERRORS.get(error.code, (_("Erreur %(code)s", code=error.code),
                                                         None))
@@ -256,7 +258,7 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
     def _unexpected(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         services().db.session.rollback()
-        if request.path.startswith(("/token", "/userinfo", "/revoke", "/introspect")):
+        if is_api_path(request.path):
             return {"error": "server_error"}, 500
         return render_template("errors/error.html", status=500,
                                title=_("Erreur inattendue"),

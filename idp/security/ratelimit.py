@@ -34,6 +34,8 @@ from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
+from ..web.paths import is_api_path
+
 log = logging.getLogger(__name__)
 
 # Patched by tests to move time forward.
@@ -64,9 +66,6 @@ RULES: tuple[tuple[str, str], ...] = (
     ("account.*confirm*", "code_verify_per_ip"),
     ("oidc.token", "token_per_ip"),
 )
-
-# Paths answered in JSON (machine clients).
-API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect")
 
 SLOW_DOWN_MESSAGE = _l("Trop de demandes ont été envoyées depuis votre connexion. "
                         "Patientez %(wait)s avant de réessayer.")
@@ -187,7 +186,7 @@ def format_wait(seconds: int) -> str:
 def too_many_requests(retry_after: int):
     """The 429 answer: JSON for API paths, the French page otherwise."""
     message = str(SLOW_DOWN_MESSAGE % {"wait": format_wait(retry_after)})
-    if request.path.startswith(API_PREFIXES) or (
+    if is_api_path(request.path) or (
             request.accept_mimetypes.best == "application/json"):
         response = jsonify(error="slow_down", error_description=message,
                            retry_after=retry_after)

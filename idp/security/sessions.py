@@ -38,7 +38,8 @@ def session_storage_key(session_id: str) -> str:
 
 
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial=None, sid: str | None = None, new: bool = False) -> None:
+    def __init__(self, initial=None, sid: str | None = None, new: bool = False,
+                 transient: bool = False) -> None:
         def on_update(_self):
             _self.modified = True
 
@@ -48,6 +49,8 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = False
         self.previous_sid: str | None = None
         self.destroyed = False
+        # Never stored, never sent as a cookie.
+        self.transient = transient
 
     def regenerate(self) -> None:
         """New id, same data: defeats session fixation."""
@@ -71,8 +74,12 @@ class ServerSession(CallbackDict, SessionMixin):
 
 class ServerSessionInterface(SessionInterface):
     def __init__(self, store: KeyValueStore, cookie_name: str, secure: bool,
-                 idle_timeout: int, absolute_lifetime: int) -> None:
+                 idle_timeout: int, absolute_lifetime: int,
+                 sessionless_paths: tuple[str, ...] = ()) -> None:
         self.store = store
+        # Requests to these paths get an empty session that is never stored, whatever
+        # cookie they carry (the protocol endpoints for relying parties' servers).
+        self.sessionless_paths = sessionless_paths
         # The __Host- prefix pins the cookie to this host, path / and HTTPS.
         self.cookie_name = f"__Host-{cookie_name}" if secure else cookie_name
         self.secure = secure
@@ -80,6 +87,8 @@ class ServerSessionInterface(SessionInterface):
         self.absolute_lifetime = absolute_lifetime
 
     def open_session(self, app, request) -> ServerSession:
+        if self.sessionless_paths and request.path.startswith(self.sessionless_paths):
+            return ServerSession(new=True, transient=True)
         sid = request.cookies.get(self.cookie_name)
         if sid and 20 <= len(sid) <= 100:
             raw = self.store.get(session_storage_key(sid))
@@ -103,6 +112,8 @@ class ServerSessionInterface(SessionInterface):
                 and now - written < self.idle_timeout + WRITE_INTERVAL)
 
     def save_session(self, app, session: ServerSession, response) -> None:
+        if session.transient:
+            return
         cookie_kwargs = dict(path="/", secure=self.secure, httponly=True, samesite="Lax")
         if session.previous_sid:
             self.store.delete(session_storage_key(session.previous_sid))

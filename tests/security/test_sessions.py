@@ -260,3 +260,30 @@ def test_unchanged_sessions_are_written_at_most_once_a_minute(browser, citizen, 
     assert len(writes) == 1
     assert signed_in(browser)
     assert len(writes) == 1
+
+
+def test_protocol_endpoints_never_read_or_write_the_browser_session(browser, citizen, svc,
+                                                                    clock, monkeypatch):
+    # Relying parties' servers call these: a browser's cookie sent along changes nothing
+    # (no store access, no cookie, the session is not kept alive by them).
+    browser.login(citizen.email)
+    sid = sid_of(browser)
+    clock.advance(WRITE_INTERVAL)  # a browser request now would write the session back
+    touched = []
+    for name in ("get", "set", "delete"):
+        original = getattr(svc.kv, name)
+
+        def spy(key, *args, _original=original, **kwargs):
+            if key.startswith("sess:"):
+                touched.append(key)
+            return _original(key, *args, **kwargs)
+
+        monkeypatch.setattr(svc.kv, name, spy)
+    for method, path in (("get", "/userinfo"), ("post", "/token"), ("post", "/introspect"),
+                         ("post", "/revoke")):
+        response = getattr(browser, method)(path)
+        assert response.status_code in (400, 401), (path, response.status_code)
+        assert "Set-Cookie" not in response.headers and sid_of(browser) == sid
+    assert touched == []
+    assert signed_in(browser)  # the browser's own session is intact
+    assert touched  # and read as usual on a page

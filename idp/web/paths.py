@@ -1,0 +1,9 @@
+"""Paths with a role of their own in the request pipeline."""
+
+# Protocol endpoints called by relying parties' servers, not by browsers: answered in
+# JSON, never with a page, and never reading or writing the browser session.
+API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PATHS)
