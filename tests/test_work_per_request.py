@@ -1,0 +1,153 @@
+"""Work per request on the hot paths: SQL statements and key-value store calls.
+
+Not a timing test: these counts are exact, and each statement or store call is a round
+trip to PostgreSQL or Redis in production, which is most of what a request costs besides
+Python itself (docs/performance.md). A change that adds one fails here, with the list of
+what the step now does, and either lowers the cost again or raises the budget on purpose.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import basic_auth
+from tests.oidc.test_token import bearer
+from tests.support import form_with, query_of
+
+STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "incr", "incr_and_get",
+                 "ttl", "expire")
+
+# step: (SQL statements, store calls), at most.
+BUDGETS = {
+    "authorize": (1, 1),           # the authorize flow row; the new browser session
+    "login page": (1, 3),          # the login flow row; session, captcha counter, session
+    "login": (6, 9),               # flow, user, MFA, audit, SSO row, flow gone; see below
+    "authorize resume": (6, 1),    # SSO+user, flow, grant, SSO clients, flow gone, code
+    "token (code)": (4, 1),        # code consumed, grant+user, audit, refresh token
+    "userinfo": (1, 0),            # grant+user+revocation, one SELECT
+    "token (refresh)": (3, 1),     # consumed, grant+user, successor
+    "introspection": (1, 0),
+    "token (client_credentials)": (0, 1),  # the rate-limit counter only
+}
+
+
+class Meter:
+    def __init__(self, svc, monkeypatch) -> None:
+        self.step = "setup"
+        self.steps: list[str] = []
+        self.statements: dict[str, list[str]] = defaultdict(list)
+        self.store_calls: dict[str, list[str]] = defaultdict(list)
+
+        @event.listens_for(svc.db.engine, "before_cursor_execute")
+        def _statement(_conn, _cursor, statement, *_args):
+            self.statements[self.step].append(" ".join(statement.split())[:90])
+
+        self._listener = _statement
+        self._engine = svc.db.engine
+        for name in STORE_METHODS:
+            original = getattr(svc.kv, name)
+
+            def counting(*args, _name=name, _original=original, **kwargs):
+                # The client cache's version check is per process (once a second at
+                # most), not per request: not counted.
+                if not (args and args[0] == "clients:version"):
+                    self.store_calls[self.step].append(f"{_name} {args[0] if args else ''}")
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(svc.kv, name, counting)
+
+    def run(self, step: str, call):
+        self.step = step
+        self.steps.append(step)
+        try:
+            return call()
+        finally:
+            self.step = "between steps"
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._listener)
+
+
+@pytest.fixture
+def meter(svc, monkeypatch):
+    m = Meter(svc, monkeypatch)
+    yield m
+    m.close()
+
+
+def test_sign_in_refresh_and_introspection_stay_within_their_round_trip_budget(
+        app, svc, browser, rp, client_factory, user, meter):
+    service = client_factory(grant_types=["client_credentials"])
+    with app.app_context():  # clients are cached per worker: measure a warm cache
+        for client in (rp, service):
+            assert svc.extras["oidc_server"].query_client(client.client_id) is not None
+    response, verifier, _ = meter.run("authorize", lambda: browser.authorize(
+        rp, scope="openid profile email offline_access"))
+    assert response.status_code == 302
+    page = meter.run("login page", lambda: browser.get(response.headers["Location"]))
+    assert page.status_code == 200
+    response = meter.run("login", lambda: browser.submit(
+        page, "email", {"email": user.email, "password": "correct horse battery staple"}))
+    assert response.status_code == 302, response.status_code
+    location = response.headers["Location"]
+    assert urlsplit(location).path.startswith("/authorize/resume/")
+    response = meter.run("authorize resume", lambda: browser.get(location))
+    code = query_of(response.headers["Location"])["code"]
+    tokens = meter.run("token (code)", lambda: browser.post("/token", headers=basic_auth(rp), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+        "code_verifier": verifier})).json
+    assert "refresh_token" in tokens
+    info = meter.run("userinfo", lambda: browser.get(
+        "/userinfo", headers=bearer(tokens["access_token"])))
+    assert info.status_code == 200
+    refreshed = meter.run("token (refresh)", lambda: browser.post(
+        "/token", headers=basic_auth(rp),
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}))
+    assert refreshed.status_code == 200
+    introspected = meter.run("introspection", lambda: browser.post(
+        "/introspect", headers=basic_auth(rp), data={"token": tokens["access_token"]}))
+    assert introspected.json["active"] is True
+    granted = meter.run("token (client_credentials)", lambda: browser.post(
+        "/token", headers=basic_auth(service), data={"grant_type": "client_credentials"}))
+    assert granted.status_code == 200, granted.json
+
+    over = []
+    for step, (max_statements, max_store_calls) in BUDGETS.items():
+        statements, calls = meter.statements[step], meter.store_calls[step]
+        if len(statements) > max_statements or len(calls) > max_store_calls:
+            over.append(f"{step}: {len(statements)} statements (budget {max_statements}), "
+                        f"{len(calls)} store calls (budget {max_store_calls})\n    "
+                        + "\n    ".join(statements + calls))
+    assert not over, "\n".join(over)
+    # Every budget was checked against a step that ran (a renamed step cannot escape).
+    assert sorted(meter.steps) == sorted(BUDGETS)
+
+
+def test_protocol_reads_use_no_transaction(browser, rp, user, svc, meter):
+    """userinfo and introspection read in autocommit: no BEGIN and no ROLLBACK round trip
+    around their one SELECT."""
+    from tests.oidc.test_resources import tokens_for
+
+    tokens = tokens_for(browser, rp, user)
+    modes = []
+
+    def autocommit_of(conn, *_args):
+        dbapi = conn.connection.dbapi_connection
+        # psycopg: .autocommit; sqlite3: no implicit BEGIN when isolation_level is None.
+        modes.append((meter.step, getattr(dbapi, "autocommit", None) is True
+                      or getattr(dbapi, "isolation_level", "") is None))
+
+    event.listen(svc.db.engine, "before_cursor_execute", autocommit_of)
+    try:
+        assert meter.run("userinfo", lambda: browser.get(
+            "/userinfo", headers=bearer(tokens["access_token"]))).status_code == 200
+        assert meter.run("introspection", lambda: browser.post(
+            "/introspect", headers=basic_auth(rp),
+            data={"token": tokens["access_token"]})).json["active"] is True
+    finally:
+        event.remove(svc.db.engine, "before_cursor_execute", autocommit_of)
+    assert modes == [("userinfo", True), ("introspection", True)]
