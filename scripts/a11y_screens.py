@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import unicodedata
-import uuid
 from pathlib import Path
 
 import requests
@@ -35,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.a11y import problems  # noqa: E402
-from tests.support import PASSWORD, Browser, RegisteredClient  # noqa: E402
+from tests.support import (PASSWORD, Browser, RegisteredClient,  # noqa: E402
+                           make_user, provider_environment)
 
 CHROMIUM = "/usr/bin/chromium"
 WIDTH = 360
@@ -123,21 +123,10 @@ class HttpClient:
 
 
 def setup_environment(tmp: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env.update({
-        "IDP_ISSUER": f"http://127.0.0.1:{port}",
-        "IDP_DATABASE_URL": f"sqlite:///{tmp / 'screens.sqlite3'}",
-        "IDP_SECRET_KEY": "a11y-screens-secret-" + "s" * 32,
-        "IDP_KEYS_DIR": str(tmp / "keys"),
-        "IDP_INSTANCE_DIR": str(tmp / "instance"),
-        "IDP_MESSAGING__OUTBOX_DIR": str(tmp / "outbox"),
-        "IDP_REGISTRATION__CAPTCHA_BACKEND": "test",
-        "IDP_AUTO_MIGRATE": "true",
-        "IDP_PASSWORDS__ARGON2_MEMORY_KIB": "1024",
-        "IDP_PASSWORDS__ARGON2_TIME_COST": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
+    return provider_environment(f"http://127.0.0.1:{port}", f"sqlite:///{tmp / 'screens.sqlite3'}",
+                                tmp, "a11y-screens-secret-" + "s" * 32,
+                                IDP_REGISTRATION__CAPTCHA_BACKEND="test",
+                                IDP_AUTO_MIGRATE="true")
 
 
 def start_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
@@ -162,21 +151,10 @@ def start_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.P
 def factories(app, svc):
     """The user_factory and client_factory of tests/conftest.py, on the server's database."""
     from idp.admin.clients import create_client
-    from idp.identity.users import create_user
 
     def user_factory(email=None, password=PASSWORD, **fields):
-        with app.app_context():
-            user = create_user(svc.db.session, svc.passwords,
-                               email=email or f"user-{uuid.uuid4().hex[:8]}@example.org",
-                               password=password, given_name=fields.pop("given_name", "Marie"),
-                               family_name=fields.pop("family_name", "Dupont-Lefèvre"),
-                               email_verified=True, terms_version=fields.pop(
-                                   "terms_version", svc.settings.registration.terms_version))
-            for key, value in fields.items():
-                setattr(user, key, value)
-            svc.db.session.commit()
-            svc.db.session.expunge(user)
-            return user
+        fields.setdefault("family_name", "Dupont-Lefèvre")
+        return make_user(app, svc, email, password, **fields)
 
     def client_factory(redirect_uri="https://demarche.example.org/callback", **kw):
         kw.setdefault("name", "Démarche test")

@@ -14,11 +14,10 @@ from sqlalchemy import text
 from idp import create_app
 from idp.admin.clients import create_client
 from idp.config import load_settings
-from idp.identity.users import create_user
 from idp.persistence.db import Database
 from idp.persistence.migrate import upgrade
 from idp.persistence.models import Base
-from tests.support import PASSWORD, Browser, RegisteredClient
+from tests.support import PASSWORD, Browser, RegisteredClient, make_user
 
 TEST_DB = os.environ.get("IDP_TEST_DATABASE_URL", "")
 TEST_REDIS = os.environ.get("IDP_TEST_REDIS_URL", "")
@@ -138,21 +137,8 @@ def new_browser(app):
 
 @pytest.fixture
 def user_factory(app, svc):
-    def factory(email=None, password=PASSWORD, **fields):
-        with app.app_context():
-            user = create_user(svc.db.session, svc.passwords,
-                               email=email or f"user-{uuid.uuid4().hex[:8]}@example.org",
-                               password=password, given_name=fields.pop("given_name", "Marie"),
-                               family_name=fields.pop("family_name", "Dupont"),
-                               email_verified=fields.pop("email_verified", True),
-                               terms_version=fields.pop(
-                                   "terms_version", svc.settings.registration.terms_version))
-            for key, value in fields.items():
-                setattr(user, key, value)
-            svc.db.session.commit()
-            svc.db.session.expunge(user)
-            return user
-    return factory
+    return lambda email=None, password=PASSWORD, **fields: make_user(
+        app, svc, email, password, **fields)
 
 
 @pytest.fixture

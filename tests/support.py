@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import os
 import secrets
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -135,3 +138,45 @@ class Browser:
                 continue
             raise AssertionError(f"stuck on {response.status_code}: {html[:500]!r}")
         raise AssertionError("too many steps")
+
+
+# -- shared by the fixtures (tests/conftest.py, tests/e2e) and scripts/a11y_screens.py ------
+def provider_environment(issuer: str, database_url: str, workdir: Path, secret_key: str,
+                         **settings: str) -> dict[str, str]:
+    """The environment of a provider process for tests: this machine's, without any
+    IDP_ variable, plus its own issuer, database, keys and outbox, and a cheap argon2.
+    ``settings`` are more IDP_ variables (``IDP_REDIS_URL=...``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "DEMARCHES_"))}
+    env.update({
+        "IDP_ISSUER": issuer,
+        "IDP_DATABASE_URL": database_url,
+        "IDP_SECRET_KEY": secret_key,
+        "IDP_KEYS_DIR": str(workdir / "keys"),
+        "IDP_INSTANCE_DIR": str(workdir / "instance"),
+        "IDP_MESSAGING__OUTBOX_DIR": str(workdir / "outbox"),
+        "IDP_PASSWORDS__ARGON2_MEMORY_KIB": "1024",
+        "IDP_PASSWORDS__ARGON2_TIME_COST": "1",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    })
+    return env
+
+
+def make_user(app, svc, email: str | None = None, password: str = PASSWORD, **fields):
+    """An account with a verified address that has accepted the terms in force
+    (detached from the session). ``fields`` set any other column."""
+    from idp.identity.users import create_user
+
+    with app.app_context():
+        user = create_user(svc.db.session, svc.passwords,
+                           email=email or f"user-{uuid.uuid4().hex[:8]}@example.org",
+                           password=password, given_name=fields.pop("given_name", "Marie"),
+                           family_name=fields.pop("family_name", "Dupont"),
+                           email_verified=fields.pop("email_verified", True),
+                           terms_version=fields.pop(
+                               "terms_version", svc.settings.registration.terms_version))
+        for key, value in fields.items():
+            setattr(user, key, value)
+        svc.db.session.commit()
+        svc.db.session.expunge(user)
+        return user

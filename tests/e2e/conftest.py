@@ -23,7 +23,7 @@ import requests
 
 from idp.config import PROJECT_ROOT
 from tests.conftest import TEST_REDIS
-from tests.support import PASSWORD, form_with
+from tests.support import PASSWORD, form_with, provider_environment
 
 START_TIMEOUT = 30.0  # seconds for a process to answer
 HTTP_TIMEOUT = 10.0  # seconds for any one request
@@ -88,20 +88,9 @@ class LiveConfig:
 def live(app, database_url, tmp_path) -> LiveConfig:
     """Port, issuer and environment of a provider process (and of the ``idp`` CLI)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "DEMARCHES_"))}
-    env.update({
-        "IDP_ISSUER": f"http://127.0.0.1:{port}",
-        "IDP_DATABASE_URL": database_url,
-        "IDP_REDIS_URL": TEST_REDIS,
-        "IDP_SECRET_KEY": "live-server-secret-" + "y" * 32,
-        "IDP_KEYS_DIR": str(tmp_path / "keys"),
-        "IDP_INSTANCE_DIR": str(tmp_path / "instance"),
-        "IDP_MESSAGING__OUTBOX_DIR": str(tmp_path / "outbox"),
-        "IDP_AUTO_MIGRATE": "false",
-        "IDP_PASSWORDS__ARGON2_MEMORY_KIB": "1024",
-        "IDP_PASSWORDS__ARGON2_TIME_COST": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = provider_environment(f"http://127.0.0.1:{port}", database_url, tmp_path,
+                               "live-server-secret-" + "y" * 32, IDP_REDIS_URL=TEST_REDIS,
+                               IDP_AUTO_MIGRATE="false")
     return LiveConfig(port, env["IDP_ISSUER"], env)
 
 
