@@ -78,7 +78,8 @@ def render(results: dict) -> str:
     out.append(_row(["---"] + ["---:"] * 12))
     by_key: dict[tuple, dict] = {}
     for row in results.get("scenarios", []):
-        by_key[(row["key"], row["target"], row["accounts"], row["mode"])] = row
+        if not row.get("growth_run"):  # those are in the growth table
+            by_key[(row["key"], row["target"], row["accounts"], row["mode"])] = row
     base_accounts = meta["settings"]["accounts"][0] if meta["settings"]["accounts"] else None
     for key, title in results.get("scenario_titles", {}).items():
         for mode in ("closed", "fixed-rate"):
@@ -114,7 +115,8 @@ def render(results: dict) -> str:
     out.append("")
 
     work = [r for r in results.get("scenarios", [])
-            if r["target"] == "ours" and r["accounts"] == base_accounts]
+            if r["target"] == "ours" and r["accounts"] == base_accounts
+            and not r.get("growth_run")]
     if work:
         out.append("## Work per operation (ours)")
         out.append("")
@@ -198,8 +200,13 @@ def render(results: dict) -> str:
     if growth:
         out.append("## Growth with the number of accounts (ours, PostgreSQL)")
         out.append("")
+        rounds = results.get("growth_rounds", 1)
         out.append("Per-operation CPU including PostgreSQL and Redis (where a bigger table "
-                   "would cost), compared with the smallest account count.")
+                   "would cost), compared with the smallest account count"
+                   + (f": two providers running side by side (same code and settings, one "
+                      f"database each), measured alternately, {rounds} rounds each; the "
+                      f"figures are over all rounds (p50 and p99: the worst round)."
+                      if rounds > 1 else "."))
         out.append("")
         out.append(_row(["Scenario", "Accounts", "op/s", "p50", "p99", "err",
                          "CPU s/1k", "+ storage", "change"]))
