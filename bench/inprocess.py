@@ -1,0 +1,195 @@
+"""The cost of each request of a sign-in, in one process: CPU, SQL statements, store calls.
+
+    .venv/bin/python bench/inprocess.py                  # 100 flows on PostgreSQL + Redis
+    .venv/bin/python bench/inprocess.py --profile tottime # and a cProfile of them
+
+No HTTP server and no load generator: the provider runs in this process behind Flask's
+test client (which sends the browser's cookie everywhere), against a fresh PostgreSQL
+database ``idp_inprocess`` and Redis database 12. Each flow is authorize -> login page ->
+login -> authorize/resume -> token -> userinfo, then a refresh and an introspection. The
+CPU is this process's (``time.process_time``: the provider's Python, psycopg and
+redis-py, the test client's own small share), so two versions of the code can be
+compared step by step on a noisy machine by alternating runs. The counts are exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import cProfile
+import hashlib
+import os
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from httpclient import form_fields, parse_forms  # noqa: E402
+from servers import ensure_postgres, ensure_redis, flush_redis, recreate_database  # noqa: E402
+
+REDIRECT_URI = "https://demarche.example.org/callback"
+EMAIL, PASSWORD = "inprocess@bench.invalid", "inprocess-password-" + "x" * 12
+STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "incr", "incr_and_get",
+                 "ttl", "expire")
+
+
+def make_app(workdir: Path):
+    database_url = recreate_database("idp_inprocess")
+    flush_redis(12)
+    os.environ.update({
+        "IDP_ISSUER": "http://localhost", "IDP_DATABASE_URL": database_url,
+        "IDP_REDIS_URL": "redis://127.0.0.1:6379/12",
+        "IDP_SECRET_KEY": "inprocess-secret-" + "0" * 32,
+        "IDP_KEYS_DIR": str(workdir / "keys"), "IDP_INSTANCE_DIR": str(workdir / "instance"),
+        "IDP_MESSAGING__OUTBOX_DIR": str(workdir / "outbox"), "IDP_AUTO_MIGRATE": "false",
+        "IDP_RATE_LIMITS__LOGIN_PER_IP": "100000000/minute",
+        "IDP_RATE_LIMITS__TOKEN_PER_IP": "100000000/minute",
+    })
+    from idp import create_app
+    from idp.admin.clients import create_client
+    from idp.identity.users import create_user
+    from idp.persistence.migrate import upgrade
+
+    app = create_app()
+    svc = app.extensions["idp"]
+    upgrade(svc.db)
+    with app.app_context():
+        session = svc.db.session
+        client, secret = create_client(
+            session, name="inprocess", redirect_uris=[REDIRECT_URI], require_consent=False,
+            grant_types=["authorization_code", "refresh_token"],
+            scopes=["openid", "profile", "email", "offline_access"])
+        create_user(session, svc.passwords, email=EMAIL, password=PASSWORD,
+                    email_verified=True, terms_version=svc.settings.registration.terms_version)
+        session.commit()
+        client_id = client.client_id
+    return app, client_id, secret
+
+
+class Meter:
+    """CPU, SQL statements and store calls, per step."""
+
+    def __init__(self, app) -> None:
+        from sqlalchemy import event
+
+        svc = app.extensions["idp"]
+        self.step = "-"
+        self.cpu: dict[str, float] = collections.defaultdict(float)
+        self.statements: dict[str, int] = collections.defaultdict(int)
+        self.store_calls: dict[str, int] = collections.defaultdict(int)
+        event.listen(svc.db.engine, "before_cursor_execute", self._statement)
+        for name in STORE_METHODS:
+            original = getattr(svc.kv, name)
+
+            def counting(*args, _original=original, **kwargs):
+                self.store_calls[self.step] += 1
+                return _original(*args, **kwargs)
+            setattr(svc.kv, name, counting)
+
+    def _statement(self, *_args) -> None:
+        self.statements[self.step] += 1
+
+    def run(self, step: str, call):
+        self.step = step
+        started = time.process_time()
+        try:
+            return call()
+        finally:
+            self.cpu[step] += time.process_time() - started
+            self.step = "-"
+
+    def reset(self) -> None:
+        self.cpu.clear()
+        self.statements.clear()
+        self.store_calls.clear()
+
+
+def one_flow(app, client_id: str, secret: str, meter: Meter) -> None:
+    browser = app.test_client()
+    auth = {"Authorization": "Basic " + base64.b64encode(
+        f"{client_id}:{secret}".encode()).decode()}
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"response_type": "code", "client_id": client_id,
+                       "redirect_uri": REDIRECT_URI, "state": "s", "nonce": "n",
+                       "scope": "openid profile email offline_access",
+                       "code_challenge": challenge, "code_challenge_method": "S256"})
+
+    def expect(response, status: int):
+        if response.status_code != status:
+            raise SystemExit(f"{meter.step}: HTTP {response.status_code}, expected {status}")
+        return response
+
+    response = expect(meter.run("1 authorize", lambda: browser.get("/authorize?" + query)), 302)
+    page = expect(meter.run("2 login page", lambda: browser.get(response.headers["Location"])),
+                  200)
+    form = next(f for f in parse_forms(page.get_data(as_text=True)) if f.has_input("password"))
+    fields = dict(form_fields(form, {"email": EMAIL, "password": PASSWORD}))
+    response = expect(meter.run("3 login", lambda: browser.post(
+        form.action or response.headers["Location"], data=fields)), 302)
+    location = response.headers["Location"]
+    if not location.startswith(REDIRECT_URI):
+        response = expect(meter.run("4 authorize/resume", lambda: browser.get(location)), 302)
+        location = response.headers["Location"]
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    tokens = expect(meter.run("5 token (code)", lambda: browser.post("/token", headers=auth, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier})), 200).get_json()
+    bearer = {"Authorization": "Bearer " + tokens["access_token"]}
+    expect(meter.run("6 userinfo", lambda: browser.get("/userinfo", headers=bearer)), 200)
+    expect(meter.run("7 token (refresh)", lambda: browser.post("/token", headers=auth, data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})), 200)
+    expect(meter.run("8 introspection", lambda: browser.post(
+        "/introspect", headers=auth, data={"token": tokens["access_token"]})), 200)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=100, help="measured flows (default 100)")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured flows first")
+    parser.add_argument("--profile", metavar="SORT",
+                        help="print a cProfile of the measured flows, sorted by SORT "
+                             "(cumulative, tottime...)")
+    args = parser.parse_args(argv)
+    ensure_postgres()
+    ensure_redis()
+    with tempfile.TemporaryDirectory(prefix="idp-inprocess-") as tmp:
+        app, client_id, secret = make_app(Path(tmp))
+        meter = Meter(app)
+        for _ in range(args.warmup):
+            one_flow(app, client_id, secret, meter)
+        meter.reset()
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        for _ in range(args.flows):
+            one_flow(app, client_id, secret, meter)
+        if profiler:
+            profiler.disable()
+        n = args.flows
+        print(f"{'step':22s} {'CPU ms':>8s} {'SQL':>5s} {'store':>6s}")
+        for step in sorted(meter.cpu):
+            print(f"{step:22s} {meter.cpu[step] * 1000 / n:8.2f} "
+                  f"{meter.statements[step] / n:5.1f} {meter.store_calls[step] / n:6.1f}")
+        flow = [s for s in meter.cpu if s[0] in "123456"]
+        print(f"{'sign-in (steps 1-6)':22s} {sum(meter.cpu[s] for s in flow) * 1000 / n:8.2f} "
+              f"{sum(meter.statements[s] for s in flow) / n:5.1f} "
+              f"{sum(meter.store_calls[s] for s in flow) / n:6.1f}")
+        print("(CPU includes one argon2id verification in step 3; profiled runs cost more)"
+              if profiler is None else "")
+        if profiler:
+            pstats.Stats(profiler).sort_stats(args.profile).print_stats(50)
+        app.extensions["idp"].db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
