@@ -20,7 +20,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..persistence import consumables
@@ -28,6 +28,7 @@ from ..persistence.consumables import Outcome
 from ..persistence.models import Client, Consumable, Grant, User, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
+from .tokens import live_grant_and_user
 
 AUTH_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -59,15 +60,6 @@ def revoke_user_grants(session: Session, user_id: str, reason: str,
     for grant_id in ids:
         revoke_grant(session, grant_id, reason)
     return len(ids)
-
-
-def live_grant_and_user(session: Session, grant_id: str | None) -> tuple[Grant, User] | None:
-    """A token family that is not revoked and its user if still enabled, in one query."""
-    if not grant_id:
-        return None
-    row = session.execute(select(Grant, User).join(User, User.id == Grant.user_id).where(
-        Grant.id == grant_id, Grant.revoked_at.is_(None), User.disabled.is_(False))).first()
-    return None if row is None else (row[0], row[1])
 
 
 def consume_or_revoke_family(session: Session, kind: str, value: str,

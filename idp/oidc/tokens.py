@@ -85,15 +85,12 @@ class TokenService:
     def active_grant_and_user(self, session: Session, claims: dict[str, Any]
                               ) -> tuple[Grant, User] | None:
         """The grant and user behind a user access token that is still active, in one
-        query; None for a revoked token, a revoked grant or a client token."""
+        query; None for a revoked token, a dead family, a disabled user or a client
+        token."""
         gid = claims.get("gid")
         if gid is None:
             return None
-        row = session.execute(
-            select(Grant, User).join(User, User.id == Grant.user_id).where(
-                Grant.id == gid, Grant.revoked_at.is_(None),
-                ~exists().where(RevokedAccessToken.jti == claims.get("jti", "")))).first()
-        return None if row is None else (row[0], row[1])
+        return live_grant_and_user(session, gid, unrevoked_jti=claims.get("jti", ""))
 
     # -- ID tokens --------------------------------------------------------------
     def id_token_alg(self, client: Client) -> str:
@@ -136,6 +133,20 @@ class TokenService:
         if claims.get("iss") != self.issuer or not claims.get("sub") or not claims.get("aud"):
             return None
         return claims
+
+
+def live_grant_and_user(session: Session, grant_id: str | None, *,
+                        unrevoked_jti: str | None = None) -> tuple[Grant, User] | None:
+    """A token family that is not revoked and its still enabled user, in one query; with
+    ``unrevoked_jti``, only if that access token was not revoked either."""
+    if not grant_id:
+        return None
+    criteria = [Grant.id == grant_id, Grant.revoked_at.is_(None), User.disabled.is_(False)]
+    if unrevoked_jti is not None:
+        criteria.append(~exists().where(RevokedAccessToken.jti == unrevoked_jti))
+    row = session.execute(select(Grant, User).join(User, User.id == Grant.user_id)
+                          .where(*criteria)).first()
+    return None if row is None else (row[0], row[1])
 
 
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
