@@ -73,14 +73,12 @@ class TokenService:
         return dict(claims)
 
     def is_access_token_active(self, session: Session, claims: dict[str, Any]) -> bool:
-        """Not revoked, and for a user token its grant (token family) not revoked either:
-        one query."""
-        not_revoked = ~exists().where(RevokedAccessToken.jti == claims.get("jti", ""))
-        gid = claims.get("gid")
-        if gid is None:
-            return bool(session.scalar(select(not_revoked)))
-        return session.scalar(select(Grant.id).where(
-            Grant.id == gid, Grant.revoked_at.is_(None), not_revoked)) is not None
+        """Not revoked; for a user token, its family and its user still alive too (the
+        same test as userinfo's). One query."""
+        if claims.get("gid") is None:
+            return bool(session.scalar(select(
+                ~exists().where(RevokedAccessToken.jti == claims.get("jti", "")))))
+        return self.active_grant_and_user(session, claims) is not None
 
     def active_grant_and_user(self, session: Session, claims: dict[str, Any]
                               ) -> tuple[Grant, User] | None:

@@ -24,6 +24,6 @@ def userinfo(browser, access_token: str):
     return browser.get("/userinfo", headers={"Authorization": f"Bearer {access_token}"})
 
 
-def refresh(browser, client, refresh_token: str):
+def refresh(browser, client, refresh_token: str, **extra):
     return browser.post("/token", headers=basic_auth(client), data={
-        "grant_type": "refresh_token", "refresh_token": refresh_token})
+        "grant_type": "refresh_token", "refresh_token": refresh_token, **extra})

@@ -99,6 +99,9 @@ def test_tokens_of_a_disabled_account_stop_working(browser, rp, user, svc, app):
         svc.db.session.commit()
     info = browser.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert info.status_code == 401
+    introspected = browser.post("/introspect", headers=basic_auth(rp),
+                                data={"token": tokens["access_token"]})
+    assert introspected.json == {"active": False}
     refreshed = browser.post("/token", headers=basic_auth(rp), data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refreshed.json["error"] == "invalid_grant"

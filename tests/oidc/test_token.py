@@ -12,6 +12,7 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import update
 
 from idp.persistence.models import Consumable
+from tests.account.oidc_helpers import refresh
 from tests.conftest import ISSUER, basic_auth
 from tests.oidc.test_code_flow import exchange, sign_in
 
@@ -88,18 +89,15 @@ def test_refresh_rotation_and_reuse_revokes_the_family(browser, rp, user):
     result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
     first = exchange(browser, rp, result["code"], verifier).json
     assert "refresh_token" in first
-    refreshed = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    refreshed = refresh(browser, rp, first["refresh_token"])
     assert refreshed.status_code == 200, refreshed.json
     second = refreshed.json
     assert second["refresh_token"] != first["refresh_token"]
     assert browser.get("/userinfo", headers=bearer(second["access_token"])).status_code == 200
-    reuse = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    reuse = refresh(browser, rp, first["refresh_token"])
     assert reuse.status_code == 400 and reuse.json["error"] == "invalid_grant"
     # The whole family is gone: the latest refresh token and access token too.
-    latest = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+    latest = refresh(browser, rp, second["refresh_token"])
     assert latest.json["error"] == "invalid_grant"
     assert browser.get("/userinfo", headers=bearer(second["access_token"])).status_code == 401
 
@@ -108,14 +106,11 @@ def test_refresh_token_of_another_client_and_scope_widening_are_refused(browser,
     result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
     token = exchange(browser, rp, result["code"], verifier).json
     other = client_factory(require_consent=False)
-    response = browser.post("/token", headers=basic_auth(other), data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
+    response = refresh(browser, other, token["refresh_token"])
     assert response.json["error"] == "invalid_grant"
     result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
     token = exchange(browser, rp, result["code"], verifier).json
-    response = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "scope": "openid email phone"})
+    response = refresh(browser, rp, token["refresh_token"], scope="openid email phone")
     assert response.json["error"] == "invalid_scope"
 
 
@@ -202,12 +197,9 @@ def test_a_failed_exchange_leaves_the_code_and_refresh_token_usable(browser, rp,
     tokens = exchange(browser, rp, result["code"], verifier)
     assert tokens.status_code == 200, tokens.json
     # Same for a refresh that asks for more than its grant: refused, token still valid.
-    widened = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": tokens.json["refresh_token"],
-        "scope": "openid email phone"})
+    widened = refresh(browser, rp, tokens.json["refresh_token"], scope="openid email phone")
     assert widened.json["error"] == "invalid_scope"
-    refreshed = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": tokens.json["refresh_token"]})
+    refreshed = refresh(browser, rp, tokens.json["refresh_token"])
     assert refreshed.status_code == 200, refreshed.json
     # And the code, once exchanged, is spent: a replay revokes what it issued.
     replay = exchange(browser, rp, result["code"], verifier)
@@ -219,10 +211,8 @@ def test_a_refresh_token_shown_by_another_client_ends_its_family(browser, rp, cl
     result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
     tokens = exchange(browser, rp, result["code"], verifier).json
     other = client_factory(require_consent=False)
-    stolen = browser.post("/token", headers=basic_auth(other), data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    stolen = refresh(browser, other, tokens["refresh_token"])
     assert stolen.json["error"] == "invalid_grant"
-    legit = browser.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    legit = refresh(browser, rp, tokens["refresh_token"])
     assert legit.json["error"] == "invalid_grant"
     assert browser.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401

@@ -46,13 +46,13 @@ def userinfo() -> Response:
         return _bearer_error(401, "invalid_token")
     with ctx.db.reading() as session:
         found = ctx.tokens.active_grant_and_user(session, claims)
-    if found is None:  # revoked, or a client_credentials token
+    if found is None:  # revoked, dead family, disabled user, or a client_credentials token
         return _bearer_error(401, "invalid_token")
     grant, user = found
     if "openid" not in claims.get("scope", "").split():
         return _bearer_error(403, "insufficient_scope")
     client = server.query_client(grant.client_id)
-    if user is None or user.disabled or client is None:
+    if client is None:
         return _bearer_error(401, "invalid_token")
     names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
     body = claims_mod.user_claims(user, names)
