@@ -1,0 +1,184 @@
+"""The provider's gunicorn worker: which requests are answered on the event loop, and that
+a slow client never holds the loop (idp/web/gunicorn_worker.py)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from idp.web.gunicorn_worker import complete_request
+
+HERE = Path(__file__).resolve().parent
+TIMEOUT = 10.0
+
+
+# -- which bytes make a complete request --------------------------------------------------
+
+@pytest.mark.parametrize("data", [
+    b"GET /jwks.json HTTP/1.1\r\nHost: idp\r\n\r\n",
+    b"GET /.well-known/openid-configuration?x=1 HTTP/1.1\r\nHost: idp\r\n\r\n",
+    b"GET /userinfo HTTP/1.0\r\nAuthorization: Bearer t\r\n\r\n",
+    b"POST /token HTTP/1.1\r\nHost: idp\r\nContent-Length: 5\r\n\r\nabcde",
+    b"POST /introspect HTTP/1.1\r\ncontent-length:  3 \r\n\r\nabc",
+    # A second request behind the first: the first is complete.
+    b"GET /jwks.json HTTP/1.1\r\nHost: idp\r\n\r\nGET /jwks.json HTTP/1.1\r\n",
+])
+def test_complete_protocol_requests(data):
+    assert complete_request(data)
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"GET /jwks.json HTTP/1.1\r\nHost: idp\r\n",                      # headers still arriving
+    b"POST /token HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",          # body still arriving
+    b"GET /login HTTP/1.1\r\nHost: idp\r\n\r\n",                       # a browser page
+    b"POST /login HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",             # a password check
+    b"GET /token/../login HTTP/1.1\r\nHost: idp\r\n\r\n",              # not exactly the path
+    b"POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /token HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    b"POST /token HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    b"POST /token HTTP/1.1\r\nContent-Length : 1\r\n\r\nx",             # space before colon
+    b"GET /token HTTP/1.1\r\nHost: idp\r\n folded\r\n\r\n",            # obsolete line folding
+    b"GET /token HTTP/1.1\r\nHost idp\r\n\r\n",                        # no colon
+    b"GET /token HTTP/1.1\nHost: idp\n\n",                             # bare LF
+    b"GET /token HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",                   # bare LF inside
+    b"GET  /token HTTP/1.1\r\n\r\n",                                   # two spaces
+    b"GET /token HTTP/2.0\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",                               # HTTP/2 preface
+])
+def test_anything_else_goes_to_the_pool(data):
+    assert not complete_request(data)
+
+
+# -- a real gunicorn with the worker ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-k", "idp.web.gunicorn_worker.ProtocolWorker",
+         "-w", "1", "--threads", "2", "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
+         "--chdir", str(HERE), "threads_app:app"],
+        stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("gunicorn did not start")
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def connect(port: int, kept_alive: bool = True) -> socket.socket:
+    """A connection to the worker; ``kept_alive``: one request answered on it already, so
+    that the next ones arrive on a kept-alive connection (on a new one, the worker may
+    accept it before its first bytes arrive, and then hands it to the pool)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if kept_alive:
+        assert exchange(sock, b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n") == b"pool /first "
+    return sock
+
+
+def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """One response from ``sock`` (status, body); bytes after it stay in ``buffer``."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before a response")
+        buffer += chunk
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                  if line.lower().startswith(b"content-length:"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in a body")
+        rest += chunk
+    buffer[:] = rest[length:]
+    return status, rest[:length]
+
+
+def exchange(sock: socket.socket, request: bytes) -> bytes:
+    sock.sendall(request)
+    status, body = read_response(sock, bytearray())
+    assert status == 200
+    return body
+
+
+def test_protocol_requests_are_answered_on_the_loop(server):
+    with connect(server) as sock:
+        # The same kept-alive connection, several times: each request is complete on arrival.
+        for _ in range(3):
+            assert exchange(sock, b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n") \
+                == b"loop /jwks.json "
+        assert exchange(sock, b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n"
+                              b"grant=abc") == b"loop /token grant=abc"
+
+
+def test_browser_pages_are_answered_by_the_pool(server):
+    with connect(server) as sock:
+        assert exchange(sock, b"GET /login HTTP/1.1\r\nHost: t\r\n\r\n") == b"pool /login "
+        assert exchange(sock, b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n"
+                              b"a=b") == b"pool /login a=b"
+        # and the connection is still served on the loop afterwards
+        assert exchange(sock, b"GET /userinfo HTTP/1.1\r\nHost: t\r\n\r\n") \
+            == b"loop /userinfo "
+
+
+def test_a_slow_client_holds_a_pool_thread_not_the_loop(server):
+    slow = connect(server, kept_alive=False)
+    try:
+        slow.sendall(b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        time.sleep(0.3)  # the worker has seen the incomplete request by now
+        with connect(server) as other:
+            started = time.monotonic()
+            assert exchange(other, b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n") \
+                == b"loop /jwks.json "
+            assert time.monotonic() - started < 2
+        slow.sendall(b"defghij")
+        status, body = read_response(slow, bytearray())
+        assert (status, body) == (200, b"pool /token abcdefghij")
+    finally:
+        slow.close()
+
+
+def test_pipelined_requests_are_all_answered_in_order(server):
+    with connect(server) as sock:
+        sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok"
+                     b"GET /login HTTP/1.1\r\nHost: t\r\n\r\n")
+        buffer = bytearray()
+        bodies = [read_response(sock, buffer)[1] for _ in range(3)]
+        assert bodies[0] == b"loop /jwks.json "
+        assert bodies[1].endswith(b" /token ok")
+        assert bodies[2] == b"pool /login "
+
+
+def test_a_malformed_protocol_request_is_refused_by_gunicorn(server):
+    with connect(server) as sock:
+        sock.sendall(b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n")
+        status, _ = read_response(sock, bytearray())
+        assert status == 400
+    with connect(server) as sock:  # and the worker goes on serving
+        assert exchange(sock, b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n") \
+            == b"loop /jwks.json "
