@@ -1,7 +1,8 @@
 """The cost of each request of a sign-in, in one process: CPU, SQL statements, store calls.
 
     .venv/bin/python bench/inprocess.py                  # 100 flows on PostgreSQL + Redis
-    .venv/bin/python bench/inprocess.py --profile tottime # and a cProfile of them
+    .venv/bin/python bench/inprocess.py --profile tottime # and a cProfile of them (CPU time)
+    .venv/bin/python bench/inprocess.py --profile cumulative --step 7   # of the refreshes only
 
 No HTTP server and no load generator: the provider runs in this process behind Flask's
 test client (which sends the browser's cookie everywhere), against a fresh PostgreSQL
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="SORT",
                         help="print a cProfile of the measured flows, sorted by SORT "
                              "(cumulative, tottime...); CPU time, not wall time")
+    parser.add_argument("--lines", type=int, default=50, help="profile lines shown (50)")
     parser.add_argument("--step", metavar="N",
                         help="profile only the steps whose label starts with N (e.g. 5)")
     args = parser.parse_args(argv)
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print("(CPU includes one argon2id verification in step 3; profiled runs cost more)"
               if profiler is None else "")
         if profiler:
-            pstats.Stats(profiler).sort_stats(args.profile).print_stats(int(os.environ.get("PROFILE_LINES", "50")))
+            pstats.Stats(profiler).sort_stats(args.profile).print_stats(args.lines)
         app.extensions["idp"].db.dispose()
     return 0
 
