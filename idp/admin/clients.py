@@ -33,6 +33,15 @@ def new_client_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_client_id() -> str:
+    """128 random bits, URL-safe, never starting with "-": an administrator types it
+    after commands (``idp clients show ID``), where it would read as an option."""
+    while True:
+        client_id = secrets.token_urlsafe(16)
+        if not client_id.startswith("-"):
+            return client_id
+
+
 def create_client(session: Session, *, name: str, redirect_uris: list[str],
                   post_logout_redirect_uris: list[str] | None = None,
                   auth_method: str = "client_secret_basic", public: bool = False,
@@ -68,7 +77,7 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
     for scope in scopes:
         if scope not in known:
             raise ClientError(f"unknown scope {scope}")
-    client_id = client_id or secrets.token_urlsafe(16)
+    client_id = client_id or new_client_id()
     if session.get(Client, client_id) is not None:
         raise ClientError(f"client_id {client_id} exists already")
     secret = None if auth_method in ("none", "private_key_jwt") else new_client_secret()

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from joserfc import jws
 
+from idp.admin.clients import new_client_id
 from idp.cli import main
 from idp.persistence.models import Client
 
@@ -72,6 +73,14 @@ def test_clients_list_show_rotate_delete(cli, browser):
     cli("clients", "delete", client_id)
     assert token_with(rotated["client_secret"]).status_code == 401
     assert cli("clients", "show", client_id, expect_ok=False).exit_code != 0
+
+
+def test_generated_client_ids_never_read_as_a_cli_option():
+    # One random id in 64 started with "-" and `idp clients show ID` took it for an option.
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert not any(client_id.startswith("-") for client_id in ids)
+    assert all(len(client_id) == 22 for client_id in ids)
 
 
 @pytest.mark.parametrize("args", [
