@@ -131,7 +131,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         PREFERRED_URL_SCHEME="https" if settings.is_https else "http",
     )
 
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, settings.database_statement_timeout)
     if settings.auto_migrate:
         ensure_schema(db)
     kv = make_store(settings.redis_url, settings.redis_prefix)

@@ -184,6 +184,10 @@ class Settings:
     issuer: str = "http://127.0.0.1:5000"
     # Empty: a SQLite file in the instance folder, migrated on first start.
     database_url: str = ""
+    # PostgreSQL: a statement running longer is cancelled (0: no limit). Below gunicorn's
+    # worker timeout (30 s), so that a stuck query fails its request instead of getting
+    # the worker killed with every other request it holds. Migrations are not limited.
+    database_statement_timeout: float = 15.0
     # Empty: an in-process store, acceptable for one process only.
     redis_url: str = ""
     # Prefix of every key this instance writes in Redis (several deployments may share one).

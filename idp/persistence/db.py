@@ -11,11 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+# Seconds to wait for a PostgreSQL connection before the request fails.
+CONNECT_TIMEOUT = 5
+
+
+def make_engine(url: str, statement_timeout: float = 0, **kwargs) -> Engine:
+    """``statement_timeout``: PostgreSQL cancels a statement running longer (seconds,
+    0: no limit); set on every connection when it opens, so it costs no round trip."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False,
                                                   "timeout": 30}, **kwargs)
@@ -34,7 +40,14 @@ def make_engine(url: str, **kwargs) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    engine = create_engine(url, **kwargs)
+    connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT}
+    if statement_timeout > 0:
+        # Added to the URL's own ``options`` (connect_args would replace them).
+        options = make_url(url).query.get("options", "")
+        options = " ".join(options) if isinstance(options, tuple) else options
+        connect_args["options"] = " ".join(filter(None, [
+            options, f"-c statement_timeout={round(statement_timeout * 1000)}"]))
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine
@@ -75,9 +88,9 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 
 class Database:
-    def __init__(self, url: str, **engine_kwargs) -> None:
+    def __init__(self, url: str, statement_timeout: float = 0, **engine_kwargs) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, statement_timeout, **engine_kwargs)
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.session = scoped_session(self.session_factory)
         # Read-only lookups in autocommit: no BEGIN and no ROLLBACK round trips around a

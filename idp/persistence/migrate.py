@@ -24,6 +24,10 @@ def alembic_config(url: str) -> Config:
 def upgrade(db: Database, revision: str = "head") -> None:
     config = alembic_config(db.url)
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # An index on a big table may take longer than a request may; for this
+            # transaction only (the connection then goes back to the pool).
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
