@@ -186,7 +186,7 @@ class Settings:
     database_url: str = ""
     # PostgreSQL: a statement running longer is cancelled (0: no limit). Below gunicorn's
     # worker timeout (30 s), so that a stuck query fails its request instead of getting
-    # the worker killed with every other request it holds. Migrations are not limited.
+    # the worker killed with every other request it holds. Migrations, purges: no limit.
     database_statement_timeout: float = 15.0
     # Empty: an in-process store, acceptable for one process only.
     redis_url: str = ""

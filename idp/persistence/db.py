@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, event, exc, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 
@@ -51,6 +51,15 @@ def make_engine(url: str, statement_timeout: float = 0, **kwargs) -> Engine:
     if not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine
+
+
+def lift_statement_timeout(executor: Session | scoped_session | Connection) -> None:
+    """No statement timeout for the rest of this transaction (``SET LOCAL``: the pooled
+    connection gets its timeout back): migrations and daily purges may legitimately run
+    statements longer than a request may."""
+    bind = executor if isinstance(executor, Connection) else executor.get_bind()
+    if bind.dialect.name == "postgresql":
+        executor.execute(text("SET LOCAL statement_timeout = 0"))
 
 
 # A pooled connection idle for longer than this is tested (SELECT 1) before use.

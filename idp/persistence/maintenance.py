@@ -10,6 +10,7 @@ import datetime as dt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from .db import lift_statement_timeout
 from .models import Consumable, Flow, Grant, RevokedAccessToken, SsoSession, utcnow
 
 # Used artefacts are kept a little while: a replayed code or refresh token must still be
@@ -20,6 +21,7 @@ ENDED_SESSION_RETENTION = dt.timedelta(days=30)
 
 
 def purge_expired(session: Session, refresh_token_ttl: int) -> dict[str, int]:
+    lift_statement_timeout(session)  # a day's codes and tokens on a busy deployment
     now = utcnow()
     counts = {
         "flows": session.execute(delete(Flow).where(Flow.expires_at < now)).rowcount,

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from .db import Database
+from .db import Database, lift_statement_timeout
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -24,10 +24,7 @@ def alembic_config(url: str) -> Config:
 def upgrade(db: Database, revision: str = "head") -> None:
     config = alembic_config(db.url)
     with db.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # An index on a big table may take longer than a request may; for this
-            # transaction only (the connection then goes back to the pool).
-            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        lift_statement_timeout(connection)  # an index on a big table takes its time
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

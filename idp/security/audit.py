@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from ..persistence.db import lift_statement_timeout
 from ..persistence.models import AuditEvent, utcnow
 
 # Keys that must never be written into an event's details, whatever the caller passes.
@@ -29,5 +30,6 @@ def record_event(session: Session, type_: str, *, outcome: str = "success",
 
 
 def purge_older_than(session: Session, days: int) -> int:
+    lift_statement_timeout(session)
     cutoff = utcnow() - dt.timedelta(days=days)
     return session.execute(delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount

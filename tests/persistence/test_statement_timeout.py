@@ -1,5 +1,6 @@
 """PostgreSQL cancels a statement running longer than ``database_statement_timeout``, so that
-a stuck query fails its request before gunicorn's worker timeout; migrations are exempt."""
+a stuck query fails its request before gunicorn's worker timeout; migrations and the daily
+purges are exempt."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from sqlalchemy import exc, text
 
 from idp.persistence import migrate
 from idp.persistence.db import Database, make_engine
+from idp.persistence.maintenance import purge_expired
+from idp.security.audit import purge_older_than
 
 
 @pytest.fixture
@@ -59,6 +62,22 @@ def test_migrations_run_without_the_timeout(postgresql, monkeypatch):
         migrate.upgrade(db)
         assert seen["during"] == "0"
         with db.engine.connect() as connection:  # SET LOCAL: the pooled connection keeps it
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "200ms"
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("purge", [
+    lambda session: purge_expired(session, refresh_token_ttl=3600),
+    lambda session: purge_older_than(session, days=365),
+], ids=["idp purge", "idp audit purge"])
+def test_daily_purges_run_without_the_timeout(postgresql, purge):
+    db = Database(postgresql, statement_timeout=0.2)
+    try:
+        with db.transaction() as session:
+            purge(session)
+            assert session.execute(text("SHOW statement_timeout")).scalar() == "0"
+        with db.engine.connect() as connection:
             assert connection.execute(text("SHOW statement_timeout")).scalar() == "200ms"
     finally:
         db.dispose()
