@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ..web.paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
 from .endpoints import authorize, discovery, logout, token, userinfo
 
 bp = Blueprint("oidc", __name__)
 
-bp.add_url_rule("/.well-known/openid-configuration", "discovery",
-                discovery.openid_configuration)
-bp.add_url_rule("/.well-known/oauth-authorization-server", "oauth_metadata",
-                discovery.openid_configuration)
-bp.add_url_rule("/jwks.json", "jwks", discovery.jwks)
+bp.add_url_rule(DISCOVERY_PATH, "discovery", discovery.openid_configuration)
+bp.add_url_rule(OAUTH_METADATA_PATH, "oauth_metadata", discovery.openid_configuration)
+bp.add_url_rule(JWKS_PATH, "jwks", discovery.jwks)
 
 
 @bp.record_once

@@ -29,10 +29,8 @@ from concurrent.futures import Future
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .paths import API_PATHS
+from .paths import API_PATHS, DOCUMENT_PATHS
 
-DOCUMENT_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
-                  "/jwks.json")
 INLINE_PATHS = frozenset(path.encode() for path in (*API_PATHS, *DOCUMENT_PATHS))
 # A protocol request is far smaller; anything longer goes to the pool.
 PEEK_BYTES = 16384

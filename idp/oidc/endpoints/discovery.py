@@ -7,6 +7,7 @@ import json
 from flask import Response
 
 from ...services import services
+from ...web.paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
 from .. import claims as claims_mod
 from ..grants import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from .authorize import ACR_ORDER
@@ -20,7 +21,7 @@ def build_metadata(settings) -> dict:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "userinfo_endpoint": f"{issuer}/userinfo",
-        "jwks_uri": f"{issuer}/jwks.json",
+        "jwks_uri": f"{issuer}{JWKS_PATH}",
         "end_session_endpoint": f"{issuer}/logout",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
@@ -77,9 +78,7 @@ class PublicDocuments:
     everything else), without a request context, session, hooks or teardown, which were
     most of the provider's own cost of these two requests (docs/performance.md)."""
 
-    DISCOVERY_PATHS = ("/.well-known/openid-configuration",
-                       "/.well-known/oauth-authorization-server")
-    JWKS_PATH = "/jwks.json"
+    DISCOVERY_PATHS = (DISCOVERY_PATH, OAUTH_METADATA_PATH)
 
     def __init__(self, wsgi_app, svc) -> None:
         from ...security.headers import security_headers
@@ -94,7 +93,7 @@ class PublicDocuments:
             if path in self.DISCOVERY_PATHS:
                 return self._answer(start_response, _discovery_json(self.svc),
                                     "application/json")
-            if path == self.JWKS_PATH:
+            if path == JWKS_PATH:
                 return self._answer(start_response, self.svc.keys.jwks_json,
                                     "application/jwk-set+json")
         return self.wsgi_app(environ, start_response)
