@@ -7,7 +7,8 @@
 No HTTP server and no load generator: the provider runs in this process behind Flask's
 test client (which sends the browser's cookie everywhere), against a fresh PostgreSQL
 database ``idp_inprocess`` and Redis database 12. Each flow is authorize -> login page ->
-login -> authorize/resume -> token -> userinfo, then a refresh and an introspection. The
+login -> authorize/resume -> token -> userinfo, then a refresh, an introspection and a
+``client_credentials`` grant. The
 CPU is this process's (``time.process_time``: the provider's Python, psycopg and
 redis-py, the test client's own small share), so two versions of the code can be
 compared step by step on a noisy machine by alternating runs. The counts are exact.
@@ -65,7 +66,7 @@ def make_app(workdir: Path):
         session = svc.db.session
         client, secret = create_client(
             session, name="inprocess", redirect_uris=[REDIRECT_URI], require_consent=False,
-            grant_types=["authorization_code", "refresh_token"],
+            grant_types=["authorization_code", "refresh_token", "client_credentials"],
             scopes=["openid", "profile", "email", "offline_access"])
         create_user(session, svc.passwords, email=EMAIL, password=PASSWORD,
                     email_verified=True, terms_version=svc.settings.registration.terms_version)
@@ -158,6 +159,8 @@ def one_flow(app, client_id: str, secret: str, meter: Meter) -> None:
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})), 200)
     expect(meter.run("8 introspection", lambda: browser.post(
         "/introspect", headers=auth, data={"token": tokens["access_token"]})), 200)
+    expect(meter.run("9 client_credentials", lambda: browser.post(
+        "/token", headers=auth, data={"grant_type": "client_credentials"})), 200)
 
 
 def main(argv: list[str] | None = None) -> int:

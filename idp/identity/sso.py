@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..persistence.models import SsoSession, User, utcnow
@@ -24,11 +24,15 @@ def start(session: Session, user: User, *, amr: list[str], acr: str, lifetime: i
     return sso
 
 
+# Built once: every signed-in request runs it (see persistence/consumables.py).
+_SSO_SESSION_AND_USER = select(SsoSession, User).join(User, User.id == SsoSession.user_id) \
+    .where(SsoSession.id == bindparam("sso_id"))
+
+
 def load_active(session: Session, sso_id: str, idle_timeout: int
                 ) -> tuple[SsoSession, User] | None:
     """The SSO session if still active, with its user (one query)."""
-    row = session.execute(select(SsoSession, User).join(User, User.id == SsoSession.user_id)
-                          .where(SsoSession.id == sso_id)).first()
+    row = session.execute(_SSO_SESSION_AND_USER, {"sso_id": sso_id}).first()
     if row is None or row[0].ended_at is not None:
         return None
     sso, user = row[0], row[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..persistence.models import User, utcnow
@@ -27,8 +27,12 @@ def is_valid_email(email: str) -> bool:
     return bool(EMAIL_RE.match(email)) and len(email) <= 320
 
 
+# Built once: every sign-in runs it (see persistence/consumables.py).
+_USER_BY_EMAIL = select(User).where(User.email == bindparam("email"))
+
+
 def find_by_email(session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == normalize_email(email)))
+    return session.scalar(_USER_BY_EMAIL, {"email": normalize_email(email)})
 
 
 def create_user(session: Session, passwords: PasswordService, *, email: str, password: str,
