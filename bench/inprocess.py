@@ -52,7 +52,7 @@ def make_app(workdir: Path):
         "IDP_KEYS_DIR": str(workdir / "keys"), "IDP_INSTANCE_DIR": str(workdir / "instance"),
         "IDP_MESSAGING__OUTBOX_DIR": str(workdir / "outbox"), "IDP_AUTO_MIGRATE": "false",
         "IDP_RATE_LIMITS__LOGIN_PER_IP": "100000000/minute",
-        "IDP_RATE_LIMITS__TOKEN_PER_IP": "100000000/minute",
+        "IDP_RATE_LIMITS__CLIENT_FAILURES_PER_IP": "100000000/minute",
     })
     from idp import create_app
     from idp.admin.clients import create_client

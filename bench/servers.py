@@ -496,7 +496,7 @@ def _unreachable_ip_limits() -> dict[str, str]:
         names = [f.name for f in dataclasses.fields(RateLimitSettings)
                  if f.name.endswith("_per_ip")]
     except Exception:  # noqa: BLE001 - the suite must not depend on the provider's internals
-        names = ["login_per_ip", "code_verify_per_ip", "token_per_ip"]
+        names = ["login_per_ip", "code_verify_per_ip", "client_failures_per_ip"]
     return {f"IDP_RATE_LIMITS__{name.upper()}": "100000000/minute" for name in names}
 
 

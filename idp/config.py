@@ -153,7 +153,7 @@ class RateLimitSettings:
     recovery_per_ip: str = "10/hour"
     code_verify_per_ip: str = "30/minute"
     code_send_per_ip: str = "10/hour"
-    token_per_ip: str = "1200/minute"
+    client_failures_per_ip: str = "60/minute"
     account_failures_before_delay: int = 3
     account_delay_base: float = 2.0
     account_delay_max: float = 600.0

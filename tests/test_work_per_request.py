@@ -27,11 +27,12 @@ BUDGETS = {
     "login page": (1, 3),          # the login flow row; session, captcha counter, session
     "login": (6, 9),               # flow, user, MFA, audit, SSO row, flow gone; see below
     "authorize resume": (6, 1),    # SSO+user, flow, grant, SSO clients, flow gone, code
-    "token (code)": (4, 1),        # code consumed, grant+user, audit, refresh token
+    "token (code)": (4, 0),        # code consumed, grant+user, audit, refresh token
     "userinfo": (1, 0),            # grant+user+revocation, one SELECT
-    "token (refresh)": (3, 1),     # consumed, grant+user, successor
+    "token (refresh)": (3, 0),     # consumed, grant+user, successor
     "introspection": (1, 0),
-    "token (client_credentials)": (0, 1),  # the rate-limit counter only
+    # Successful token requests count against no rate limit (only failures do).
+    "token (client_credentials)": (0, 0),
 }
 
 

@@ -13,6 +13,7 @@ from ..config import Settings
 from ..persistence.db import Database
 from ..persistence.kv import KeyValueStore
 from ..persistence.models import Client
+from ..security.ratelimit import mark_client_authenticated
 from . import grants
 from .client_cache import ClientCache
 from .endpoints.introspection import IntrospectionEndpoint
@@ -71,6 +72,13 @@ class AuthorizationServer(_FlaskServer):
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
             return None
         return self.clients.get(self.ctx.db.session, client_id)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        client = super().authenticate_client(request, methods, endpoint)
+        if request.auth_method != "none":
+            # Proved with a secret or a key: its failures are not its address's.
+            mark_client_authenticated()
+        return client
 
     def save_token(self, token, request):
         pass  # grants persist what they mint themselves

@@ -17,6 +17,18 @@ with the limit, so concurrent requests cannot all slip in between a read and a w
 within one window no more than ``limit`` requests pass.
 
 Views may also count against a rule themselves: :func:`hit` (``RateLimited`` when over).
+
+The endpoints where relying parties authenticate (token, introspection, revocation) are
+counted differently (:data:`CLIENT_AUTH_ENDPOINTS`): only their *failed* answers, and
+only those not given to a client that proved who it is with a secret or a key. A busy
+démarche's backend sends all its users' requests from one address, so counting every
+request would throttle it on a deadline day; and an attacker who makes it send made-up
+codes must not get its address blocked. What is left is what a limit protects against:
+guessing client credentials, and floods of requests no client vouches for. Each process
+remembers the addresses found over the limit (:class:`LocalBlocks`) and answers them 429
+without asking the store, so a successful request costs no store round trip at all; the
+count itself is shared, and another process learns of a block at the address's next
+failure there.
 """
 
 from __future__ import annotations
@@ -27,10 +39,11 @@ import ipaddress
 import logging
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
@@ -64,8 +77,12 @@ RULES: tuple[tuple[str, str], ...] = (
     ("account.*code*", "code_verify_per_ip"),
     ("account.*verify*", "code_verify_per_ip"),
     ("account.*confirm*", "code_verify_per_ip"),
-    ("oidc.token", "token_per_ip"),
 )
+
+# Endpoints where clients authenticate: their failures count against this setting (see
+# the module's docstring), not every POST.
+CLIENT_AUTH_ENDPOINTS = frozenset({"oidc.token", "oidc.introspect", "oidc.revoke"})
+CLIENT_FAILURES_RULE = "client_failures_per_ip"
 
 SLOW_DOWN_MESSAGE = _l("Trop de demandes ont été envoyées depuis votre connexion. "
                         "Patientez %(wait)s avant de réessayer.")
@@ -165,6 +182,58 @@ def hit(kv, settings, rule: str, subject: str) -> None:
         raise RateLimited(rule, wait)
 
 
+def hit_failure(kv, settings, rule: str, subject: str) -> int:
+    """Count one failure of ``subject``; the seconds for which its next request is to be
+    refused (0: not refused). ``N/minute`` allows N failures: the one that reaches N
+    blocks the next request."""
+    if not settings.rate_limits.enabled:
+        return 0
+    wait = 0
+    for limit in parse_limits(getattr(settings.rate_limits, rule)):
+        # A count over N - 1 is a count that has reached N.
+        wait = max(wait, count(kv, rule, subject, Limit(max(0, limit.count - 1), limit.seconds)))
+    return wait
+
+
+class LocalBlocks:
+    """The addresses this process found over a limit, and until when (bounded: under a
+    spray of addresses the entries ending soonest make room)."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, subject: str, now: float) -> int:
+        until = self._until.get(subject)
+        if until is None:
+            return 0
+        if until <= now:
+            with self._lock:
+                if self._until.get(subject, now + 1) <= now:
+                    del self._until[subject]
+            return 0
+        return max(1, math.ceil(until - now))
+
+    def block(self, subject: str, until: float, now: float) -> None:
+        with self._lock:
+            if subject not in self._until and len(self._until) >= self.max_entries:
+                for expired in [k for k, v in self._until.items() if v <= now]:
+                    del self._until[expired]
+                while len(self._until) >= self.max_entries:
+                    del self._until[min(self._until, key=self._until.__getitem__)]
+            self._until[subject] = max(until, self._until.get(subject, 0.0))
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+def mark_client_authenticated() -> None:
+    """Called by the OAuth server once a client has proved who it is (a secret or a
+    key): this request's failure is then not counted against its address."""
+    g.rate_limit_client_authenticated = True
+
+
 def rules_for(endpoint: str | None) -> list[str]:
     if not endpoint:
         return []
@@ -201,17 +270,23 @@ def too_many_requests(retry_after: int):
 
 def install(app: Flask) -> None:
     """Count every POST against its endpoint's limits, before any other hook (CSRF
-    included: an invalid form costs the attacker as much as a valid one)."""
+    included: an invalid form costs the attacker as much as a valid one); count the
+    failures of the client-authenticating endpoints after the fact."""
     from ..services import client_ip, services
 
     # Fail fast on a bad setting, at start-up rather than on the first request.
     settings = app.extensions["idp"].settings
-    for _, rule in RULES:
+    for rule in {rule for _, rule in RULES} | {CLIENT_FAILURES_RULE}:
         parse_limits(getattr(settings.rate_limits, rule))
+    blocks = LocalBlocks()
+    app.extensions["idp"].extras["rate_limit_blocks"] = blocks
 
     def check_rate_limits():
         if request.method != "POST":
             return None
+        if request.endpoint in CLIENT_AUTH_ENDPOINTS:
+            wait = blocks.wait(ip_key(client_ip()), clock())
+            return too_many_requests(wait) if wait else None
         rules = rules_for(request.endpoint)
         if not rules:
             return None
@@ -229,4 +304,20 @@ def install(app: Flask) -> None:
                             request.endpoint)
         return too_many_requests(wait) if wait else None
 
+    def count_client_failures(response):
+        if (request.endpoint in CLIENT_AUTH_ENDPOINTS and 400 <= response.status_code < 500
+                and response.status_code != 429
+                and not g.get("rate_limit_client_authenticated")):
+            svc = services()
+            subject = ip_key(client_ip())
+            wait = hit_failure(svc.kv, svc.settings, CLIENT_FAILURES_RULE, subject)
+            if wait:
+                now = clock()
+                if not blocks.wait(subject, now):
+                    log.warning("rate limit %s reached by %s on %s", CLIENT_FAILURES_RULE,
+                                subject, request.endpoint)
+                blocks.block(subject, now + wait, now)
+        return response
+
     app.before_request_funcs.setdefault(None, []).insert(0, check_rate_limits)
+    app.after_request(count_client_failures)

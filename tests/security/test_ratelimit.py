@@ -11,7 +11,7 @@ from tests.security.test_bruteforce import (Clock, app_fixture, attempt, fire_at
 from tests.support import PASSWORD
 
 LIMITS = {"login_per_ip": "3/minute", "register_per_ip": "2/hour", "recovery_per_ip": "2/hour",
-          "token_per_ip": "2/minute", "captcha_after_failures": 100,
+          "client_failures_per_ip": "2/minute", "captcha_after_failures": 100,
           "account_failures_before_delay": 100, "account_block_after": 100}
 
 
@@ -84,7 +84,9 @@ def test_rules_cover_the_sensitive_endpoints():
     assert ratelimit.rules_for("registration.start") == ["register_per_ip"]
     assert ratelimit.rules_for("recovery.email") == ["recovery_per_ip"]
     assert ratelimit.rules_for("recovery.code") == ["code_verify_per_ip"]
-    assert ratelimit.rules_for("oidc.token") == ["token_per_ip"]
+    # Counted by their failures instead (tests/security/test_client_failure_limit.py).
+    assert ratelimit.rules_for("oidc.token") == []
+    assert {"oidc.token", "oidc.introspect", "oidc.revoke"} <= ratelimit.CLIENT_AUTH_ENDPOINTS
     assert ratelimit.rules_for("account.contact") == ["code_send_per_ip"]
     assert ratelimit.rules_for("account.contact_resend") == ["code_send_per_ip"]
     assert ratelimit.rules_for("account.contact_code") == ["code_verify_per_ip"]

@@ -9,8 +9,8 @@ from ...services import services
 
 def token() -> Response:
     response = services().extras["oidc_server"].create_token_response()
-    body = response.get_json(silent=True) or {}
-    if body.get("error") == "invalid_client" and response.status_code != 401:
+    if response.status_code == 400 and (response.get_json(silent=True) or {}).get(
+            "error") == "invalid_client":
         # Wrong client credentials are always 401 (RFC 6749 §5.2 allows it; clients
         # using Basic MUST get it with WWW-Authenticate).
         response.status_code = 401
