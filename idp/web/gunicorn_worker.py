@@ -27,6 +27,8 @@ import socket
 from collections.abc import Collection
 from concurrent.futures import Future
 
+from gunicorn import util
+from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .paths import API_PATHS, DOCUMENT_PATHS
@@ -69,13 +71,62 @@ def complete_request(data: bytes, paths: Collection[bytes] = INLINE_PATHS) -> bo
     return len(data) >= end + 4 + (length or 0)
 
 
+class CoalescingResponse(wsgi.Response):
+    """gunicorn's HTTP/1 response, with the status line and headers sent together with
+    the first body bytes.
+
+    gunicorn sends the headers with one ``sendall`` and each body chunk with another. A
+    protocol response is one small chunk: two trips through the TCP stack (and two
+    segments for the client to read) where one does. The held headers go out at the
+    latest when the response closes (a redirect, a HEAD) or before a ``sendfile``.
+    """
+
+    _held: bytes | None = None
+
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
+        # As gunicorn's own send_headers, minus the write.
+        tosend = self.default_headers()
+        tosend.extend("%s: %s\r\n" % (k, v) for k, v in self.headers)
+        self._held = util.to_bytestring("%s\r\n" % "".join(tosend), "latin-1")
+        self.headers_sent = True
+
+    def _flush_held(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self.sock.sendall(held)
+
+    def _emit_body(self, data: bytes) -> None:
+        if self._held is not None and not self.chunked:
+            held, self._held = self._held, None
+            self.sock.sendall(held + data)
+            return
+        self._flush_held()
+        super()._emit_body(data)
+
+    def sendfile(self, respiter) -> bool:
+        self.send_headers()
+        self._flush_held()
+        return super().sendfile(respiter)
+
+    def close(self) -> None:
+        self.send_headers()
+        self._flush_held()
+        super().close()
+
+
 class ProtocolWorker(ThreadWorker):
-    """``gthread``, except that a complete protocol request is answered on the loop."""
+    """``gthread``, except that a complete protocol request is answered on the loop, and
+    that a response's headers leave with its body."""
 
     def init_process(self) -> None:
         # TLS and HTTP/2 are negotiated on the socket before any request: leave them
         # to gthread's pool (behind a proxy, as deployed, gunicorn sees neither).
         self.inline = not self.cfg.is_ssl and "h2" not in (self.cfg.http_protocols or ())
+        # gthread builds its responses with wsgi.create(), which takes the module's
+        # Response class (HTTP/2 passes its own). This process only runs this worker.
+        wsgi.Response = CoalescingResponse
         super().init_process()
 
     def enqueue_req(self, conn: TConn) -> None:

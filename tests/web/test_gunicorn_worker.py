@@ -182,3 +182,61 @@ def test_a_malformed_protocol_request_is_refused_by_gunicorn(server):
     with connect(server) as sock:  # and the worker goes on serving
         assert exchange(sock, b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n") \
             == b"loop /jwks.json "
+
+
+# -- headers leave with the body ----------------------------------------------------------
+
+class RecordingSocket:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+
+def respond(response_class, raw_request: bytes, status: str, headers: list, chunks: list):
+    """Run one WSGI response through gunicorn's response class; the sends it made."""
+    from gunicorn.config import Config
+    from gunicorn.http import wsgi
+    from gunicorn.http.parser import RequestParser
+
+    cfg = Config()
+    request = next(RequestParser(cfg, iter([raw_request]), ("127.0.0.1", 40000)))
+    sock = RecordingSocket()
+    response, _ = wsgi.create(request, sock, ("127.0.0.1", 40000), ("127.0.0.1", 8000), cfg,
+                              response_class=response_class)
+    response.start_response(status, headers)
+    for chunk in chunks:
+        response.write(chunk)
+    response.close()
+    return sock.sent
+
+
+GET = b"GET /jwks.json HTTP/1.1\r\nHost: idp\r\n\r\n"
+
+
+@pytest.mark.parametrize("raw, status, headers, chunks, sends, gunicorns", [
+    # One small body: one send, where gunicorn makes two.
+    (GET, "200 OK", [("Content-Length", "5")], [b"hello"], 1, 2),
+    # Several chunks of a known length: the headers ride with the first.
+    (GET, "200 OK", [("Content-Length", "4")], [b"ab", b"cd"], 2, 3),
+    # No body (a redirect): the headers, at close.
+    (GET, "302 Found", [("Location", "/x"), ("Content-Length", "0")], [], 1, 1),
+    # HEAD: the body is dropped, the headers still go.
+    (b"HEAD /jwks.json HTTP/1.1\r\nHost: idp\r\n\r\n", "200 OK",
+     [("Content-Length", "5")], [b"hello"], 1, 1),
+    # Chunked transfer: gunicorn's own framing, headers first.
+    (GET, "200 OK", [], [b"ab", b"cd"], 4, 4),
+])
+def test_responses_are_byte_identical_to_gunicorns_in_fewer_sends(
+        monkeypatch, raw, status, headers, chunks, sends, gunicorns):
+    from gunicorn import util
+    from gunicorn.http import wsgi
+
+    from idp.web.gunicorn_worker import CoalescingResponse
+
+    monkeypatch.setattr(util, "http_date", lambda *_: "Mon, 23 Nov 2026 12:00:00 GMT")
+    ours = respond(CoalescingResponse, raw, status, headers, chunks)
+    theirs = respond(wsgi.Response, raw, status, headers, chunks)
+    assert b"".join(ours) == b"".join(theirs)
+    assert (len(ours), len(theirs)) == (sends, gunicorns)
