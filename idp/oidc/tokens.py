@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..persistence.models import Client, Grant, RevokedAccessToken, User
+from . import jws
 from .keys import KeyStore
 
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -41,7 +42,8 @@ class TokenService:
 
     def _sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
         key = self.keys.signing_key(alg)
-        return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key.key)
+        return jws.sign_compact({"alg": alg, "kid": key.kid, "typ": typ}, claims,
+                                key.key.private_key)
 
     # -- access tokens ----------------------------------------------------------
     def mint_access_token(self, *, client_id: str, sub: str, scope: str, ttl: int,
