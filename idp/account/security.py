@@ -133,7 +133,7 @@ def _request_login_email(user: User, new: str) -> str | None:
               reason="address_in_use")
         db.commit()
         return None
-    value, _item = consumables.issue_bearer(
+    value = consumables.issue_bearer(
         db, LOGIN_EMAIL_KIND, ttl, user_id=user.id, destination=f"email:{new}",
         data={"new_email": new})
     audit("login_email.change_requested", user_id=user.id)

@@ -206,8 +206,8 @@ def _send_confirmation(user: User) -> bool:
     consumables.revoke_where(db, Consumable.kind == EMAIL_CONFIRMATION,
                              Consumable.user_id == user.id)
     ttl = svc.settings.registration.email_link_ttl
-    token, _item = consumables.issue_bearer(db, EMAIL_CONFIRMATION, ttl, user_id=user.id,
-                                            destination=f"email:{user.email}")
+    token = consumables.issue_bearer(db, EMAIL_CONFIRMATION, ttl, user_id=user.id,
+                                     destination=f"email:{user.email}")
     db.commit()
     return send_templated_email(
         user.email, "email_confirmation", user.locale,

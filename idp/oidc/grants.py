@@ -141,7 +141,7 @@ class TokenMinting:
             idle = utcnow() + dt.timedelta(seconds=ctx.settings.tokens.refresh_token_idle_ttl)
             ttl_refresh = int((min(absolute, idle) - utcnow()).total_seconds())
             if ttl_refresh > 0:
-                value, _ = consumables.issue_bearer(
+                value = consumables.issue_bearer(
                     ctx.db.session, REFRESH_TOKEN, ttl_refresh, user_id=user.id,
                     client_id=client.client_id, grant_id=grant.id)
                 token["refresh_token"] = value

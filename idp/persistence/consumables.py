@@ -16,7 +16,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from .models import Consumable, Grant, utcnow
@@ -52,13 +52,17 @@ class ConsumeResult:
 
 
 def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = None,
-                 **fields) -> tuple[str, Consumable]:
-    """Create a bearer artefact; returns the clear value (never stored) and the row."""
+                 **fields) -> str:
+    """Create a bearer artefact (in the session's transaction); returns the clear value,
+    which is never stored. A negative ``ttl`` makes an expired one."""
     value = value or new_bearer_value()
-    item = Consumable(kind=kind, lookup=token_digest(value),
-                      expires_at=utcnow() + dt.timedelta(seconds=ttl), **fields)
-    session.add(item)
-    return value, item
+    # A plain INSERT, not an ORM object: no caller needs the row, and the unit of work
+    # costs more than the statement on a refresh (docs/performance.md, fourth pass).
+    # The session flushes what is pending (the user, the grant) first.
+    session.execute(_INSERT_CONSUMABLE, {
+        "kind": kind, "lookup": token_digest(value),
+        "expires_at": utcnow() + dt.timedelta(seconds=ttl), **fields})
+    return value
 
 
 def find_bearer(session: Session, kind: str, value: str) -> Consumable | None:
@@ -87,6 +91,9 @@ _CONSUME_BEARER = (
     # The update returns the whole row (and refreshes a copy the identity map may hold).
     .returning(Consumable)
     .execution_options(synchronize_session=False, populate_existing=True))
+
+
+_INSERT_CONSUMABLE = insert(Consumable)
 
 
 def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:

@@ -22,8 +22,7 @@ def test_purge_deletes_only_what_expired(app, svc, browser, rp, user):
         session = svc.db.session
         old = utcnow() - dt.timedelta(days=400)
         consumables.issue_bearer(session, "email_link", 60)  # live
-        _, stale = consumables.issue_bearer(session, "email_link", 60)
-        stale.expires_at = old
+        consumables.issue_bearer(session, "email_link", -400 * 86400)  # stale
         session.add(Flow(type="login", state="x", expires_at=old))
         session.commit()
         session.execute(update(SsoSession).values(expires_at=old))
