@@ -3,6 +3,7 @@
     .venv/bin/python bench/inprocess.py                  # 100 flows on PostgreSQL + Redis
     .venv/bin/python bench/inprocess.py --profile tottime # and a cProfile of them (CPU time)
     .venv/bin/python bench/inprocess.py --profile cumulative --step 7   # of the refreshes only
+    .venv/bin/python bench/inprocess.py --profile tottime --dump /tmp/flow.prof  # raw, for pstats
 
 No HTTP server and no load generator: the provider runs in this process behind Flask's
 test client (which sends the browser's cookie everywhere), against a fresh PostgreSQL
@@ -10,8 +11,10 @@ database ``idp_inprocess`` and Redis database 12. Each flow is authorize -> logi
 login -> authorize/resume -> token -> userinfo, then a refresh, an introspection and a
 ``client_credentials`` grant. The
 CPU is this process's (``time.process_time``: the provider's Python, psycopg and
-redis-py, the test client's own small share), so two versions of the code can be
-compared step by step on a noisy machine by alternating runs. The counts are exact.
+redis-py, and the test client's own share: about a third of a cheap step such as
+``client_credentials``, so compare these figures with each other, not with the full
+stack's), so two versions of the code can be compared step by step on a noisy machine by
+alternating runs. The counts are exact.
 """
 
 from __future__ import annotations
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=50, help="profile lines shown (50)")
     parser.add_argument("--step", metavar="N",
                         help="profile only the steps whose label starts with N (e.g. 5)")
+    parser.add_argument("--dump", metavar="FILE",
+                        help="also write the raw profile to FILE (for pstats or snakeviz)")
     args = parser.parse_args(argv)
     ensure_postgres()
     ensure_redis()
@@ -203,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
               if profiler is None else "")
         if profiler:
             pstats.Stats(profiler).sort_stats(args.profile).print_stats(args.lines)
+            if args.dump:
+                profiler.dump_stats(args.dump)
         app.extensions["idp"].db.dispose()
     return 0
 
