@@ -44,6 +44,23 @@ def test_bearer_outcomes(app, svc):
         assert consumables.consume_bearer(session, "email_link", value).outcome is Outcome.REPLAYED
 
 
+def test_consumed_bearer_returns_its_row_and_refreshes_a_loaded_copy(app, svc):
+    with app.app_context():
+        session = svc.db.session
+        value = consumables.issue_bearer(session, "email_link", 600, user_id=None,
+                                         client_id="a-client", data={"k": "v"})
+        session.commit()
+        loaded = consumables.find_bearer(session, "email_link", value)
+        assert loaded.consumed_at is None
+        result = consumables.consume_bearer(session, "email_link", value)
+        assert result.ok
+        assert (result.item.client_id, result.item.data) == ("a-client", {"k": "v"})
+        assert result.item.consumed_at is not None
+        # The copy already in the session sees the consumption before any commit.
+        assert loaded.consumed_at is not None
+        session.rollback()
+
+
 def test_code_attempts_are_bounded_and_survive_a_resend(app, svc):
     with app.app_context():
         session = svc.db.session
