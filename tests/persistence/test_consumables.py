@@ -7,7 +7,7 @@ import threading
 
 from idp.persistence import consumables
 from idp.persistence.consumables import Outcome
-from idp.persistence.models import utcnow
+from idp.persistence.models import User, new_id, utcnow
 
 KEY = "k" * 32
 
@@ -59,6 +59,18 @@ def test_consumed_bearer_returns_its_row_and_refreshes_a_loaded_copy(app, svc):
         # The copy already in the session sees the consumption before any commit.
         assert loaded.consumed_at is not None
         session.rollback()
+
+
+def test_issuing_a_bearer_first_writes_the_account_it_belongs_to(app, svc):
+    """The token's row refers to its user: a user still pending in the session (a new
+    account's confirmation link) must reach the database before the token does."""
+    with app.app_context():
+        session = svc.db.session
+        user = User(id=new_id(), email="pending.user@example.org")
+        session.add(user)
+        value = consumables.issue_bearer(session, "email_link", 600, user_id=user.id)
+        session.commit()
+        assert consumables.find_bearer(session, "email_link", value).user_id == user.id
 
 
 def test_code_attempts_are_bounded_and_survive_a_resend(app, svc):
