@@ -34,6 +34,8 @@ BUDGETS = {
     # Successful token requests count against no rate limit (only failures do).
     "token (client_credentials)": (0, 0),
 }
+# On PostgreSQL a code or refresh token is consumed and its family read in one statement.
+POSTGRES_BUDGETS = {**BUDGETS, "token (code)": (3, 0), "token (refresh)": (2, 0)}
 
 
 class Meter:
@@ -117,7 +119,8 @@ def test_sign_in_refresh_and_introspection_stay_within_their_round_trip_budget(
     assert granted.status_code == 200, granted.json
 
     over = []
-    for step, (max_statements, max_store_calls) in BUDGETS.items():
+    budgets = BUDGETS if svc.db.is_sqlite else POSTGRES_BUDGETS
+    for step, (max_statements, max_store_calls) in budgets.items():
         statements, calls = meter.statements[step], meter.store_calls[step]
         if len(statements) > max_statements or len(calls) > max_store_calls:
             over.append(f"{step}: {len(statements)} statements (budget {max_statements}), "

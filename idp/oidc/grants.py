@@ -28,7 +28,7 @@ from ..persistence.consumables import Outcome
 from ..persistence.models import Client, Consumable, Grant, User, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
-from .tokens import live_grant_and_user
+from .tokens import consume_with_live_family
 
 AUTH_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -62,10 +62,20 @@ def revoke_user_grants(session: Session, user_id: str, reason: str,
     return len(ids)
 
 
+@dataclass
+class Consumed:
+    """A code or refresh token just consumed, with its token family and user when both
+    are still alive (``None`` otherwise: the family was revoked, the user disabled)."""
+
+    item: Any  # the consumable's row, read-only
+    grant: Grant | None
+    user: User | None
+
+
 def consume_or_revoke_family(session: Session, kind: str, value: str,
-                             replay_reason: str) -> Consumable | None:
+                             replay_reason: str) -> Consumed | None:
     """Consume a code or refresh token; on a second use, revoke its whole family."""
-    result = consumables.consume_bearer(session, kind, value)
+    result, family = consume_with_live_family(session, kind, value)
     if result.outcome is Outcome.REPLAYED and result.item is not None:
         revoke_grant(session, result.item.grant_id, replay_reason)
         record_event(session, f"token.{replay_reason}", outcome="failure",
@@ -73,14 +83,17 @@ def consume_or_revoke_family(session: Session, kind: str, value: str,
     if not result.ok:
         session.commit()
         return None
-    return result.item
+    grant, user = family or (None, None)
+    return Consumed(result.item, grant, user)
 
 
 @dataclass
 class AuthorizationCode:
     """The data behind an authorization code, as Authlib's grant expects it."""
 
-    item: Consumable
+    item: Any
+    grant: Grant | None = None
+    user: User | None = None
 
     def get_redirect_uri(self) -> str:
         return self.item.data["redirect_uri"]
@@ -105,7 +118,7 @@ class AuthorizationCode:
 
 @dataclass
 class RefreshToken:
-    item: Consumable
+    item: Any  # the consumable's row, read-only
     grant: Grant
     user: User
 
@@ -193,24 +206,23 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: Client):
         session = self.ctx.db.session
         # RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
-        item = consume_or_revoke_family(session, AUTH_CODE, code, "code_replayed")
-        if item is None:
+        consumed = consume_or_revoke_family(session, AUTH_CODE, code, "code_replayed")
+        if consumed is None:
             return None
-        if item.client_id != client.client_id:
-            revoke_grant(session, item.grant_id, "code_wrong_client")
+        if consumed.item.client_id != client.client_id:
+            revoke_grant(session, consumed.item.grant_id, "code_wrong_client")
             session.commit()
             return None
         # Committed with the tokens it yields: if the exchange fails later (PKCE,
         # redirect_uri), nothing was issued and the code is still the client's. A
         # concurrent second use waits on the row lock, then finds it consumed.
-        return AuthorizationCode(item)
+        return AuthorizationCode(consumed.item, consumed.grant, consumed.user)
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # consumed atomically in query_authorization_code
 
     def authenticate_user(self, authorization_code: AuthorizationCode):
-        found = live_grant_and_user(self.ctx.db.session, authorization_code.item.grant_id)
-        return None if found is None else found[1]
+        return authorization_code.user
 
     def id_token_nonce(self) -> str | None:
         return self.request.authorization_code.get_nonce()
@@ -220,10 +232,10 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         session = self.ctx.db.session
         client: Client = self.request.client
         code: AuthorizationCode = self.request.authorization_code
-        found = live_grant_and_user(session, code.item.grant_id)
-        if found is None:
+        # Read with the code's consumption, in its transaction.
+        grant, user = code.grant, code.user
+        if grant is None or user is None:
             raise InvalidGrantError("The authorization is no longer valid.")
-        grant, user = found
         self.request.user = user
         token = self.mint(client, user, grant, grant.scope,
                           wants_refresh_token(client, grant.scope))
@@ -240,20 +252,20 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, value: str):
         session = self.ctx.db.session
         # A rotated token that comes back means someone holds a copy: revoke the family.
-        item = consume_or_revoke_family(session, REFRESH_TOKEN, value, "refresh_token_reused")
-        if item is None:
+        consumed = consume_or_revoke_family(session, REFRESH_TOKEN, value,
+                                            "refresh_token_reused")
+        if consumed is None:
             return None
-        if item.client_id != self.request.client.client_id:
+        if consumed.item.client_id != self.request.client.client_id:
             # Another client holds this client's token: it leaked, end the family.
-            revoke_grant(session, item.grant_id, "refresh_token_wrong_client")
+            revoke_grant(session, consumed.item.grant_id, "refresh_token_wrong_client")
             session.commit()
             return None
         # Consumed in the transaction that issues its successor (see the code grant).
-        found = live_grant_and_user(session, item.grant_id)
-        if found is None:
+        if consumed.grant is None or consumed.user is None:
             session.commit()  # keep it consumed: its family is gone anyway
             return None
-        return RefreshToken(item, *found)
+        return RefreshToken(consumed.item, consumed.grant, consumed.user)
 
     def authenticate_user(self, refresh_token: RefreshToken):
         return refresh_token.user

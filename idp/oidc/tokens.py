@@ -16,10 +16,11 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
+from ..persistence import consumables
 from ..persistence.models import Client, Grant, RevokedAccessToken, User
 from . import jws
 from .keys import KeyStore
@@ -142,6 +143,33 @@ _LIVE_GRANT_AND_USER = select(Grant, User).join(User, User.id == Grant.user_id).
 _LIVE_GRANT_AND_USER_UNREVOKED_JTI = _LIVE_GRANT_AND_USER.where(
     ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
 _CLIENT_TOKEN_UNREVOKED = select(~exists().where(RevokedAccessToken.jti == bindparam("jti")))
+
+
+# PostgreSQL: consume a code or refresh token and read its family and user in one
+# statement (a data-modifying CTE; SQLite has none). The family and user come back as
+# None when either is no longer alive; the artefact is consumed all the same.
+_CONSUMED = consumables.CONSUME_BEARER.cte("consumed")
+_CONSUME_WITH_LIVE_FAMILY = (
+    select(_CONSUMED, Grant, User).select_from(_CONSUMED)
+    .outerjoin(Grant, and_(Grant.id == _CONSUMED.c.grant_id, Grant.revoked_at.is_(None)))
+    .outerjoin(User, and_(User.id == Grant.user_id, User.disabled.is_(False))))
+
+
+def consume_with_live_family(session: Session, kind: str, value: str
+                             ) -> tuple[consumables.ConsumeResult, tuple[Grant, User] | None]:
+    """Consume a code or refresh token (``consumables.consume_bearer``) and, once
+    consumed, read its token family and user if both are still alive: one statement on
+    PostgreSQL, two elsewhere."""
+    if session.get_bind().dialect.name != "postgresql":
+        result = consumables.consume_bearer(session, kind, value)
+        return result, (live_grant_and_user(session, result.item.grant_id)
+                        if result.ok else None)
+    result = consumables.consume_bearer(session, kind, value,
+                                        statement=_CONSUME_WITH_LIVE_FAMILY)
+    if not result.ok:
+        return result, None
+    grant, user = result.item.Grant, result.item.User
+    return result, (None if grant is None or user is None else (grant, user))
 
 
 def live_grant_and_user(session: Session, grant_id: str | None, *,

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Executable, Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from .models import Consumable, Grant, utcnow
@@ -90,7 +90,9 @@ def find_bearer_with_grant(session: Session, kind: str, value: str
 # more for the same statement (docs/performance.md, fifth pass), and no caller changes
 # the row it gets back.
 _CONSUMABLES = Consumable.__table__
-_CONSUME_BEARER = (
+# Public so that a caller can read more in the same statement (``consume_bearer``'s
+# ``statement``): on PostgreSQL, wrapped in a CTE and joined to what the artefact refers to.
+CONSUME_BEARER = (
     update(_CONSUMABLES)
     .where(_CONSUMABLES.c.kind == bindparam("p_kind"),
            _CONSUMABLES.c.lookup == bindparam("p_lookup"),
@@ -117,8 +119,12 @@ def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:
     return Outcome.UNKNOWN
 
 
-def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
-    """Atomically mark the artefact consumed. Exactly one concurrent caller gets OK."""
+def consume_bearer(session: Session, kind: str, value: str, *,
+                   statement: Executable = CONSUME_BEARER) -> ConsumeResult:
+    """Atomically mark the artefact consumed. Exactly one concurrent caller gets OK.
+
+    ``statement`` runs ``CONSUME_BEARER`` (its parameters, its row first), possibly with
+    more columns after the artefact's; the result's ``item`` is then that whole row."""
     if not isinstance(value, str) or not value or len(value) > 512:
         return ConsumeResult(Outcome.UNKNOWN)
     now = utcnow()
@@ -126,7 +132,7 @@ def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
     # One statement on success. An object of this row already in the session would
     # not see the update: expire it, so that it reloads.
     consumed = session.execute(
-        _CONSUME_BEARER, {"p_kind": kind, "p_lookup": lookup, "p_now": now}).first()
+        statement, {"p_kind": kind, "p_lookup": lookup, "p_now": now}).first()
     if consumed is not None:
         stale = session.identity_map.get(session.identity_key(Consumable, consumed.id))
         if stale is not None:
