@@ -10,11 +10,11 @@ test client (which sends the browser's cookie everywhere), against a fresh Postg
 database ``idp_inprocess`` and Redis database 12. Each flow is authorize -> login page ->
 login -> authorize/resume -> token -> userinfo, then a refresh, an introspection and a
 ``client_credentials`` grant. The
-CPU is this process's (``time.process_time``: the provider's Python, psycopg and
-redis-py, and the test client's own share: about a third of a cheap step such as
-``client_credentials``, so compare these figures with each other, not with the full
-stack's), so two versions of the code can be compared step by step on a noisy machine by
-alternating runs. The counts are exact.
+CPU is this process's (``time.process_time``): the provider's Python, psycopg and
+redis-py, and the test client's own share, about a third of a cheap step such as
+``client_credentials``. Compare these figures with each other, not with the full stack's:
+two versions of the code, step by step, by alternating runs on a noisy machine. The
+counts are exact.
 """
 
 from __future__ import annotations
@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", metavar="FILE",
                         help="also write the raw profile to FILE (for pstats or snakeviz)")
     args = parser.parse_args(argv)
+    if args.dump and not args.profile:
+        parser.error("--dump needs --profile")
     ensure_postgres()
     ensure_redis()
     with tempfile.TemporaryDirectory(prefix="idp-inprocess-") as tmp:
