@@ -88,10 +88,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build the application. ``config`` is a ``Settings`` object, or a dict of
     overrides applied on top of the TOML file and the environment."""
     from .identity import users as _users  # noqa: F401  (import order: models first)
-    from .oidc import CSRF_EXEMPT
+    from .oidc import CSRF_EXEMPT, serve_below_flask
     from .oidc import bp as oidc_bp
+    from .oidc.client_cache import ClientCache
     from .oidc.keys import KeyStore
-    from .oidc.server import AuthorizationServer, OidcContext
+    from .oidc.server import AuthorizationServer, ClientServer, OidcContext
     from .oidc.tokens import TokenService
     from .persistence.db import Database
     from .persistence.kv import make_store
@@ -110,11 +111,6 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder="static", instance_path=str(settings.instance_path))
-    if settings.trusted_proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     secret_key = _secret_key(settings)
     app.config.update(
         SECRET_KEY=secret_key,
@@ -156,9 +152,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     ctx = OidcContext(settings=settings, db=db, kv=kv, tokens=TokenService(settings, keys),
                       pairwise_salt=settings.pairwise_salt or secret_key)
-    server = AuthorizationServer(ctx)
+    clients = ClientCache(db, kv)
+    server = AuthorizationServer(ctx, clients)
     server.init(app)
     svc.extras["oidc_server"] = server
+    svc.extras["client_server"] = client_server = ClientServer(ctx, clients)
 
     app.session_interface = ServerSessionInterface(
         kv, settings.session.cookie_name,
@@ -178,7 +176,15 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     # Last, so that its hook runs first: every counted POST is counted, whatever follows.
     from .security.ratelimit import install as install_rate_limits
 
-    install_rate_limits(app)
+    client_failures = install_rate_limits(app)
+    svc.extras["client_failures"] = client_failures
+    serve_below_flask(app, svc, client_server, client_failures)
+    if settings.trusted_proxies:
+        # Outermost: what is served below Flask sees the client's address too.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app
 
 

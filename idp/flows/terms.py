@@ -20,8 +20,8 @@ from .base import safe_return_to
 bp = Blueprint("terms", __name__)
 
 # Endpoints never interrupted: protocol calls, static files, the terms pages, logout.
-NOT_INTERRUPTED = {"static", "terms.accept", "terms_page", "home", "oidc.logout", "oidc.token",
-                   "oidc.userinfo", "oidc.revoke", "oidc.introspect", "oidc.discovery",
+NOT_INTERRUPTED = {"static", "terms.accept", "terms_page", "home", "oidc.logout",
+                   "oidc.userinfo", "oidc.discovery",
                    "oidc.oauth_metadata", "oidc.jwks"}
 
 

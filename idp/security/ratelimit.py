@@ -19,7 +19,7 @@ within one window no more than ``limit`` requests pass.
 Views may also count against a rule themselves: :func:`hit` (``RateLimited`` when over).
 
 The endpoints where relying parties authenticate (token, introspection, revocation) are
-counted differently (:data:`CLIENT_AUTH_ENDPOINTS`): only their *failed* answers, and
+counted differently (:class:`ClientFailures`): only their *failed* answers, and
 only those not given to a client that proved who it is with a secret or a key. A busy
 démarche's backend sends all its users' requests from one address, so counting every
 request would throttle it on a deadline day; and an attacker who makes it send made-up
@@ -28,7 +28,8 @@ guessing client credentials, and floods of requests no client vouches for. Each 
 remembers the addresses found over the limit (:class:`LocalBlocks`) and answers them 429
 without asking the store, so a successful request costs no store round trip at all; the
 count itself is shared, and another process learns of a block at the address's next
-failure there.
+failure there. Those endpoints are served below Flask (:mod:`idp.oidc.client_endpoints`),
+which applies :class:`ClientFailures` itself.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, g, jsonify, make_response, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
@@ -79,9 +80,8 @@ RULES: tuple[tuple[str, str], ...] = (
     ("account.*confirm*", "code_verify_per_ip"),
 )
 
-# Endpoints where clients authenticate: their failures count against this setting (see
-# the module's docstring), not every POST.
-CLIENT_AUTH_ENDPOINTS = frozenset({"oidc.token", "oidc.introspect", "oidc.revoke"})
+# Where clients authenticate (token, introspection, revocation), their failures count
+# against this setting (see the module's docstring), not every POST.
 CLIENT_FAILURES_RULE = "client_failures_per_ip"
 
 SLOW_DOWN_MESSAGE = _l("Trop de demandes ont été envoyées depuis votre connexion. "
@@ -228,10 +228,30 @@ class LocalBlocks:
         return len(self._until)
 
 
-def mark_client_authenticated() -> None:
-    """Called by the OAuth server once a client has proved who it is (a secret or a
-    key): this request's failure is then not counted against its address."""
-    g.rate_limit_client_authenticated = True
+class ClientFailures:
+    """The limit of the client-authenticating endpoints (see the module's docstring): a
+    failed answer not vouched for by an authenticated client counts against its address,
+    and an address over the limit is refused by this process without asking the store."""
+
+    def __init__(self, kv, settings) -> None:
+        self.kv = kv
+        self.settings = settings
+        self.blocks = LocalBlocks()
+
+    def wait(self, address: str | None) -> int:
+        """Seconds before ``address`` may call again (0: now)."""
+        return self.blocks.wait(ip_key(address), clock())
+
+    def failed(self, address: str | None, endpoint: str) -> None:
+        """Count one failure of ``address`` on ``endpoint`` (a name, for the log)."""
+        subject = ip_key(address)
+        wait = hit_failure(self.kv, self.settings, CLIENT_FAILURES_RULE, subject)
+        if wait:
+            now = clock()
+            if not self.blocks.wait(subject, now):
+                log.warning("rate limit %s reached by %s on %s", CLIENT_FAILURES_RULE,
+                            subject, endpoint)
+            self.blocks.block(subject, now + wait, now)
 
 
 def rules_for(endpoint: str | None) -> list[str]:
@@ -257,8 +277,7 @@ def too_many_requests(retry_after: int):
     message = str(SLOW_DOWN_MESSAGE % {"wait": format_wait(retry_after)})
     if is_api_path(request.path) or (
             request.accept_mimetypes.best == "application/json"):
-        response = jsonify(error="slow_down", error_description=message,
-                           retry_after=retry_after)
+        response = jsonify(slow_down(retry_after))
         response.status_code = 429
     else:
         response = make_response(render_template("errors/429.html", message=message,
@@ -268,25 +287,28 @@ def too_many_requests(retry_after: int):
     return response
 
 
-def install(app: Flask) -> None:
+def slow_down(retry_after: int) -> dict[str, object]:
+    """The body of an API endpoint's 429 (``Retry-After`` goes with it)."""
+    return {"error": "slow_down",
+            "error_description": str(SLOW_DOWN_MESSAGE % {"wait": format_wait(retry_after)}),
+            "retry_after": retry_after}
+
+
+def install(app: Flask) -> ClientFailures:
     """Count every POST against its endpoint's limits, before any other hook (CSRF
-    included: an invalid form costs the attacker as much as a valid one); count the
-    failures of the client-authenticating endpoints after the fact."""
+    included: an invalid form costs the attacker as much as a valid one). Returns the
+    client-authenticating endpoints' limit, which :mod:`idp.oidc.client_endpoints`
+    applies below Flask."""
     from ..services import client_ip, services
 
     # Fail fast on a bad setting, at start-up rather than on the first request.
     settings = app.extensions["idp"].settings
     for rule in {rule for _, rule in RULES} | {CLIENT_FAILURES_RULE}:
         parse_limits(getattr(settings.rate_limits, rule))
-    blocks = LocalBlocks()
-    app.extensions["idp"].extras["rate_limit_blocks"] = blocks
 
     def check_rate_limits():
         if request.method != "POST":
             return None
-        if request.endpoint in CLIENT_AUTH_ENDPOINTS:
-            wait = blocks.wait(ip_key(client_ip()), clock())
-            return too_many_requests(wait) if wait else None
         rules = rules_for(request.endpoint)
         if not rules:
             return None
@@ -304,20 +326,5 @@ def install(app: Flask) -> None:
                             request.endpoint)
         return too_many_requests(wait) if wait else None
 
-    def count_client_failures(response):
-        if (request.endpoint in CLIENT_AUTH_ENDPOINTS and 400 <= response.status_code < 500
-                and response.status_code != 429
-                and not g.get("rate_limit_client_authenticated")):
-            svc = services()
-            subject = ip_key(client_ip())
-            wait = hit_failure(svc.kv, svc.settings, CLIENT_FAILURES_RULE, subject)
-            if wait:
-                now = clock()
-                if not blocks.wait(subject, now):
-                    log.warning("rate limit %s reached by %s on %s", CLIENT_FAILURES_RULE,
-                                subject, request.endpoint)
-                blocks.block(subject, now + wait, now)
-        return response
-
     app.before_request_funcs.setdefault(None, []).insert(0, check_rate_limits)
-    app.after_request(count_client_failures)
+    return ClientFailures(app.extensions["idp"].kv, settings)

@@ -86,7 +86,6 @@ def test_rules_cover_the_sensitive_endpoints():
     assert ratelimit.rules_for("recovery.code") == ["code_verify_per_ip"]
     # Counted by their failures instead (tests/security/test_client_failure_limit.py).
     assert ratelimit.rules_for("oidc.token") == []
-    assert {"oidc.token", "oidc.introspect", "oidc.revoke"} <= ratelimit.CLIENT_AUTH_ENDPOINTS
     assert ratelimit.rules_for("account.contact") == ["code_send_per_ip"]
     assert ratelimit.rules_for("account.contact_resend") == ["code_send_per_ip"]
     assert ratelimit.rules_for("account.contact_code") == ["code_verify_per_ip"]
