@@ -73,7 +73,9 @@ class Clock:
     def __init__(self, monkeypatch, *modules) -> None:
         import time
 
-        self.now = time.time()
+        # 06:00 UTC today: far from the boundaries of the day-long windows (fixed UTC
+        # days), which a test moving the clock by hours would otherwise cross at night.
+        self.now = time.time() // 86400 * 86400 + 6 * 3600
         for module in modules:
             monkeypatch.setattr(module, "clock", self)
 
