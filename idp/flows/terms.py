@@ -21,8 +21,7 @@ bp = Blueprint("terms", __name__)
 
 # Endpoints never interrupted: protocol calls, static files, the terms pages, logout.
 NOT_INTERRUPTED = {"static", "terms.accept", "terms_page", "home", "oidc.logout",
-                   "oidc.userinfo", "oidc.discovery",
-                   "oidc.oauth_metadata", "oidc.jwks"}
+                   "oidc.discovery", "oidc.oauth_metadata", "oidc.jwks"}
 
 
 # The second-factor steps of the login flow come before the session exists.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ..web.paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
-from .endpoints import authorize, discovery, logout, userinfo
+from .endpoints import authorize, discovery, logout
 
 bp = Blueprint("oidc", __name__)
 
@@ -15,21 +15,19 @@ bp.add_url_rule(JWKS_PATH, "jwks", discovery.jwks)
 bp.add_url_rule("/authorize", "authorize", authorize.authorize, methods=["GET", "POST"])
 bp.add_url_rule("/authorize/resume/<flow_id>", "authorize_resume", authorize.authorize_resume,
                 methods=["GET", "POST"])
-bp.add_url_rule("/userinfo", "userinfo", userinfo.userinfo, methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", logout.logout, methods=["GET", "POST"])
 
 
 # Protocol endpoints called by relying parties (not browser forms): no CSRF token.
-# (The token, introspection and revocation endpoints never reach Flask:
+# (The token, introspection, revocation and userinfo endpoints never reach Flask:
 # idp/oidc/client_endpoints.py.)
-CSRF_EXEMPT = ("oidc.authorize", "oidc.userinfo", "oidc.logout")
+CSRF_EXEMPT = ("oidc.authorize", "oidc.logout")
 
 
 def serve_below_flask(app, svc, client_server, client_failures) -> None:
     """Put the endpoints that need nothing of Flask in front of it: the discovery
     document and the JWKS (from memory), and the endpoints relying parties' servers
-    call with their credentials (token, introspection, revocation). Same answers, much
-    less work (docs/performance.md)."""
+    call (token, introspection, revocation, userinfo). Same answers, much less work (docs/performance.md)."""
     from ..security.headers import security_headers
     from .client_endpoints import ClientEndpoints
 

@@ -1,15 +1,17 @@
-"""The endpoints a relying party's server calls with its client credentials (token,
-introspection, revocation), served below Flask.
+"""The endpoints a relying party's server calls (token, introspection, revocation with
+its client credentials; userinfo with a user's access token), served below Flask.
 
-They take a form body and answer JSON: no browser session, page, CSRF token, locale or
-URL routing, which is what a Flask request costs (about two thirds of a
+They take a form body or a bearer token and answer JSON: no browser session, page, CSRF
+token, locale or URL routing, which is what a Flask request costs (about two thirds of a
 ``client_credentials`` grant, docs/performance.md, sixth pass). :class:`ClientEndpoints`
 is a WSGI middleware in front of the Flask application: it reads the request straight
 from the WSGI environ into an Authlib :class:`OAuth2Request`, hands it to the
 framework-free :class:`~idp.oidc.server.ClientServer` (Authlib's own grants and
-endpoints), and does what Flask's hooks did for these paths:
+endpoints) or to :func:`~idp.oidc.endpoints.userinfo.userinfo`, and does what Flask's
+hooks did for these paths:
 
-- the client-failure limit of :mod:`idp.security.ratelimit` (429 with ``Retry-After``);
+- the client-failure limit of :mod:`idp.security.ratelimit` (429 with ``Retry-After``)
+  on the three endpoints where clients authenticate;
 - ``Cache-Control: no-store`` and the security headers;
 - a JSON ``server_error`` (500) on an unexpected error, after a rollback;
 - the database session given back at the end of the request.
@@ -30,12 +32,15 @@ from werkzeug.datastructures import EnvironHeaders
 
 from ..persistence.db import Database
 from ..security.ratelimit import ClientFailures, slow_down
+from .endpoints.userinfo import bearer_error, bearer_token, userinfo
 from .server import ClientServer
 
 log = logging.getLogger(__name__)
 
-# Path -> the ClientServer endpoint answering it ("token": the grants).
-ROUTES = {"/token": "token", "/introspect": "introspection", "/revoke": "revocation"}
+# Path -> the ClientServer endpoint answering it ("token": the grants), or "userinfo".
+ROUTES = {"/token": "token", "/introspect": "introspection", "/revoke": "revocation",
+          "/userinfo": "userinfo"}
+METHODS = {"userinfo": ("GET", "POST")}  # OIDC Core §5.3; the others: POST only
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Enough for a private_key_jwt assertion with room to spare; a form is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -85,9 +90,13 @@ def _url(environ: dict) -> str:
             f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}")
 
 
+def _mimetype(environ: dict) -> str:
+    return environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+
+
 def read_form(environ: dict) -> dict[str, str]:
     """The parameters of an ``application/x-www-form-urlencoded`` body."""
-    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    mimetype = _mimetype(environ)
     length_header = environ.get("CONTENT_LENGTH") or ""
     try:
         length = int(length_header) if length_header else 0
@@ -149,32 +158,50 @@ class ClientEndpoints:
 
     def answer(self, name: str, environ: dict) -> Answer:
         """``(status, payload, extra headers)`` of one call to endpoint ``name``."""
-        if environ.get("REQUEST_METHOD") != "POST":
-            return 405, {"error": "invalid_request", "error_description": "use POST"}, [
-                ("Allow", "POST")]
+        allowed = METHODS.get(name, ("POST",))
+        if environ.get("REQUEST_METHOD") not in allowed:
+            return 405, {"error": "invalid_request",
+                         "error_description": f"use {' or '.join(allowed)}"}, [
+                ("Allow", ", ".join(allowed))]
+        try:
+            if name == "userinfo":
+                return self._userinfo(environ)
+            return self._client_call(name, environ)
+        except Exception:  # noqa: BLE001 - the client gets the spec's error, the log the rest
+            log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"),
+                          environ.get("PATH_INFO"))
+            self.db.session.rollback()
+            return 500, {"error": "server_error"}, []
+        finally:
+            self.db.remove()
+
+    def _client_call(self, name: str, environ: dict) -> Answer:
         address = environ.get("REMOTE_ADDR")
         wait = self.failures.wait(address)
         if wait:
             return 429, slow_down(wait), [("Retry-After", str(wait))]
         request = None
         try:
+            request = FormRequest.from_environ(environ)
+        except BadRequest as error:
+            answer = error.status, {"error": "invalid_request",
+                                    "error_description": error.description}, []
+        else:
+            answer = (self.server.create_token_response(request) if name == "token"
+                      else self.server.create_endpoint_response(name, request))
+        if 400 <= answer[0] < 500 and not (request and request.client_authenticated):
+            self.failures.failed(address, name)
+        return answer
+
+    def _userinfo(self, environ: dict) -> Answer:
+        form: dict[str, str] = {}
+        if environ.get("REQUEST_METHOD") == "POST" and _mimetype(environ) == FORM_TYPE:
             try:
-                request = FormRequest.from_environ(environ)
+                form = read_form(environ)
             except BadRequest as error:
-                answer = error.status, {"error": "invalid_request",
-                                        "error_description": error.description}, []
-            else:
-                answer = (self.server.create_token_response(request) if name == "token"
-                          else self.server.create_endpoint_response(name, request))
-            if 400 <= answer[0] < 500 and not (request and request.client_authenticated):
-                self.failures.failed(address, name)
-            return answer
-        except Exception:  # noqa: BLE001 - the client gets the spec's error, the log the rest
-            log.exception("unhandled error on POST %s", environ.get("PATH_INFO"))
-            self.db.session.rollback()
-            return 500, {"error": "server_error"}, []
-        finally:
-            self.db.remove()
+                return bearer_error(error.status, "invalid_request", error.description)
+        token, ambiguous = bearer_token(environ.get("HTTP_AUTHORIZATION"), form)
+        return userinfo(self.server, token, ambiguous)
 
 
 _SET_HERE = frozenset({"content-type", "content-length", "cache-control", "pragma"})

@@ -7,6 +7,8 @@ import pytest
 
 from idp.oidc import client_endpoints
 from tests.conftest import basic_auth
+from tests.oidc.test_resources import tokens_for
+from tests.oidc.test_token import bearer
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -42,6 +44,27 @@ def test_only_post_is_allowed(browser, path):
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
     assert response.json["error"] == "invalid_request"
+
+
+def test_userinfo_allows_get_and_post_only(browser):
+    response = browser.client.put("/userinfo")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+
+
+def test_userinfo_takes_the_token_from_a_form_body(browser, rp, user):
+    tokens = tokens_for(browser, rp, user)
+    response = post(browser, "/userinfo", {"access_token": tokens["access_token"]})
+    assert response.status_code == 200 and response.json["email"] == user.email
+    assert response.headers["Cache-Control"] == "no-store"
+    # A repeated parameter is malformed (RFC 6750 §3.1 invalid_request), never a 500.
+    twice = post(browser, "/userinfo", f"access_token={tokens['access_token']}&access_token=x")
+    assert twice.status_code == 400
+    assert 'error="invalid_request"' in twice.headers["WWW-Authenticate"]
+    # A body that is not a form carries no token: the header's is used.
+    other = browser.post("/userinfo", headers=bearer(tokens["access_token"]),
+                         data='{"access_token": "x"}', content_type="application/json")
+    assert other.status_code == 200
 
 
 def test_a_repeated_parameter_is_invalid_request(browser, service):
@@ -136,7 +159,7 @@ def test_an_unexpected_error_is_a_json_server_error_and_rolls_back(app, browser,
     rolled_back = []
     monkeypatch.setattr(session, "rollback", lambda: rolled_back.append(True), raising=False)
 
-    def broken(request):
+    def broken(*_args):
         raise RuntimeError("database went away")
     monkeypatch.setattr(server, "create_token_response", broken)
     response = post(browser, "/token", "grant_type=client_credentials", service)
@@ -145,6 +168,10 @@ def test_an_unexpected_error_is_a_json_server_error_and_rolls_back(app, browser,
     assert response.headers["Cache-Control"] == "no-store"
     assert rolled_back == [True]
     assert "unhandled error on POST /token" in caplog.text
+    monkeypatch.setattr(server.ctx.tokens, "decode_access_token", broken)
+    response = browser.get("/userinfo", headers=bearer("any"))
+    assert response.status_code == 500 and response.json == {"error": "server_error"}
+    assert rolled_back == [True, True]
 
 
 def test_behind_a_trusted_proxy_failures_count_for_the_forwarded_address(make_app):

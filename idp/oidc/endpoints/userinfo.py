@@ -1,62 +1,63 @@
-"""UserInfo endpoint (OIDC Core §5.3), GET and POST, bearer token (RFC 6750)."""
+"""UserInfo endpoint (OIDC Core §5.3), GET and POST, bearer token (RFC 6750).
+
+Served below Flask with the other endpoints relying parties' servers call
+(:mod:`idp.oidc.client_endpoints`): this module takes the request's parts and returns
+``(status, payload, headers)``.
+"""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from typing import Any
 
-from ...services import services
 from .. import claims as claims_mod
 
+Answer = tuple[int, dict[str, Any], list[tuple[str, str]]]
 
-def _bearer_error(status: int, error: str | None, description: str = "") -> Response:
+
+def bearer_error(status: int, error: str | None, description: str = "") -> Answer:
     header = 'Bearer realm="userinfo"'
     if error:
         header += f', error="{error}"'
         if description:
             header += f', error_description="{description}"'
-    response = jsonify({"error": error} if error else {})
-    response.status_code = status
-    response.headers["WWW-Authenticate"] = header
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return status, ({"error": error} if error else {}), [("WWW-Authenticate", header)]
 
 
-def _token_from_request() -> tuple[str | None, bool]:
-    """(token, several_methods_used)."""
-    header = request.headers.get("Authorization", "")
+def bearer_token(authorization: str | None, form: dict[str, str]) -> tuple[str | None, bool]:
+    """The access token of the request and whether it came by several methods (which
+    RFC 6750 §2 forbids): the ``Authorization`` header, or a form body's ``access_token``."""
+    header = authorization or ""
     found = []
     if header[:7].lower() == "bearer ":
         found.append(header[7:].strip())
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded" \
-            and request.form.get("access_token"):
-        found.append(request.form["access_token"])
+    if form.get("access_token"):
+        found.append(form["access_token"])
     return (found[0] if found else None), len(found) > 1
 
 
-def userinfo() -> Response:
-    token, ambiguous = _token_from_request()
+def userinfo(server, token: str | None, ambiguous: bool) -> Answer:
+    """The claims the access ``token`` gives access to, or the bearer error.
+    ``server``: the one whose client cache and context to use."""
     if ambiguous:
-        return _bearer_error(400, "invalid_request", "one token method only")
+        return bearer_error(400, "invalid_request", "one token method only")
     if not token:
-        return _bearer_error(401, None)
-    server = services().extras["oidc_server"]
+        return bearer_error(401, None)
     ctx = server.ctx
     claims = ctx.tokens.decode_access_token(token)
     if claims is None:
-        return _bearer_error(401, "invalid_token")
+        return bearer_error(401, "invalid_token")
     with ctx.db.reading() as session:
         found = ctx.tokens.active_grant_and_user(session, claims)
-    if found is None:  # revoked, dead family, disabled user, or a client_credentials token
-        return _bearer_error(401, "invalid_token")
-    grant, user = found
-    if "openid" not in claims.get("scope", "").split():
-        return _bearer_error(403, "insufficient_scope")
-    client = server.query_client(grant.client_id)
+        if found is None:  # revoked, dead family, disabled user, a client_credentials token
+            return bearer_error(401, "invalid_token")
+        grant, user = found
+        if "openid" not in claims.get("scope", "").split():
+            return bearer_error(403, "insufficient_scope")
+        names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
+        # In the session: a claim source may read more (the relations scope).
+        body = claims_mod.user_claims(user, names)
+    client = server.query_client(grant.client_id)  # after: one pooled connection at a time
     if client is None:
-        return _bearer_error(401, "invalid_token")
-    names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
-    body = claims_mod.user_claims(user, names)
+        return bearer_error(401, "invalid_token")
     body["sub"] = claims_mod.subject_for(user.id, client, ctx.pairwise_salt)
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return 200, body, []
