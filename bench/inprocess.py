@@ -11,7 +11,7 @@ database ``idp_inprocess`` and Redis database 12. Each flow is authorize -> logi
 login -> authorize/resume -> token -> userinfo, then a refresh, an introspection and a
 ``client_credentials`` grant. The
 CPU is this process's (``time.process_time``): the provider's Python, psycopg and
-redis-py, and the test client's own share, about a third of a cheap step such as
+redis-py, and the test client's own share, about three quarters of a cheap step such as
 ``client_credentials``. Compare these figures with each other, not with the full stack's:
 two versions of the code, step by step, by alternating runs on a noisy machine. The
 counts are exact.
