@@ -127,19 +127,37 @@ def test_a_body_over_the_limit_is_413(browser, service):
     assert response.json["error"] == "invalid_request"
 
 
-def test_a_bad_content_length_is_invalid_request(app, service):
-    # Werkzeug's test client always sends a valid one: call the WSGI app directly.
+def call_wsgi(app, service, body: bytes, **environ_items):
+    """The WSGI app called directly (Werkzeug's test client always sends a valid
+    Content-Length): (status line, body)."""
     import io
 
     statuses = []
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/token", "SERVER_NAME": "localhost",
                "SERVER_PORT": "443", "wsgi.url_scheme": "https", "REMOTE_ADDR": "10.0.0.5",
-               "CONTENT_TYPE": FORM, "CONTENT_LENGTH": "many",
-               "wsgi.input": io.BytesIO(b"grant_type=client_credentials"),
-               **{"HTTP_" + k.upper(): v for k, v in basic_auth(service).items()}}
-    body = b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
-    assert statuses == ["400 Bad Request"]
+               "CONTENT_TYPE": FORM, "wsgi.input": io.BytesIO(body),
+               **{"HTTP_" + k.upper(): v for k, v in basic_auth(service).items()},
+               **environ_items}
+    answer = b"".join(app.wsgi_app(environ, lambda status, headers: statuses.append(status)))
+    return statuses[0], answer
+
+
+def test_a_bad_content_length_is_invalid_request(app, service):
+    status, body = call_wsgi(app, service, b"grant_type=client_credentials",
+                             CONTENT_LENGTH="many")
+    assert status == "400 Bad Request"
     assert b'"invalid_request"' in body
+
+
+def test_a_chunked_body_delimited_by_the_server_is_read(app, service):
+    # gunicorn decodes a chunked body and says so with wsgi.input_terminated.
+    status, body = call_wsgi(app, service, b"grant_type=client_credentials",
+                             **{"wsgi.input_terminated": True})
+    assert status == "200 OK", body
+    status, _ = call_wsgi(app, service, b"grant_type=client_credentials&pad=" +
+                          b"x" * client_endpoints.MAX_BODY_BYTES,
+                          **{"wsgi.input_terminated": True})
+    assert status.startswith("413 ")
 
 
 def test_introspection_and_revocation_with_a_wrong_secret_are_401_basic(browser, service):
