@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 # Path -> the ClientServer endpoint answering it ("token": the grants), or "userinfo".
 ROUTES = {"/token": "token", "/introspect": "introspection", "/revoke": "revocation",
           "/userinfo": "userinfo"}
-METHODS = {"userinfo": ("GET", "POST")}  # OIDC Core §5.3; the others: POST only
+# OIDC Core §5.3 (and HEAD with GET, RFC 9110 §9.3.2); the others: POST only.
+METHODS = {"userinfo": ("GET", "HEAD", "POST")}
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Enough for a private_key_jwt assertion with room to spare; a form is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -154,7 +155,7 @@ class ClientEndpoints:
             ("Cache-Control", "no-store"), ("Pragma", "no-cache"),
             *[(k, v) for k, v in headers if k.lower() not in _SET_HERE],
             *self.security_headers])
-        return [body]
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     def answer(self, name: str, environ: dict) -> Answer:
         """``(status, payload, extra headers)`` of one call to endpoint ``name``."""

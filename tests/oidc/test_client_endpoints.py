@@ -46,10 +46,17 @@ def test_only_post_is_allowed(browser, path):
     assert response.json["error"] == "invalid_request"
 
 
-def test_userinfo_allows_get_and_post_only(browser):
+def test_userinfo_allows_get_head_and_post_only(browser, rp, user):
     response = browser.client.put("/userinfo")
     assert response.status_code == 405
-    assert response.headers["Allow"] == "GET, POST"
+    assert response.headers["Allow"] == "GET, HEAD, POST"
+    # HEAD: GET's status and headers, no body.
+    token = tokens_for(browser, rp, user)["access_token"]
+    get = browser.get("/userinfo", headers=bearer(token))
+    head = browser.client.head("/userinfo", headers=bearer(token))
+    assert head.status_code == get.status_code == 200
+    assert head.data == b"" and head.headers["Content-Length"] == get.headers["Content-Length"]
+    assert browser.client.head("/userinfo").status_code == 401
 
 
 def test_userinfo_takes_the_token_from_a_form_body(browser, rp, user):
