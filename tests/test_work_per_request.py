@@ -25,7 +25,7 @@ STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "incr", "i
 BUDGETS = {
     "authorize": (1, 1),           # the authorize flow row; the new browser session
     "login page": (1, 3),          # the login flow row; session, captcha counter, session
-    "login": (6, 9),               # flow, user, MFA, audit, SSO row, flow gone; see below
+    "login": (5, 9),               # flow, user with MFA, audit, SSO row, flow gone; see below
     "authorize resume": (6, 1),    # SSO+user, flow, grant, SSO clients, flow gone, code
     "token (code)": (4, 0),        # code consumed, grant+user, audit, refresh token
     "userinfo": (1, 0),            # grant+user+revocation, one SELECT
