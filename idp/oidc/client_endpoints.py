@@ -97,7 +97,8 @@ def _mimetype(environ: dict) -> str:
 
 def read_form(environ: dict) -> dict[str, str]:
     """The parameters of an ``application/x-www-form-urlencoded`` body."""
-    mimetype = _mimetype(environ)
+    if _mimetype(environ) != FORM_TYPE:
+        raise BadRequest(f"the parameters must be sent as {FORM_TYPE}")
     length_header = environ.get("CONTENT_LENGTH") or ""
     try:
         length = int(length_header) if length_header else 0
@@ -116,8 +117,6 @@ def read_form(environ: dict) -> dict[str, str]:
             raise BadRequest("request body too large", 413)
     else:
         raw = b""
-    if mimetype != FORM_TYPE:
-        raise BadRequest(f"the parameters must be sent as {FORM_TYPE}")
     form: dict[str, str] = {}
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8",
@@ -149,7 +148,7 @@ class ClientEndpoints:
         if name is None:
             return self.wsgi_app(environ, start_response)
         status, payload, headers = self.answer(name, environ)
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = json.dumps(payload).encode()
         start_response(f"{status} {HTTPStatus(status).phrase}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"), ("Pragma", "no-cache"),
