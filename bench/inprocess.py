@@ -38,9 +38,12 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from httpclient import form_fields, parse_forms  # noqa: E402
-from servers import ensure_postgres, ensure_redis, flush_redis, recreate_database  # noqa: E402
+from servers import (ensure_postgres, ensure_redis, flush_redis, recreate_database,  # noqa: E402
+                     signin_floor_env)
+from servers import REDIRECT_URI as FLOOR_REDIRECT_URI  # noqa: E402
 
 REDIRECT_URI = "https://demarche.example.org/callback"
+FLOOR_CLIENT = ("floor-web", "floor-secret")
 EMAIL, PASSWORD = "inprocess@bench.invalid", "inprocess-password-" + "x" * 12
 STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "incr", "incr_and_get",
                  "ttl", "expire")
@@ -94,17 +97,23 @@ class Meter:
         self.cpu: dict[str, float] = collections.defaultdict(float)
         self.statements: dict[str, int] = collections.defaultdict(int)
         self.store_calls: dict[str, int] = collections.defaultdict(int)
+        self.trace: list[tuple[str, str, str]] | None = None
         event.listen(svc.db.engine, "before_cursor_execute", self._statement)
         for name in STORE_METHODS:
             original = getattr(svc.kv, name)
 
-            def counting(*args, _original=original, **kwargs):
+            def counting(*args, _original=original, _name=name, **kwargs):
                 self.store_calls[self.step] += 1
+                if self.trace is not None:
+                    key = str(args[0]) if args else ""
+                    self.trace.append((self.step, "store", f"{_name} {key.split(':')[0]}:…"))
                 return _original(*args, **kwargs)
             setattr(svc.kv, name, counting)
 
-    def _statement(self, *_args) -> None:
+    def _statement(self, _conn, _cursor, statement: str, *_args) -> None:
         self.statements[self.step] += 1
+        if self.trace is not None:
+            self.trace.append((self.step, "SQL", " ".join(statement.split())[:110]))
 
     def run(self, step: str, call):
         self.step = step
@@ -169,6 +178,51 @@ def one_flow(app, client_id: str, secret: str, meter: Meter) -> None:
         "/token", headers=auth, data={"grant_type": "client_credentials"})), 200)
 
 
+def make_floor_app(workdir: Path, database_url: str):
+    """bench/signin_floor/app.py in this process, on the same database (its ``users``
+    table holds the account of ``make_app``)."""
+    import importlib.util
+
+    from scenarios import Client
+
+    os.environ.update(signin_floor_env(workdir, database_url, "http://localhost",
+                                       Client(*FLOOR_CLIENT)))
+    spec = importlib.util.spec_from_file_location("signin_floor_app",
+                                                  BENCH / "signin_floor" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def floor_flow(module, meter: "Meter") -> None:
+    """The sign-in steps 1-6 against bench/signin_floor (no password hash)."""
+    browser = module.app.test_client()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"response_type": "code", "client_id": FLOOR_CLIENT[0],
+                       "redirect_uri": FLOOR_REDIRECT_URI, "state": "s", "nonce": "n",
+                       "scope": "openid profile email", "code_challenge": challenge,
+                       "code_challenge_method": "S256"})
+    location = meter.run("1 authorize", lambda: browser.get("/authorize?" + query)
+                         ).headers["Location"]
+    page = meter.run("2 login page", lambda: browser.get(location))
+    form = next(f for f in parse_forms(page.get_data(as_text=True)) if f.has_input("password"))
+    fields = dict(form_fields(form, {"email": EMAIL, "password": PASSWORD}))
+    location = meter.run("3 login", lambda: browser.post(form.action, data=fields)
+                         ).headers["Location"]
+    location = meter.run("4 authorize/resume", lambda: browser.get(location)).headers["Location"]
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    auth = {"Authorization": "Basic " + base64.b64encode(":".join(FLOOR_CLIENT).encode()).decode()}
+    tokens = meter.run("5 token (code)", lambda: browser.post("/token", headers=auth, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": FLOOR_REDIRECT_URI,
+        "code_verifier": verifier})).get_json()
+    response = meter.run("6 userinfo", lambda: browser.get(
+        "/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}))
+    if response.status_code != 200:
+        raise SystemExit(f"floor userinfo: HTTP {response.status_code}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=100, help="measured flows (default 100)")
@@ -179,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=50, help="profile lines shown (50)")
     parser.add_argument("--step", metavar="N",
                         help="profile only the steps whose label starts with N (e.g. 5)")
+    parser.add_argument("--trace", action="store_true",
+                        help="also list each SQL statement and store call of one flow, by step")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time steps 1-6 against bench/signin_floor (the stack's "
+                             "floor: no provider layer, no password hash)")
     parser.add_argument("--dump", metavar="FILE",
                         help="also write the raw profile to FILE (for pstats or snakeviz)")
     args = parser.parse_args(argv)
@@ -212,6 +271,26 @@ def main(argv: list[str] | None = None) -> int:
             pstats.Stats(profiler).sort_stats(args.profile).print_stats(args.lines)
             if args.dump:
                 profiler.dump_stats(args.dump)
+        if args.floor:
+            floor = make_floor_app(Path(tmp), app.extensions["idp"].settings.database_url)
+            floor_meter = Meter(app)
+            for _ in range(args.warmup):
+                floor_flow(floor, floor_meter)
+            floor_meter.reset()
+            for _ in range(args.flows):
+                floor_flow(floor, floor_meter)
+            print(f"\n{'floor step':22s} {'CPU ms':>8s}   ours/floor")
+            for step in sorted(floor_meter.cpu):
+                print(f"{step:22s} {floor_meter.cpu[step] * 1000 / n:8.2f}   "
+                      f"{meter.cpu[step] / floor_meter.cpu[step]:5.1f}×")
+            print(f"{'sign-in (steps 1-6)':22s} {sum(floor_meter.cpu.values()) * 1000 / n:8.2f}"
+                  "   (no password hash; ours has one in step 3)")
+            floor.engine.dispose()
+        if args.trace:
+            meter.trace = []
+            one_flow(app, client_id, secret, meter)
+            for step, kind, what in meter.trace:
+                print(f"{step:22s} {kind:5s} {what}")
         app.extensions["idp"].db.dispose()
     return 0
 

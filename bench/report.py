@@ -28,6 +28,13 @@ def _mib(kib) -> str:
     return "–" if kib is None else f"{kib / 1024:.1f}"
 
 
+FLOOR_LABELS = {
+    "discovery": "Floor: gunicorn serving the discovery document statically",
+    "signin": "Floor: the same flow on Flask + SQLAlchemy Core + Redis, no provider layer "
+              "(bench/signin_floor), no password hash",
+}
+
+
 def render(results: dict) -> str:
     out: list[str] = []
     meta = results["meta"]
@@ -103,11 +110,22 @@ def render(results: dict) -> str:
                     cells.append(_f(side.get("total_cpu_ms_per_op"), 3))
             cells.append(_f(ratio, 2, "×"))
             out.append(_row(cells))
+            nohash = by_key.get((key, "ours-nohash", base_accounts, mode))
+            if nohash:
+                ratio = (nohash["cpu_ms_per_op"] / node["cpu_ms_per_op"]
+                         if node and node.get("cpu_ms_per_op") else None)
+                out.append(_row(["Ours, accounts hashed with argon2id's smallest parameters",
+                                 _f(nohash["throughput"], 1), _f(nohash["p50_ms"]),
+                                 _f(nohash["p99_ms"]), nohash["errors"],
+                                 _f(nohash["cpu_ms_per_op"], 3),
+                                 _f(nohash.get("total_cpu_ms_per_op"), 3), "", "", "", "", "",
+                                 _f(ratio, 2, "×")]))
             floor = by_key.get((key, "floor", None, mode))
             if floor:
                 ratio = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
                          if node and node.get("cpu_ms_per_op") else None)
-                out.append(_row(["Floor: gunicorn serving the discovery document statically",
+                label = FLOOR_LABELS.get(key, FLOOR_LABELS["discovery"])
+                out.append(_row([label,
                                  _f(floor["throughput"], 1), _f(floor["p50_ms"]),
                                  _f(floor["p99_ms"]), floor["errors"],
                                  _f(floor["cpu_ms_per_op"], 3), "–", "", "", "", "", "",
@@ -155,6 +173,14 @@ def render(results: dict) -> str:
             ("Our CPU per flow without the hash (ms)", _f(signin.get("ours_cpu_minus_hash_ms"), 2)),
             ("node CPU per flow (ms)", _f(signin.get("node_cpu_ms"), 2)),
             ("(ours − hash) / node", _f(signin.get("ratio_minus_hash"), 2, "×")),
+            ("Our CPU per flow measured with a negligible hash (argon2id 8 KiB, 1 pass; ms)",
+             _f(signin.get("nohash_cpu_ms"), 2)),
+            ("that / node", _f(signin.get("nohash_ratio"), 2, "×")),
+            ("what the hash costs inside the flow: ours − that (ms)",
+             _f(signin.get("hash_in_flow_ms"), 2)),
+            ("Floor of the stack per flow, no password hash (ms; bench/signin_floor)",
+             _f(signin.get("floor_cpu_ms"), 2)),
+            ("floor / node", _f(signin.get("floor_ratio"), 2, "×")),
             ("HTTP requests per flow, ours / node",
              f"{_f(signin.get('ours_requests_per_flow'), 1)} / "
              f"{_f(signin.get('node_requests_per_flow'), 1)}"),

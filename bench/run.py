@@ -37,7 +37,8 @@ import report  # noqa: E402
 import seed as seeding  # noqa: E402
 from scenarios import SCENARIOS, HttpError, Target, run_load, sign_in  # noqa: E402
 from servers import (ROOT, BackingCpu, OurProvider, StorageCounters, SuiteError,  # noqa: E402
-                     ensure_postgres, ensure_redis, log, run, start_floor, start_reference)
+                     ensure_postgres, ensure_redis, log, run, start_floor, start_reference,
+                     start_signin_floor)
 from httpclient import Connection  # noqa: E402
 
 MAIN_ORDER = ["discovery", "jwks", "client_credentials", "refresh_token", "signin",
@@ -300,6 +301,17 @@ def compute_checks(results: dict, args) -> None:
                                       if argon.get("hash_bound_per_s") else None),
         }
         results["signin"] = signin
+        nohash = rows.get(("signin", "ours-nohash", "closed"))
+        if nohash:
+            signin["nohash_cpu_ms"] = nohash["cpu_ms_per_op"]
+            signin["nohash_ratio"] = (nohash["cpu_ms_per_op"] / node["cpu_ms_per_op"]
+                                      if node and node["cpu_ms_per_op"] else None)
+            signin["hash_in_flow_ms"] = ours["cpu_ms_per_op"] - nohash["cpu_ms_per_op"]
+        floor = rows.get(("signin", "floor", "closed"))
+        if floor:
+            signin["floor_cpu_ms"] = floor["cpu_ms_per_op"]
+            signin["floor_ratio"] = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
+                                     if node and node["cpu_ms_per_op"] else None)
     if value is not None:
         add("Sign-in: (our CPU per flow − one argon2id verification) / node's",
             f"{value:.2f}×", "≤ 2×", value <= 2)
@@ -449,6 +461,21 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 floor_server.stop()
 
+        if "signin" in args.scenarios and ours_provider is not None and not args.sqlite:
+            budget.check(per_scenario + 10, "the sign-in floor")
+            floor_server, floor_target = start_signin_floor(ours_provider)
+            floor_target.seeded_accounts = args.accounts[0]
+            floor_target.seed_password = seeding.SEED_PASSWORD
+            try:
+                results["scenarios"].append(measure(
+                    Measured(floor_target, floor_server.cpu_seconds, None, floor_server.memory),
+                    "signin", args, accounts=None))
+            finally:
+                floor_server.stop()
+
+        if "signin" in args.scenarios and "ours" in measured:
+            measure_without_hash(results, args, budget, workdir)
+
         if "ours" in measured and len(args.accounts) > 1:
             run_growth(results, measured["ours"], ours_provider, args, budget, workdir)
 
@@ -478,6 +505,44 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {out_dir / 'results.json'} and {out_dir / 'results.md'} "
             f"in {time.monotonic() - t0:.0f}s (exit {status})")
     return status
+
+
+# argon2id's smallest parameters (8 KiB, one pass, one lane): a verification costs
+# microseconds, so that a sign-in's CPU is what the flow costs without the hash.
+NEGLIGIBLE_ARGON2 = (8, 1, 1)
+
+
+def measure_without_hash(results: dict, args, budget: Budget, workdir: Path) -> None:
+    """The sign-in once more, on a provider whose accounts' hashes (and settings) use
+    :data:`NEGLIGIBLE_ARGON2`: the flow's CPU without the password verification, measured
+    rather than computed. Subtracting one verification timed alone undercounts what the
+    hash costs inside a loaded server (docs/performance.md, seventh pass)."""
+    memory, passes, lanes = NEGLIGIBLE_ARGON2
+    provider = OurProvider(workdir / "nohash", sqlite=args.sqlite, workers=args.workers,
+                           database="idp_bench_nohash", redis_db=11, extra_env={
+                               "IDP_PASSWORDS__ARGON2_MEMORY_KIB": str(memory),
+                               "IDP_PASSWORDS__ARGON2_TIME_COST": str(passes),
+                               "IDP_PASSWORDS__ARGON2_PARALLELISM": str(lanes)})
+    provider.workdir.mkdir(exist_ok=True)
+    budget.check(args.warmup + args.duration + 60, "the sign-in with a negligible hash")
+    log("preparing a provider whose accounts have a negligible argon2id hash")
+    try:
+        provider.prepare()
+        web, service = provider.create_clients()
+        provider.create_user()
+        seeding.seed(provider.database_url, args.accounts[0], argon2=NEGLIGIBLE_ARGON2)
+        provider.start()
+        target = provider.target(web, service)
+        target.name = "ours-nohash"
+        target.seeded_accounts = args.accounts[0]
+        target.seed_password = seeding.SEED_PASSWORD
+        database = None if args.sqlite else provider.database
+        results["scenarios"].append(measure(
+            Measured(target, provider.server.cpu_seconds,
+                     BackingCpu(database, redis=not args.sqlite), provider.server.memory),
+            "signin", args, accounts=args.accounts[0]))
+    finally:
+        provider.server.stop()
 
 
 # Growth runs alternate between the two providers (A B A B ...): on a shared virtual

@@ -30,9 +30,11 @@ _TERMS_VERSION = ""  # set by seed() from the provider's settings
 SEED_PASSWORD = "seeded account, password never used"
 
 
-def shared_hash() -> str:
+def shared_hash(argon2: tuple[int, int, int] | None = None) -> str:
+    """The hash every seeded account shares: with ``argon2`` (memory KiB, passes,
+    lanes), else with the provider's configured parameters."""
     from argon2 import PasswordHasher
-    memory, time_cost, parallelism = argon2_parameters()
+    memory, time_cost, parallelism = argon2 or argon2_parameters()
     return PasswordHasher(memory_cost=memory, time_cost=time_cost,
                           parallelism=parallelism).hash(SEED_PASSWORD)
 
@@ -119,7 +121,8 @@ def _wanted(columns: list[tuple[str, str, bool]]) -> list[tuple[str, str]]:
     return [(name, kind) for name, kind, required in columns if required or name in always]
 
 
-def seed_postgres(url: str, accounts: int, batch: int = 50_000) -> int:
+def seed_postgres(url: str, accounts: int, batch: int = 50_000,
+                  argon2: tuple[int, int, int] | None = None) -> int:
     import psycopg
     url = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url, autocommit=False) as conn:
@@ -133,7 +136,7 @@ def seed_postgres(url: str, accounts: int, batch: int = 50_000) -> int:
         columns = _wanted(_columns_postgres(conn))
         names = [name for name, _ in columns]
         now = dt.datetime.now(dt.timezone.utc).isoformat()
-        password_hash = shared_hash()
+        password_hash = shared_hash(argon2)
         # Constant columns are rendered once; only id/email/names vary per row.
         template = []
         for name, kind in columns:
@@ -171,7 +174,7 @@ def _escape(value: str) -> str:
             .replace("\r", "\\r"))
 
 
-def seed_sqlite(url: str, accounts: int) -> int:
+def seed_sqlite(url: str, accounts: int, argon2: tuple[int, int, int] | None = None) -> int:
     import sqlite3
     path = url.split(":///", 1)[1]
     conn = sqlite3.connect(path)
@@ -185,7 +188,7 @@ def seed_sqlite(url: str, accounts: int) -> int:
         info = conn.execute("PRAGMA table_info(users)").fetchall()
         columns = _wanted([(r[1], r[2] or "", bool(r[3]) and r[4] is None) for r in info])
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
-        password_hash = shared_hash()
+        password_hash = shared_hash(argon2)
 
         def rows():
             for i in range(first, first + missing):
@@ -209,13 +212,15 @@ def seed_sqlite(url: str, accounts: int) -> int:
         conn.close()
 
 
-def seed(url: str, accounts: int) -> int:
+def seed(url: str, accounts: int, argon2: tuple[int, int, int] | None = None) -> int:
+    """Fill the users table up to ``accounts`` rows; ``argon2`` as in :func:`shared_hash`
+    (it must match the provider's settings, or each sign-in would rehash)."""
     global _TERMS_VERSION
     _TERMS_VERSION = terms_version()
     if url.startswith("sqlite"):
-        return seed_sqlite(url, accounts)
+        return seed_sqlite(url, accounts, argon2=argon2)
     if url.startswith("postgres"):
-        return seed_postgres(url, accounts)
+        return seed_postgres(url, accounts, argon2=argon2)
     raise SystemExit(f"unsupported database URL: {url}")
 
 
