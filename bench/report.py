@@ -46,6 +46,9 @@ def render(results: dict) -> str:
     out.append(f"- Machine: {machine['cores']} cores ({machine['cpu_model']}), "
                f"{machine['memory_gib']:.0f} GiB, Python {machine['python']}, "
                f"{machine.get('node', 'node ?')}")
+    if machine.get("packages"):
+        out.append("- Packages: " + ", ".join(f"{name} {version}" for name, version
+                                               in machine["packages"].items()))
     source = meta.get("source") or {}
     if source.get("commit"):
         dirty = source.get("modified_files")

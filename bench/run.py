@@ -143,7 +143,25 @@ def machine_info() -> dict:
     node_version = run([node, "--version"], timeout=10, check=False).stdout.strip() if node else "?"
     return {"cores": os.cpu_count(), "cpu_model": model, "memory_gib": mem_kib / 1024 ** 2,
             "kernel": platform.release(), "python": platform.python_version(),
-            "node": f"node {node_version}"}
+            "node": f"node {node_version}", "packages": package_versions()}
+
+
+# What the provider's hot paths run on: nothing pins them (pyproject.toml gives ranges),
+# and two runs are only comparable with the versions beside them.
+MEASURED_PACKAGES = ("Flask", "Werkzeug", "Jinja2", "Authlib", "SQLAlchemy", "psycopg",
+                     "redis", "hiredis", "gunicorn", "cryptography", "argon2-cffi",
+                     "WTForms", "Flask-WTF", "Flask-Babel", "Flask-Login")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+    versions = {}
+    for name in MEASURED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def source_state() -> dict:
