@@ -98,6 +98,10 @@ class Meter:
         self.statements: dict[str, int] = collections.defaultdict(int)
         self.store_calls: dict[str, int] = collections.defaultdict(int)
         self.trace: list[tuple[str, str, str]] | None = None
+        # Under callgrind (--instructions): each step's instructions, dumped under
+        # ``label + step`` by bench/callgrind_marks.c; None otherwise.
+        self.callgrind = None
+        self.label = ""
         event.listen(svc.db.engine, "before_cursor_execute", self._statement)
         for name in STORE_METHODS:
             original = getattr(svc.kv, name)
@@ -122,9 +126,14 @@ class Meter:
         started = time.process_time()
         if profiling:
             self.profiler.enable()
+        if self.callgrind is not None:
+            self.callgrind.cg_toggle()
         try:
             return call()
         finally:
+            if self.callgrind is not None:
+                self.callgrind.cg_toggle()
+                self.callgrind.cg_dump(f"{self.label}{step}".encode())
             if profiling:
                 self.profiler.disable()
             self.cpu[step] += time.process_time() - started
@@ -223,6 +232,65 @@ def floor_flow(module, meter: "Meter") -> None:
         raise SystemExit(f"floor userinfo: HTTP {response.status_code}")
 
 
+CALLGRIND_MARKS_ENV = "BENCH_CALLGRIND_MARKS"
+
+
+def _callgrind_marks():
+    """bench/callgrind_marks.c, loaded when this process runs under callgrind for
+    --instructions; None otherwise."""
+    path = os.environ.get(CALLGRIND_MARKS_ENV)
+    if not path:
+        return None
+    import ctypes
+    return ctypes.CDLL(path)
+
+
+def count_instructions(argv: list[str], args) -> int:
+    """Run this script again under callgrind, collecting only inside the measured steps,
+    each dumped under its name; print the instructions per flow of each step."""
+    import re
+    import shutil
+    import subprocess
+
+    for tool, package in (("valgrind", "valgrind"), ("cc", "gcc")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"--instructions needs {tool} (Debian package {package})")
+    with tempfile.TemporaryDirectory(prefix="idp-callgrind-") as tmp:
+        library = Path(tmp) / "callgrind_marks.so"
+        subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(library),
+                        str(BENCH / "callgrind_marks.c")], check=True)
+        env = {**os.environ, CALLGRIND_MARKS_ENV: str(library), "PYTHONHASHSEED": "0"}
+        env.setdefault("IDP_PASSWORDS__ARGON2_MEMORY_KIB", "8")
+        env.setdefault("IDP_PASSWORDS__ARGON2_TIME_COST", "1")
+        child = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+             f"--callgrind-out-file={tmp}/cg.out", sys.executable, __file__, *argv],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if child.returncode != 0:
+            sys.stderr.write(child.stdout[-3000:] + child.stderr[-3000:])
+            return child.returncode
+        counts: dict[str, int] = collections.defaultdict(int)
+        for dump in Path(tmp).glob("cg.out.*"):
+            text = dump.read_text(errors="replace")
+            name = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
+            total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+            if name and total:
+                counts[name.group(1)] += int(total.group(1))
+    n = args.flows
+    print(f"Instructions per flow, millions (callgrind, {n} flows after {args.warmup}; "
+          f"argon2id memory {env['IDP_PASSWORDS__ARGON2_MEMORY_KIB']} KiB)")
+    sides = ["ours"] + (["floor"] if args.floor else [])
+    print(f"{'step':22s}" + "".join(f"{side:>10s}" for side in sides))
+    steps = sorted({key.split(":", 1)[1] for key in counts})
+    for step in steps:
+        print(f"{step:22s}" + "".join(
+            f"{counts.get(f'{side}:{step}', 0) / n / 1e6:10.2f}" for side in sides))
+    print(f"{'sign-in (steps 1-6)':22s}" + "".join(
+        f"{sum(counts.get(f'{side}:{s}', 0) for s in steps if s[0] in '123456') / n / 1e6:10.2f}"
+        for side in sides))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=100, help="measured flows (default 100)")
@@ -238,11 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor", action="store_true",
                         help="also time steps 1-6 against bench/signin_floor (the stack's "
                              "floor: no provider layer, no password hash)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count each step's machine instructions under valgrind's "
+                             "callgrind instead of timing it: repeatable to about 0.1 %% "
+                             "on a noisy machine, about 50 times slower (try --flows 10); "
+                             "accounts get a negligible argon2id hash unless "
+                             "IDP_PASSWORDS__ARGON2_* say otherwise")
     parser.add_argument("--dump", metavar="FILE",
                         help="also write the raw profile to FILE (for pstats or snakeviz)")
     args = parser.parse_args(argv)
     if args.dump and not args.profile:
         parser.error("--dump needs --profile")
+    if args.instructions and not os.environ.get(CALLGRIND_MARKS_ENV):
+        return count_instructions(argv if argv is not None else sys.argv[1:], args)
     ensure_postgres()
     ensure_redis()
     with tempfile.TemporaryDirectory(prefix="idp-inprocess-") as tmp:
@@ -251,11 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.warmup):
             one_flow(app, client_id, secret, meter)
         meter.reset()
+        marks = _callgrind_marks()
+        meter.callgrind, meter.label = marks, "ours:"
         # CPU time, so that waiting on PostgreSQL or Redis does not show as a hot spot.
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         meter.profiler, meter.profiled_step = profiler, args.step
         for _ in range(args.flows):
             one_flow(app, client_id, secret, meter)
+        meter.callgrind = None
         n = args.flows
         print(f"{'step':22s} {'CPU ms':>8s} {'SQL':>5s} {'store':>6s}")
         for step in sorted(meter.cpu):
@@ -277,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.warmup):
                 floor_flow(floor, floor_meter)
             floor_meter.reset()
+            floor_meter.callgrind, floor_meter.label = marks, "floor:"
             for _ in range(args.flows):
                 floor_flow(floor, floor_meter)
+            floor_meter.callgrind = None
             print(f"\n{'floor step':22s} {'CPU ms':>8s}   ours/floor")
             for step in sorted(floor_meter.cpu):
                 print(f"{step:22s} {floor_meter.cpu[step] * 1000 / n:8.2f}   "
