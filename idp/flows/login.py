@@ -21,7 +21,7 @@ from ..services import audit, client_ip, services
 from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
-from .base import FlowError, create_flow, load_flow, safe_return_to
+from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
 from ..web.common import captcha_error_markup, format_when
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def _attempt(flow, form):
         db.commit()
         return redirect(url_for("mfa.challenge", flow=flow.id))
     target = flow.return_to or _default_target()
-    db.delete(flow)
+    delete_flow(db, flow)
     audit("login.success", user_id=user.id, method="pwd")
     sign_in(user, amr=["pwd"], acr="eidas1")
     return redirect(target)

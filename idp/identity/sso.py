@@ -6,22 +6,24 @@ import datetime as dt
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from ..persistence.models import SsoSession, User, utcnow
+from ..persistence.inserts import insert_attached
+from ..persistence.models import SsoSession, User, new_id, utcnow
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 
 
 def start(session: Session, user: User, *, amr: list[str], acr: str, lifetime: int,
           ip_address: str | None, user_agent: str | None) -> SsoSession:
+    """A new SSO session for ``user``, written at once in the session's transaction
+    (one INSERT, without the unit of work: see ``persistence.inserts``)."""
     now = utcnow()
-    sso = SsoSession(user_id=user.id, auth_time=now, amr=amr, acr=acr, clients=[],
-                     ip_address=ip_address, user_agent=(user_agent or "")[:300],
-                     created_at=now, last_seen_at=now, reauthenticated_at=now,
-                     expires_at=now + dt.timedelta(seconds=lifetime))
-    session.add(sso)
-    session.flush()
-    return sso
+    return insert_attached(session, SsoSession, id=new_id(), user_id=user.id, auth_time=now,
+                           amr=amr, acr=acr, clients=[], ip_address=ip_address,
+                           user_agent=(user_agent or "")[:300], created_at=now,
+                           last_seen_at=now, reauthenticated_at=now,
+                           expires_at=now + dt.timedelta(seconds=lifetime))
 
 
 # Built once: every signed-in request runs it (see persistence/consumables.py).
@@ -47,9 +49,18 @@ def load_active(session: Session, sso_id: str, idle_timeout: int
     return sso, user
 
 
-def add_client(sso: SsoSession, client_id: str) -> None:
+_SET_CLIENTS = update(SsoSession.__table__).where(
+    SsoSession.__table__.c.id == bindparam("sso_id")).values(clients=bindparam("p_clients"))
+
+
+def add_client(session: Session, sso: SsoSession, client_id: str) -> None:
+    """Remember that ``sso`` signed in to ``client_id`` (logout tells each one). One
+    UPDATE in the session's transaction, without the unit of work; the object is kept in
+    step without being marked changed."""
     if client_id not in sso.clients:
-        sso.clients = [*sso.clients, client_id]
+        clients = [*sso.clients, client_id]
+        session.execute(_SET_CLIENTS, {"sso_id": sso.id, "p_clients": clients})
+        set_committed_value(sso, "clients", clients)
 
 
 def end(session: Session, sso: SsoSession, reason: str) -> None:

@@ -20,12 +20,12 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
-from ..persistence.models import Client, Consumable, Grant, User, utcnow
+from ..persistence.models import Client, Consumable, Grant, User, new_id, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
 from .tokens import consume_with_live_family
@@ -175,6 +175,10 @@ def wants_refresh_token(client: Client, scope: str) -> bool:
     return client.check_grant_type(REFRESH_TOKEN) and "offline_access" in scope.split()
 
 
+# On the table (see consumables._INSERT_CONSUMABLE): its Python defaults still apply.
+_INSERT_GRANT = insert(Grant.__table__)
+
+
 class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
@@ -192,15 +196,18 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         }
         # The family exists from the start, so that a replayed code can revoke it
         # even while the first exchange is still in flight.
-        grant = Grant(user_id=request.user.id, client_id=client.client_id, scope=request.scope,
-                      sso_session_id=auth["sid"], auth_time=auth["auth_time"], acr=auth["acr"],
-                      amr=auth["amr"], claims_request=auth.get("claims"))
-        ctx.db.session.add(grant)
-        ctx.db.session.flush()
+        # Plain INSERTs, not ORM objects: nothing here reads the rows back (the code
+        # exchange loads the family afresh); see consumables.issue_bearer.
+        grant_id = new_id()
+        ctx.db.session.execute(_INSERT_GRANT, {
+            "id": grant_id, "user_id": request.user.id, "client_id": client.client_id,
+            "scope": request.scope, "sso_session_id": auth["sid"],
+            "auth_time": auth["auth_time"], "acr": auth["acr"], "amr": auth["amr"],
+            "claims_request": auth.get("claims")})
         consumables.issue_bearer(ctx.db.session, AUTH_CODE,
                                  ctx.settings.tokens.authorization_code_ttl, value=code,
                                  user_id=request.user.id, client_id=client.client_id,
-                                 grant_id=grant.id, data=data)
+                                 grant_id=grant_id, data=data)
         ctx.db.session.commit()
 
     def query_authorization_code(self, code: str, client: Client):

@@ -9,7 +9,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ..persistence.db import lift_statement_timeout
-from ..persistence.models import AuditEvent, utcnow
+from ..persistence.inserts import insert_attached
+from ..persistence.models import AuditEvent, new_id, utcnow
 
 # Keys that must never be written into an event's details, whatever the caller passes.
 FORBIDDEN_DETAIL_KEYS = {"password", "code", "token", "secret", "session", "sid_cookie",
@@ -20,13 +21,15 @@ def record_event(session: Session, type_: str, *, outcome: str = "success",
                  user_id: str | None = None, client_id: str | None = None,
                  ip_address: str | None = None, user_agent: str | None = None,
                  details: dict[str, Any] | None = None) -> AuditEvent:
+    """Write one event in the session's transaction (it commits or rolls back with the
+    change it records): one INSERT at once, without the unit of work, which cost more
+    than the statement on the sign-in path (``persistence.inserts``)."""
     clean = {k: v for k, v in (details or {}).items()
              if k.lower() not in FORBIDDEN_DETAIL_KEYS}
-    event = AuditEvent(type=type_, outcome=outcome, user_id=user_id, client_id=client_id,
-                       ip_address=ip_address, user_agent=(user_agent or "")[:300] or None,
-                       details=clean)
-    session.add(event)
-    return event
+    return insert_attached(session, AuditEvent, id=new_id(), created_at=utcnow(),
+                           type=type_, outcome=outcome, user_id=user_id, client_id=client_id,
+                           ip_address=ip_address,
+                           user_agent=(user_agent or "")[:300] or None, details=clean)
 
 
 def purge_older_than(session: Session, days: int) -> int:

@@ -20,7 +20,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from ...flows.base import FlowError, create_flow, load_flow
+from ...flows.base import FlowError, create_flow, delete_flow, load_flow
 from ...identity.sso import add_client
 from ...persistence.models import Client, Consent, Flow, utcnow
 from ...services import audit, services
@@ -222,7 +222,7 @@ def _interaction_flow(interaction: Interaction, flow: Flow | None, state: str) -
 def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
     sso = current_user.sso
     # The SSO session remembers the clients it signed in to (written with the code).
-    add_client(sso, interaction.client.client_id)
+    add_client(services().db.session, sso, interaction.client.client_id)
     grant.request.user = current_user.user
     grant.request.auth_context = {
         "auth_time": int(sso.auth_time.timestamp()), "sid": sso.id, "acr": sso.acr,
@@ -287,7 +287,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None):
         _remember_consent(interaction, user_id)
     if flow is not None:
         # Deleted in the transaction that saves the code (save_authorization_code).
-        services().db.session.delete(flow)
+        delete_flow(services().db.session, flow)
     return _issue_code(grant, oauth_request, interaction)
 
 
