@@ -85,6 +85,15 @@ def test_code_lifetime_is_60_seconds_at_most(browser, rp, user, svc, app):
         assert (code.expires_at - code.created_at).total_seconds() <= 60
 
 
+def test_codes_carry_256_random_bits_and_differ(browser, new_browser, rp, user):
+    codes = {sign_in(b, rp, user)[0]["code"] for b in (browser, new_browser())}
+    assert len(codes) == 2
+    for code in codes:
+        # token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
+        assert len(code) == 43 and set(code) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def test_refresh_rotation_and_reuse_revokes_the_family(browser, rp, user):
     result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
     first = exchange(browser, rp, result["code"], verifier).json
