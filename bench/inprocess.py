@@ -145,13 +145,18 @@ class Meter:
         self.store_calls.clear()
 
 
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    return verifier, base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
 def one_flow(app, client_id: str, secret: str, meter: Meter) -> None:
     browser = app.test_client()
     auth = {"Authorization": "Basic " + base64.b64encode(
         f"{client_id}:{secret}".encode()).decode()}
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(
-        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     query = urlencode({"response_type": "code", "client_id": client_id,
                        "redirect_uri": REDIRECT_URI, "state": "s", "nonce": "n",
                        "scope": "openid profile email offline_access",
@@ -206,9 +211,7 @@ def make_floor_app(workdir: Path, database_url: str):
 def floor_flow(module, meter: "Meter") -> None:
     """The sign-in steps 1-6 against bench/signin_floor (no password hash)."""
     browser = module.app.test_client()
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(
-        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     query = urlencode({"response_type": "code", "client_id": FLOOR_CLIENT[0],
                        "redirect_uri": FLOOR_REDIRECT_URI, "state": "s", "nonce": "n",
                        "scope": "openid profile email", "code_challenge": challenge,

@@ -471,27 +471,16 @@ def main(argv: list[str] | None = None) -> int:
 
         if "discovery" in args.scenarios and ours_provider is not None:
             budget.check(per_scenario + 10, "the gunicorn floor")
-            floor_server, floor_target = start_floor(ours_provider)
-            try:
-                results["scenarios"].append(measure(
-                    Measured(floor_target, floor_server.cpu_seconds, None, floor_server.memory),
-                    "discovery", args, accounts=None))
-            finally:
-                floor_server.stop()
+            measure_floor(results, "discovery", *start_floor(ours_provider), args)
 
         if "signin" in args.scenarios and ours_provider is not None and not args.sqlite:
             budget.check(per_scenario + 10, "the sign-in floor")
-            floor_server, floor_target = start_signin_floor(ours_provider)
-            floor_target.seeded_accounts = args.accounts[0]
-            floor_target.seed_password = seeding.SEED_PASSWORD
-            try:
-                results["scenarios"].append(measure(
-                    Measured(floor_target, floor_server.cpu_seconds, None, floor_server.memory),
-                    "signin", args, accounts=None))
-            finally:
-                floor_server.stop()
+            server, target = start_signin_floor(ours_provider)
+            target.seeded_accounts = args.accounts[0]
+            target.seed_password = seeding.SEED_PASSWORD
+            measure_floor(results, "signin", server, target, args)
 
-        if "signin" in args.scenarios and "ours" in measured:
+        if "signin" in args.scenarios and "ours" in measured and not args.sqlite:
             measure_without_hash(results, args, budget, workdir)
 
         if "ours" in measured and len(args.accounts) > 1:
@@ -523,6 +512,16 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {out_dir / 'results.json'} and {out_dir / 'results.md'} "
             f"in {time.monotonic() - t0:.0f}s (exit {status})")
     return status
+
+
+def measure_floor(results: dict, key: str, server, target, args) -> None:
+    """Scenario ``key`` against a floor server (started by servers.py), then stop it."""
+    try:
+        results["scenarios"].append(measure(
+            Measured(target, server.cpu_seconds, None, server.memory), key, args,
+            accounts=None))
+    finally:
+        server.stop()
 
 
 # argon2id's smallest parameters (8 KiB, one pass, one lane): a verification costs
