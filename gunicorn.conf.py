@@ -18,6 +18,9 @@ environment trims that, a fixed ``MALLOC_MMAP_THRESHOLD_`` gives it all back at 
 
 Environment: ``GUNICORN_WORKERS`` (default: one per core), ``GUNICORN_THREADS`` (4),
 ``GUNICORN_BIND`` (``0.0.0.0:8000``), ``GUNICORN_KEEPALIVE`` (75 s),
+``GUNICORN_KEEPALIVE_REQUESTS`` (100: the worker above closes a connection after that
+many requests, so that kept-alive connections spread over the workers; 0 for no limit;
+read by the worker, since gunicorn ignores settings it does not know here),
 ``GUNICORN_WORKER_CLASS`` (the worker above; ``gthread`` or ``sync`` to compare).
 Command-line options override this file.
 """

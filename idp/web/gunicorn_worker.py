@@ -18,11 +18,20 @@ arriving, chunked bodies, pipelined requests, TLS or HTTP/2 set up in gunicorn i
 goes to the thread pool exactly as in ``gthread``. A slow or hostile client can
 therefore hold a pool thread, as before, but never the loop.
 
+It also closes a kept-alive connection after ``GUNICORN_KEEPALIVE_REQUESTS`` requests
+(default 100, as nginx's ``keepalive_requests``; 0 for no limit). Workers share one
+listening socket and a connection stays with the worker that accepted it, so a client
+or reverse proxy holding a few connections open can put them all on one worker, which is
+one core under the GIL, while the others idle. Closed now and then, a connection comes
+back to whichever worker is free to accept it (docs/operations.md, "Keep-alive and the
+reverse proxy").
+
     gunicorn -k idp.web.gunicorn_worker.ProtocolWorker ...   # the default in gunicorn.conf.py
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Collection
 from concurrent.futures import Future
@@ -36,6 +45,23 @@ from .paths import API_PATHS, DOCUMENT_PATHS
 INLINE_PATHS = frozenset(path.encode() for path in (*API_PATHS, *DOCUMENT_PATHS))
 # A protocol request is far smaller; anything longer goes to the pool.
 PEEK_BYTES = 16384
+DEFAULT_KEEPALIVE_REQUESTS = 100
+
+
+def keepalive_requests_setting(environ: dict | None = None) -> int:
+    """Requests served on one connection before it is closed (0: no limit), from
+    ``GUNICORN_KEEPALIVE_REQUESTS``. gunicorn ignores settings it does not know in its
+    configuration file, hence the environment."""
+    raw = (os.environ if environ is None else environ).get("GUNICORN_KEEPALIVE_REQUESTS", "")
+    if not raw.strip():
+        return DEFAULT_KEEPALIVE_REQUESTS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"GUNICORN_KEEPALIVE_REQUESTS must be a whole number, not {raw!r}")
+    if value < 0:
+        raise ValueError("GUNICORN_KEEPALIVE_REQUESTS must be 0 (no limit) or more")
+    return value
 
 
 def complete_request(data: bytes, paths: Collection[bytes] = INLINE_PATHS) -> bool:
@@ -117,10 +143,20 @@ class CoalescingResponse(wsgi.Response):
 
 
 class ProtocolWorker(ThreadWorker):
-    """``gthread``, except that a complete protocol request is answered on the loop, and
-    that a response's headers leave with its body."""
+    """``gthread``, except that a complete protocol request is answered on the loop, that
+    a response's headers leave with its body, and that a connection is closed after
+    ``keepalive_requests`` requests."""
+
+    keepalive_requests = DEFAULT_KEEPALIVE_REQUESTS
+
+    @classmethod
+    def check_config(cls, cfg, log) -> None:
+        # Run by the master before it forks: a wrong value stops gunicorn at start.
+        super().check_config(cfg, log)
+        keepalive_requests_setting()
 
     def init_process(self) -> None:
+        self.keepalive_requests = keepalive_requests_setting()
         # TLS and HTTP/2 are negotiated on the socket before any request: leave them
         # to gthread's pool (behind a proxy, as deployed, gunicorn sees neither).
         self.inline = not self.cfg.is_ssl and "h2" not in (self.cfg.http_protocols or ())
@@ -146,6 +182,15 @@ class ProtocolWorker(ThreadWorker):
         except OSError:  # nothing yet (EAGAIN), or a socket error the pool will report
             return False
         return complete_request(data)
+
+    def handle_request(self, req, conn: TConn) -> bool:
+        # The last request of its connection says so ("Connection: close") and gthread
+        # closes the connection after the response.
+        served = getattr(conn, "requests_served", 0) + 1
+        conn.requests_served = served
+        if self.keepalive_requests and served >= self.keepalive_requests:
+            req.force_close()
+        return super().handle_request(req, conn)
 
     def _handle_inline(self, conn: TConn) -> None:
         conn.data_ready = True

@@ -3,6 +3,8 @@ a slow client never holds the loop (idp/web/gunicorn_worker.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from idp.web.gunicorn_worker import complete_request
+from idp.web.gunicorn_worker import (DEFAULT_KEEPALIVE_REQUESTS, complete_request,
+                                     keepalive_requests_setting)
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 10.0
@@ -57,34 +60,42 @@ def test_anything_else_goes_to_the_pool(data):
 
 # -- a real gunicorn with the worker ------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def running_gunicorn(log_path: Path, workers: int = 1, env: dict | None = None):
+    """gunicorn with the worker, serving threads_app on a free port; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = (tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").open("wb")
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "idp.web.gunicorn_worker.ProtocolWorker",
-         "-w", "1", "--threads", "2", "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
-         "--chdir", str(HERE), "threads_app:app"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("gunicorn did not start")
-            time.sleep(0.1)
-    yield port
-    process.terminate()
+         "-w", str(workers), "--threads", "2", "--keep-alive", "30",
+         "-b", f"127.0.0.1:{port}", "--chdir", str(HERE), "threads_app:app"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_gunicorn(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as port:
+        yield port
 
 
 def connect(port: int, kept_alive: bool = True) -> socket.socket:
@@ -182,6 +193,73 @@ def test_a_malformed_protocol_request_is_refused_by_gunicorn(server):
     with connect(server) as sock:  # and the worker goes on serving
         assert exchange(sock, b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n") \
             == b"loop /jwks.json "
+
+
+# -- a connection is closed after so many requests ---------------------------------------
+
+@pytest.fixture(scope="module")
+def server_closing_after_3(tmp_path_factory):
+    with running_gunicorn(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log",
+                          env={"GUNICORN_KEEPALIVE_REQUESTS": "3"}) as port:
+        yield port
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("last", [b"GET /jwks.json", b"GET /login"], ids=["loop", "pool"])
+def test_the_last_request_of_a_connection_says_close_and_is_answered(
+        server_closing_after_3, last):
+    with connect(server_closing_after_3) as sock:              # request 1
+        assert exchange(sock, b"GET /userinfo HTTP/1.1\r\nHost: t\r\n\r\n") \
+            == b"loop /userinfo "                              # request 2: still kept alive
+        sock.sendall(last + b" HTTP/1.1\r\nHost: t\r\n\r\n")   # request 3
+        answer = read_until_closed(sock)                       # ends with the connection
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"\r\nconnection: close" in head.lower()
+    assert body.endswith(last.split(b" ")[1] + b" ")
+
+
+def test_a_new_connection_is_served_after_the_limit(server_closing_after_3):
+    for _ in range(2):
+        with connect(server_closing_after_3) as sock:
+            exchange(sock, b"GET /userinfo HTTP/1.1\r\nHost: t\r\n\r\n")
+            sock.sendall(b"GET /userinfo HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_until_closed(sock).endswith(b"loop /userinfo ")
+
+
+def test_below_the_default_limit_a_connection_stays_open(server):
+    with connect(server) as sock:
+        for _ in range(10):
+            sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")
+            buffer = bytearray()
+            assert read_response(sock, buffer) == (200, b"loop /jwks.json ")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, DEFAULT_KEEPALIVE_REQUESTS), ("", DEFAULT_KEEPALIVE_REQUESTS),
+    ("0", 0), (" 250 ", 250)])
+def test_keepalive_requests_setting(raw, expected):
+    environ = {} if raw is None else {"GUNICORN_KEEPALIVE_REQUESTS": raw}
+    assert keepalive_requests_setting(environ) == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "ten", "1.5"])
+def test_a_wrong_keepalive_requests_setting_is_refused(raw):
+    with pytest.raises(ValueError, match="GUNICORN_KEEPALIVE_REQUESTS"):
+        keepalive_requests_setting({"GUNICORN_KEEPALIVE_REQUESTS": raw})
+
+
+def test_a_worker_with_a_wrong_setting_does_not_start(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match="GUNICORN_KEEPALIVE_REQUESTS must be"):
+        with running_gunicorn(tmp_path / "gunicorn.log",
+                              env={"GUNICORN_KEEPALIVE_REQUESTS": "ten"}):
+            pass
 
 
 # -- headers leave with the body ----------------------------------------------------------
