@@ -80,6 +80,26 @@ def tree_cpu_seconds(roots: list[int]) -> float:
     return sum(stats[p].ticks for p in pids if p in stats) / CLK_TCK
 
 
+def cpu_seconds_by_pid(pids: list[int]) -> dict[int, float]:
+    """Each live process's own CPU seconds (user+system) so far, by pid."""
+    found = {}
+    for pid in pids:
+        stat = read_stat(pid)
+        if stat is not None:
+            found[pid] = (stat.utime + stat.stime) / CLK_TCK
+    return found
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> list[float]:
+    """Each process's share (%) of the CPU its group spent between two samples of
+    :func:`cpu_seconds_by_pid`, largest first; processes missing from either are left out."""
+    spent = {pid: after[pid] - before[pid] for pid in before if pid in after}
+    total = sum(spent.values())
+    if total <= 0:
+        return []
+    return sorted((100 * value / total for value in spent.values()), reverse=True)
+
+
 def find_roots(comm_prefix: str) -> list[int]:
     """Processes whose name starts with ``comm_prefix`` and whose parent's does not:
     the roots of e.g. the PostgreSQL or Redis process trees."""

@@ -144,12 +144,14 @@ def render(results: dict) -> str:
         out.append("What one operation asks of the storage, and what the measurement cost "
                    "around it: the load generator's own CPU and how busy the machine was. "
                    "PostgreSQL counts are approximate (backends report them within a second); "
-                   "Redis counts are the whole server's.")
+                   "Redis counts are the whole server's. *Busiest worker*: its share of the "
+                   "workers' CPU (50 % is even on two workers; near 100 %, the load sat on "
+                   "one worker).")
         out.append("")
         out.append(_row(["Scenario", "mode", "HTTP req/op", "PG xact/op", "PG row writes/op",
                          "Redis cmd/op", "PG CPU s/1k", "Redis CPU s/1k", "client CPU s/1k",
-                         "machine busy", "others (cores)"]))
-        out.append(_row(["---", "---"] + ["---:"] * 9))
+                         "machine busy", "others (cores)", "busiest worker"]))
+        out.append(_row(["---", "---"] + ["---:"] * 10))
         for row in work:
             storage = row.get("storage_per_op", {})
             backing = row.get("backing_cpu_ms_per_op", {})
@@ -160,7 +162,8 @@ def render(results: dict) -> str:
                              _f(backing.get("postgresql"), 3), _f(backing.get("redis"), 3),
                              _f(row.get("client_cpu_ms_per_op"), 3),
                              _f(row.get("machine_busy_pct"), 0, " %"),
-                             _f(row.get("other_load_cores"), 2)]))
+                             _f(row.get("other_load_cores"), 2),
+                             _f((row.get("worker_cpu_pct") or [None])[0], 0, " %")]))
         out.append("")
 
     signin = results.get("signin")

@@ -179,8 +179,10 @@ class Measured:
     """A target with the processes whose CPU is charged to it."""
 
     def __init__(self, target: Target, cpu_fn, backing: BackingCpu | None, memory_fn,
-                 counters: StorageCounters | None = None) -> None:
+                 counters: StorageCounters | None = None, workers_fn=None) -> None:
         self.target = target
+        # The server's worker processes: how evenly they share the CPU, and what to profile.
+        self.workers_fn = workers_fn
         self.counters = counters
         self.cpu_fn = cpu_fn
         self.backing = backing
@@ -189,8 +191,7 @@ class Measured:
 
 def measure(measured: Measured, key: str, args, *, accounts: int | None,
             rate: float | None = None, concurrency: int | None = None,
-            duration: float | None = None, profile_dir: Path | None = None,
-            server_pids=None) -> dict:
+            duration: float | None = None, profile_dir: Path | None = None) -> dict:
     scenario = SCENARIOS[key]
     marks: dict = {}
     profiler = None
@@ -202,8 +203,10 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
         marks["backing0"] = measured.backing.sample() if measured.backing else None
         marks["client0"] = time.process_time()
         marks["machine0"] = procstat.machine_cpu()
-        if profile_dir is not None and server_pids:
-            profiler = start_profiler(profile_dir, key, server_pids(), duration)
+        workers = measured.workers_fn() if measured.workers_fn else []
+        marks["workers0"] = procstat.cpu_seconds_by_pid(workers)
+        if profile_dir is not None and workers:
+            profiler = start_profiler(profile_dir, key, workers, duration)
 
     def end() -> None:
         marks["cpu1"] = measured.cpu_fn()
@@ -211,6 +214,7 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
         marks["client1"] = time.process_time()
         marks["machine1"] = procstat.machine_cpu()
         marks["counters1"] = measured.counters.sample() if measured.counters else {}
+        marks["workers1"] = procstat.cpu_seconds_by_pid(list(marks["workers0"]))
 
     concurrency = concurrency or args.concurrency
     duration = duration or args.duration
@@ -227,6 +231,8 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
     busy = procstat.machine_busy_fraction(marks["machine0"], marks["machine1"])
     # What the rest of the machine did meanwhile (other people's tests, say), in cores.
     other = busy * (os.cpu_count() or 1) - (cpu + sum(backing.values()) + client) / result.seconds
+    # All the load on one worker of two shows as 100 / 0 (docs/operations.md, keep-alive).
+    worker_split = procstat.busiest_share(marks["workers0"], marks["workers1"])
     row = {
         "key": key, "title": scenario.title, "unit": scenario.unit,
         "target": measured.target.name, "accounts": accounts,
@@ -247,12 +253,15 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
         "client_cpu_ms_per_op": client * 1000 / ops,
         "machine_busy_pct": 100 * busy,
         "other_load_cores": max(0.0, other),
+        "worker_cpu_pct": [round(share, 1) for share in worker_split],
     }
     log(f"{measured.target.name:5s} {key:18s} {row['mode']:10s} {row['throughput']:8.1f} op/s "
         f"p50 {row['p50_ms'] or 0:7.2f} ms  p99 {row['p99_ms'] or 0:7.2f} ms  "
         f"cpu {row['cpu_ms_per_op']:.3f} ms/op (+storage {row['total_cpu_ms_per_op']:.3f})  "
         f"errors {row['errors']}  machine {row['machine_busy_pct']:.0f}% "
-        f"(others {row['other_load_cores']:.2f} cores)")
+        f"(others {row['other_load_cores']:.2f} cores)"
+        + (f"  workers {'/'.join(f'{v:.0f}' for v in worker_split)} %"
+           if len(worker_split) > 1 else ""))
     if result.error_samples:
         log(f"      first error: {result.error_samples[0]}")
     return row
@@ -419,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             counters = StorageCounters(database,
                                        None if args.sqlite else ours_provider.redis_db)
             measured["ours"] = Measured(ours_target, ours_provider.server.cpu_seconds,
-                                        backing, ours_provider.server.memory, counters)
+                                        backing, ours_provider.server.memory, counters,
+                                        ours_provider.server.worker_pids)
             worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
             setup = (f"gunicorn -c gunicorn.conf.py -w {args.workers} ({worker_class}), "
                      + ("SQLite, in-process store" if args.sqlite else
@@ -451,9 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["scenarios"].append(measure(
                     m, key, args, accounts=args.accounts[0] if name == "ours" else None,
                     profile_dir=out_dir if key in args.profile.split(",") and name == "ours"
-                    else None,
-                    server_pids=(lambda: procstat.descendants(ours_provider.server.pid))
-                    if ours_provider else None))
+                    else None))
                 if key == "signin":
                     closed = results["scenarios"][-1]
                     rate = closed["throughput"] / 2
@@ -518,8 +526,8 @@ def measure_floor(results: dict, key: str, server, target, args) -> None:
     """Scenario ``key`` against a floor server (started by servers.py), then stop it."""
     try:
         results["scenarios"].append(measure(
-            Measured(target, server.cpu_seconds, None, server.memory), key, args,
-            accounts=None))
+            Measured(target, server.cpu_seconds, None, server.memory,
+                     workers_fn=server.worker_pids), key, args, accounts=None))
     finally:
         server.stop()
 
@@ -556,7 +564,8 @@ def measure_without_hash(results: dict, args, budget: Budget, workdir: Path) -> 
         database = None if args.sqlite else provider.database
         results["scenarios"].append(measure(
             Measured(target, provider.server.cpu_seconds,
-                     BackingCpu(database, redis=not args.sqlite), provider.server.memory),
+                     BackingCpu(database, redis=not args.sqlite), provider.server.memory,
+                     workers_fn=provider.server.worker_pids),
             "signin", args, accounts=args.accounts[0]))
     finally:
         provider.server.stop()
@@ -598,7 +607,8 @@ def run_growth(results: dict, ours: Measured, provider: OurProvider, args, budge
             big = Measured(target, big_provider.server.cpu_seconds,
                            BackingCpu(database, redis=not args.sqlite),
                            big_provider.server.memory,
-                           StorageCounters(database, None if args.sqlite else 14))
+                           StorageCounters(database, None if args.sqlite else 14),
+                           big_provider.server.worker_pids)
             for key in keys:
                 small_rows, big_rows = [], []
                 for _ in range(GROWTH_ROUNDS):

@@ -304,6 +304,10 @@ class Managed:
     def cpu_seconds(self) -> float:
         return procstat.tree_cpu_seconds([self.pid])
 
+    def worker_pids(self) -> list[int]:
+        """gunicorn's workers (node has none: it is one process)."""
+        return procstat.descendants(self.pid)
+
     def memory(self) -> list[dict]:
         return procstat.tree_memory(self.pid)
 
