@@ -22,6 +22,7 @@ from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
 from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from .continuation import continue_to
 from ..web.common import captcha_error_markup, format_when
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ def _attempt(flow, form):
     delete_flow(db, flow)
     audit("login.success", user_id=user.id, method="pwd")
     sign_in(user, amr=["pwd"], acr="eidas1")
-    return redirect(target)
+    return continue_to(target)
 
 
 def _failed(flow, email: str) -> Refusal:

@@ -37,6 +37,7 @@ from ..services import audit, services
 from ..web.auth import login_required, recent_auth_required, sign_in
 from ..web.forms import BaseForm
 from .base import FlowError, load_flow
+from .continuation import continue_to
 from ..web.common import absolute_url, add_error, format_when, send_templated_email
 
 bp = Blueprint("mfa", __name__)
@@ -206,7 +207,7 @@ def _complete_login(flow: Flow, user: User, method: str, page=None):
     sign_in(user, amr=list(AMR), acr=ACR)
     if page is not None:
         return page(target)
-    return redirect(target)
+    return continue_to(target)
 
 
 def _challenge_page(flow: Flow, user: User, form, template: str, check):

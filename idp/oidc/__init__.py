@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ..flows.continuation import answer_in_place
 from ..web.paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
 from .endpoints import authorize, discovery, logout
 
@@ -16,6 +17,9 @@ bp.add_url_rule("/authorize", "authorize", authorize.authorize, methods=["GET", 
 bp.add_url_rule("/authorize/resume/<flow_id>", "authorize_resume", authorize.authorize_resume,
                 methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", logout.logout, methods=["GET", "POST"])
+# A sign-in that an authorization request waits for answers it itself (the code's redirect).
+bp.record_once(lambda state: answer_in_place(state.app, "oidc.authorize_resume",
+                                             authorize.resume_in_place))
 
 
 # Protocol endpoints called by relying parties (not browser forms): no CSRF token.

@@ -218,3 +218,69 @@ def test_duplicated_parameters_are_invalid(browser, rp):
         ("scope", "openid"), ("state", "a"), ("state", "b")]))
     # Which "state" to echo is ambiguous: an error page, not a redirect.
     assert response.status_code == 400 and "Location" not in response.headers
+
+
+# -- the sign-in answers the authorization request in place (idp/flows/continuation.py) --
+
+def _login(browser, response, email, password="correct horse battery staple", **extra):
+    page = browser.get(response.headers["Location"])
+    assert page.status_code == 200 and b'name="password"' in page.data
+    return browser.submit(page, "email", {"email": email, "password": password, **extra})
+
+
+def test_the_login_answers_the_waiting_authorization_request_with_the_code(browser, rp, user):
+    response, verifier, query = browser.authorize(rp)
+    resume = query_of(response.headers["Location"])["return_to"]
+    done = _login(browser, response, user.email)
+    # Straight back to the démarche: no stop at /authorize/resume.
+    assert done.status_code == 302
+    assert done.headers["Location"].startswith(rp.redirect_uri + "?")
+    assert done.headers["Cache-Control"] == "no-store"
+    result = query_of(done.headers["Location"])
+    assert result["state"] == query["state"] and result["iss"] == ISSUER
+    assert exchange(browser, rp, result["code"], verifier).status_code == 200
+    # The authorization request was answered once: its resume is gone.
+    assert browser.get(resume).status_code == 400
+
+
+def test_a_wrong_password_answers_no_code(browser, rp, user):
+    response, _, _ = browser.authorize(rp)
+    refused = _login(browser, response, user.email, password="not the password at all")
+    assert refused.status_code == 400 and "Location" not in refused.headers
+
+
+def test_a_client_that_asks_consent_still_shows_its_screen_after_the_login(
+        browser, client_factory, user):
+    third_party = client_factory(name="Aide au logement")
+    response, _, _ = browser.authorize(third_party)
+    # A "decision" field smuggled into the login form grants nothing: the in-place
+    # answer never reads the login's form.
+    done = _login(browser, response, user.email, decision="allow")
+    assert done.status_code == 302
+    assert done.headers["Location"].startswith("/authorize/resume/")
+    screen = browser.get(done.headers["Location"])
+    assert screen.status_code == 200 and b'value="allow"' in screen.data
+
+
+def test_new_terms_are_accepted_before_the_code(browser, rp, user_factory):
+    person = user_factory(email="anciennes-cgu@example.org", terms_version="2020-01")
+    response, _, _ = browser.authorize(rp)
+    done = _login(browser, response, person.email)
+    assert done.headers["Location"].startswith("/authorize/resume/")
+    terms = browser.get(done.headers["Location"])
+    assert terms.status_code == 302
+    assert terms.headers["Location"].startswith("/conditions-generales/accepter")
+
+
+def test_a_stale_authorization_request_is_redirected_to_not_answered(browser, user):
+    page = browser.get("/login?return_to=/authorize/resume/does-not-exist")
+    done = browser.submit(page, "email", {"email": user.email,
+                                          "password": "correct horse battery staple"})
+    assert done.status_code == 302
+    assert done.headers["Location"] == "/authorize/resume/does-not-exist"
+    assert browser.get(done.headers["Location"]).status_code == 400
+
+
+def test_other_destinations_are_redirected_to(browser, user):
+    done = browser.login(user.email, start="/login?return_to=/compte/")
+    assert done.status_code == 302 and done.headers["Location"] == "/compte/"

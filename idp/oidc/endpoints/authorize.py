@@ -4,6 +4,8 @@ interactions, code issuance.
 An interaction that needs the user (login, consent) is a ``Flow`` of type
 ``authorize`` holding the request parameters; the browser comes back to
 ``/authorize/resume/<flow id>`` and the request is validated again from what was stored.
+A sign-in that ends well answers that resume itself, in place (:func:`resume_in_place`,
+idp/flows/continuation.py), unless the user still has something to see (consent).
 """
 
 from __future__ import annotations
@@ -237,7 +239,12 @@ def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
     return response
 
 
-def handle(oauth_request: OAuth2Request, flow: Flow | None = None):
+def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
+           decision: str | None = None, in_place: bool = False):
+    """Answer an authorization request, new or resumed (``flow``). ``decision``: the
+    user's answer on the consent screen; ``in_place``: answered within the sign-in's own
+    request, where a page to show answers None instead (the browser is then redirected
+    to the resume, which shows it)."""
     try:
         grant, interaction = _validate(oauth_request)
     except OAuth2Error as error:
@@ -274,7 +281,8 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None):
         if "none" in interaction.prompt:
             return _redirect_with(interaction.redirect_uri,
                                   {"error": "consent_required", "state": state})
-        decision = request.form.get("decision") if request.method == "POST" and flow else None
+        if in_place:
+            return None
         if decision is None or (flow is not None and flow.state != "consent"):
             flow = _interaction_flow(interaction, flow, "consent")
             return render_consent(interaction, flow)
@@ -309,12 +317,28 @@ def authorize():
 
 
 def authorize_resume(flow_id: str):
+    decision = request.form.get("decision") if request.method == "POST" else None
+    return _resume(flow_id, decision=decision)
+
+
+def resume_in_place(flow_id: str):
+    """The resume, answered in the request of the sign-in that it was waiting for: the
+    code's redirect, or None when there is a page to show (idp/flows/continuation.py)."""
+    response = _resume(flow_id, in_place=True)
+    if response is None or getattr(response, "status_code", 200) != 302:
+        return None
+    return response
+
+
+def _resume(flow_id: str, *, decision: str | None = None, in_place: bool = False):
     try:
         flow = load_flow(services().db.session, flow_id, "authorize", session.browser_id)
     except FlowError:
+        if in_place:
+            return None
         return _error_page("invalid_request",
                            _("Cette demande de connexion a expiré. Retournez sur le service "
                              "que vous utilisiez et recommencez."))
     params = flow.data.get("params") or {}
     stored = StoredAuthorizationRequest(params, url_for("oidc.authorize", _external=True))
-    return handle(stored, flow)
+    return handle(stored, flow, decision=decision, in_place=in_place)
