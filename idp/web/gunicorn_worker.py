@@ -18,6 +18,12 @@ arriving, chunked bodies, pipelined requests, TLS or HTTP/2 set up in gunicorn i
 goes to the thread pool exactly as in ``gthread``. A slow or hostile client can
 therefore hold a pool thread, as before, but never the loop.
 
+A plain ``GET`` of the discovery document or the JWKS on a kept-alive connection is
+answered by the worker itself, from the bytes the application keeps in memory
+(``find_documents``: ``PublicDocuments.document``), without gunicorn's parser, WSGI
+environ or response object: the same bytes gunicorn would send, at about half the CPU
+(docs/performance.md, eighth pass). Not when an access log or request hooks are set.
+
 It also closes a kept-alive connection after ``GUNICORN_KEEPALIVE_REQUESTS`` requests
 (default 100, as nginx's ``keepalive_requests``; 0 for no limit). Workers share one
 listening socket and a connection stays with the worker that accepted it, so a client
@@ -33,16 +39,19 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Collection
 from concurrent.futures import Future
+from dataclasses import dataclass
 
-from gunicorn import util
+from gunicorn import SERVER, util
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .paths import API_PATHS, DOCUMENT_PATHS
 
 INLINE_PATHS = frozenset(path.encode() for path in (*API_PATHS, *DOCUMENT_PATHS))
+STATIC_PATHS = frozenset(path.encode() for path in DOCUMENT_PATHS)
 # A protocol request is far smaller; anything longer goes to the pool.
 PEEK_BYTES = 16384
 DEFAULT_KEEPALIVE_REQUESTS = 100
@@ -64,37 +73,82 @@ def keepalive_requests_setting(environ: dict | None = None) -> int:
     return value
 
 
-def complete_request(data: bytes, paths: Collection[bytes] = INLINE_PATHS) -> bool:
-    """Whether ``data`` starts with one whole HTTP/1.x request for one of ``paths``.
+@dataclass(frozen=True)
+class PeekedRequest:
+    """What the worker needs to know of a whole request found at the start of the socket."""
+
+    length: int          # request line, headers and body, in bytes
+    method: bytes
+    target: bytes
+    keep_alive: bool     # HTTP/1.1 without "Connection: close"
+    has_body: bool
+
+
+def peek_request(data: bytes, paths: Collection[bytes] = INLINE_PATHS) -> PeekedRequest | None:
+    """The whole HTTP/1.x request for one of ``paths`` that ``data`` starts with, or None.
 
     Strict on purpose: anything unusual (bare LF line ends, folded or duplicate framing
-    headers, ``Transfer-Encoding``, HTTP/2's preface) answers False and the request takes
-    the thread pool, where gunicorn's parser decides. True means gunicorn's parser will
-    find the request line, the headers and ``Content-Length`` bytes of body in ``data``.
+    headers, ``Transfer-Encoding``, HTTP/2's preface) answers None and the request takes
+    the thread pool, where gunicorn's parser decides. A request means gunicorn's parser
+    will find the request line, the headers and ``Content-Length`` bytes of body in
+    ``data``.
     """
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return False
+        return None
     line, _, fields = data[:end].partition(b"\r\n")
     parts = line.split(b" ")
     if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
-        return False
+        return None
     if parts[1].partition(b"?")[0] not in paths:
-        return False
+        return None
     length = None
+    keep_alive = parts[2] == b"HTTP/1.1"
     for field in fields.split(b"\r\n") if fields else ():
         name, colon, value = field.partition(b":")
         if not colon or not name or name != name.strip() or b"\n" in field or b"\r" in field:
-            return False
+            return None
         name = name.lower()
         if name == b"transfer-encoding":
-            return False
+            return None
         if name == b"content-length":
             value = value.strip()
             if length is not None or not value.isdigit():
-                return False
+                return None
             length = int(value)
-    return len(data) >= end + 4 + (length or 0)
+        elif name == b"connection":
+            # Anything but a plain keep-alive leaves the answer to gunicorn.
+            keep_alive = keep_alive and value.strip().lower() == b"keep-alive"
+    total = end + 4 + (length or 0)
+    if len(data) < total:
+        return None
+    return PeekedRequest(total, parts[0], parts[1], keep_alive, bool(length))
+
+
+def complete_request(data: bytes, paths: Collection[bytes] = INLINE_PATHS) -> bool:
+    """Whether ``data`` starts with one whole HTTP/1.x request for one of ``paths``
+    (:func:`peek_request`)."""
+    return peek_request(data, paths) is not None
+
+
+def find_documents(app) -> object | None:
+    """The WSGI layer that serves the public documents (an object with a
+    ``document(path)`` method, as ``idp.oidc.endpoints.discovery.PublicDocuments``), if
+    only Flask and ``ProxyFix`` stand before it: they change neither the status nor
+    the headers nor the body of its answers."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    for _ in range(8):
+        if callable(getattr(app, "document", None)):
+            return app
+        if isinstance(app, Flask):
+            app = app.wsgi_app
+        elif isinstance(app, ProxyFix):
+            app = app.app
+        else:
+            return None
+    return None
 
 
 class CoalescingResponse(wsgi.Response):
@@ -160,28 +214,94 @@ class ProtocolWorker(ThreadWorker):
         # TLS and HTTP/2 are negotiated on the socket before any request: leave them
         # to gthread's pool (behind a proxy, as deployed, gunicorn sees neither).
         self.inline = not self.cfg.is_ssl and "h2" not in (self.cfg.http_protocols or ())
+        # A request answered without gunicorn's parser is neither logged nor seen by
+        # request hooks: only when there are none.
+        settings = self.cfg.settings
+        self.documents_inline = self.inline and not self.cfg.accesslog and all(
+            settings[name].value is settings[name].default
+            for name in ("pre_request", "post_request"))
         # gthread builds its responses with wsgi.create(), which takes the module's
         # Response class (HTTP/2 passes its own). This process only runs this worker.
         wsgi.Response = CoalescingResponse
         super().init_process()
 
     def enqueue_req(self, conn: TConn) -> None:
-        if self.inline and self._ready_inline(conn):
-            self._handle_inline(conn)
-        else:
+        request = self._peek_inline(conn) if self.inline else None
+        if request is None:
             super().enqueue_req(conn)
+        elif not self._answer_document(conn, request):
+            self._handle_inline(conn)
 
-    def _ready_inline(self, conn: TConn) -> bool:
+    def _peek_inline(self, conn: TConn) -> PeekedRequest | None:
         if conn.is_http2:
-            return False
+            return None
         # Bytes already read by the parser (a pipelined request) are not in the socket.
         if conn.parser is not None and conn.parser.unreader.buf.getvalue():
-            return False
+            return None
         try:
             data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except OSError:  # nothing yet (EAGAIN), or a socket error the pool will report
+            return None
+        return peek_request(data)
+
+    # -- the public documents, from memory, without gunicorn's parser ------------------
+    _documents: object | None = None
+    _documents_found = False
+    _date: tuple[int, bytes] = (0, b"")
+
+    def _answer_document(self, conn: TConn, request: PeekedRequest) -> bool:
+        """Answer a plain ``GET`` of the discovery document or the JWKS with the bytes
+        gunicorn would send, without its parser, environ, WSGI call or response object:
+        most of what such a request cost (docs/performance.md, eighth pass). Anything
+        else (another method, a query, a body, a connection to close, an access log or
+        request hooks to run, the connection's last request) answers False, and the
+        request takes the ordinary way."""
+        if (request.method != b"GET" or request.target not in STATIC_PATHS
+                or not request.keep_alive or request.has_body or not self.alive
+                or not self.documents_inline):
             return False
-        return complete_request(data)
+        served = getattr(conn, "requests_served", 0) + 1
+        if (self.keepalive_requests and served >= self.keepalive_requests) or \
+                self.nr + 1 >= self.max_requests:
+            return False
+        response = self._document_response(request.target.decode("latin-1"))
+        if response is None:
+            return False
+        done: Future = Future()
+        try:
+            conn.init()  # the parser a kept-alive connection needs
+            conn.sock.setblocking(True)  # as gthread's handle(): a whole sendall
+            remaining = request.length
+            while remaining:  # all there: peeked above
+                chunk = conn.sock.recv(remaining)
+                if not chunk:
+                    raise ConnectionError("closed")
+                remaining -= len(chunk)
+            conn.sock.sendall(response)
+            conn.requests_served = served
+            self.nr += 1
+            done.set_result(True)
+        except OSError:
+            done.set_result(False)
+        self.finish_request(conn, done)
+        return True
+
+    def _document_response(self, path: str) -> bytes | None:
+        if not self._documents_found:
+            self._documents = find_documents(self.wsgi)
+            self._documents_found = True
+        found = self._documents.document(path) if self._documents is not None else None
+        if found is None:
+            return None
+        body, headers = found
+        now = int(time.time())
+        if self._date[0] != now:
+            self._date = (now, util.http_date(now).encode("latin-1"))
+        # As gunicorn's default headers and CoalescingResponse's single send.
+        head = "".join("%s: %s\r\n" % (k, v) for k, v in headers)
+        return b"".join((b"HTTP/1.1 200 OK\r\nServer: ", SERVER.encode(), b"\r\nDate: ",
+                         self._date[1], b"\r\nConnection: keep-alive\r\n",
+                         head.encode("latin-1"), b"\r\n", body))
 
     def handle_request(self, req, conn: TConn) -> bool:
         # The last request of its connection says so ("Connection: close") and gthread

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from idp.web.gunicorn_worker import (DEFAULT_KEEPALIVE_REQUESTS, complete_request,
-                                     keepalive_requests_setting)
+                                     find_documents, keepalive_requests_setting,
+                                     peek_request)
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 10.0
@@ -71,8 +72,10 @@ def listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_gunicorn(log_path: Path, workers: int = 1, env: dict | None = None):
-    """gunicorn with the worker, serving threads_app on a free port; yields the port."""
+def running_gunicorn(log_path: Path, workers: int = 1, env: dict | None = None,
+                     app: str = "threads_app:app", options: tuple[str, ...] = ()):
+    """gunicorn with the worker, serving ``app`` (of this directory) on a free port;
+    yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -80,7 +83,7 @@ def running_gunicorn(log_path: Path, workers: int = 1, env: dict | None = None):
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "idp.web.gunicorn_worker.ProtocolWorker",
          "-w", str(workers), "--threads", "2", "--keep-alive", "30",
-         "-b", f"127.0.0.1:{port}", "--chdir", str(HERE), "threads_app:app"],
+         "-b", f"127.0.0.1:{port}", *options, "--chdir", str(HERE), app],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
@@ -115,15 +118,14 @@ def connect(port: int, kept_alive: bool = True) -> socket.socket:
     return sock
 
 
-def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
-    """One response from ``sock`` (status, body); bytes after it stay in ``buffer``."""
+def read_raw(sock: socket.socket, buffer: bytearray) -> bytes:
+    """One whole response, status line and headers included."""
     while b"\r\n\r\n" not in buffer:
         chunk = sock.recv(65536)
         if not chunk:
             raise ConnectionError("closed before a response")
         buffer += chunk
     head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
     length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
                   if line.lower().startswith(b"content-length:"))
     while len(rest) < length:
@@ -132,7 +134,13 @@ def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
             raise ConnectionError("closed in a body")
         rest += chunk
     buffer[:] = rest[length:]
-    return status, rest[:length]
+    return head + b"\r\n\r\n" + rest[:length]
+
+
+def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """One response from ``sock`` (status, body); bytes after it stay in ``buffer``."""
+    head, _, body = read_raw(sock, buffer).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
 
 
 def exchange(sock: socket.socket, request: bytes) -> bytes:
@@ -266,6 +274,157 @@ def test_a_worker_with_a_wrong_setting_does_not_start(tmp_path):
         with running_gunicorn(tmp_path / "gunicorn.log",
                               env={"GUNICORN_KEEPALIVE_REQUESTS": "ten"}):
             pass
+
+
+# -- the public documents, answered without gunicorn's parser ---------------------------
+
+@pytest.mark.parametrize("data, keep_alive, has_body", [
+    (b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n", True, False),
+    (b"GET /jwks.json HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", True, False),
+    (b"GET /jwks.json HTTP/1.1\r\nConnection: close\r\n\r\n", False, False),
+    (b"GET /jwks.json HTTP/1.1\r\nConnection: Upgrade\r\n\r\n", False, False),
+    (b"GET /jwks.json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", False, False),
+    (b"POST /token HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", True, True),
+    (b"POST /token HTTP/1.1\r\nContent-Length: 0\r\n\r\n", True, False),
+])
+def test_what_the_peek_tells_of_a_request(data, keep_alive, has_body):
+    request = peek_request(data + b"GET /next HTTP/1.1\r\n")
+    assert request is not None and request.length == len(data)
+    assert (request.keep_alive, request.has_body) == (keep_alive, has_body)
+
+
+def test_the_documents_are_found_behind_flask_and_proxyfix_only(app):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    documents = find_documents(app)
+    assert documents is not None
+    app.wsgi_app = ProxyFix(app.wsgi_app)
+    assert find_documents(app) is documents
+    app.wsgi_app = lambda environ, start_response: documents(environ, start_response)
+    assert find_documents(app) is None  # an unknown layer might change the answer
+
+
+def test_a_document_is_what_the_provider_answers_to_a_get(app, browser):
+    documents = find_documents(app)
+    for path in ("/jwks.json", "/.well-known/openid-configuration",
+                 "/.well-known/oauth-authorization-server"):
+        body, headers = documents.document(path)
+        answer = browser.get(path)
+        assert answer.status_code == 200 and answer.data == body
+        assert sorted(answer.headers.items()) == sorted(headers)
+    assert documents.document("/token") is None
+
+
+@pytest.fixture(scope="module")
+def documents_server(tmp_path_factory):
+    with running_gunicorn(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log",
+                          env={"GUNICORN_KEEPALIVE_REQUESTS": "6"},
+                          app="documents_app:app") as port:
+        yield port
+
+
+def reached(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET /reached HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        return int(read_raw(sock, bytearray()).partition(b"\r\n\r\n")[2])
+
+
+def without_date(response: bytes) -> bytes:
+    return b"\r\n".join(line for line in response.split(b"\r\n")
+                         if not line.startswith(b"Date: "))
+
+
+def documents_connection(port: int) -> socket.socket:
+    """Kept alive: its first request is not a document's (a new connection's first bytes
+    may arrive after the worker accepted it, and then go to the pool)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert read_raw(sock, bytearray()).startswith(b"HTTP/1.1 404")
+    return sock
+
+
+def test_a_plain_get_of_a_document_never_reaches_the_app(documents_server):
+    with documents_connection(documents_server) as sock:
+        before = reached(documents_server)
+        buffer = bytearray()
+        answers = []
+        for _ in range(3):
+            sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")
+            answers.append(read_raw(sock, buffer))
+        assert reached(documents_server) == before
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") for a in answers)
+    assert all(a.endswith(b'"crv": "P-256"}]}') for a in answers)
+
+
+def test_the_answer_is_byte_for_byte_the_ordinary_one(documents_server):
+    with documents_connection(documents_server) as sock:
+        buffer = bytearray()
+        before = reached(documents_server)
+        sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")
+        fast = read_raw(sock, buffer)
+        assert reached(documents_server) == before
+        sock.sendall(b"GET /jwks.json?ordinary HTTP/1.1\r\nHost: t\r\n\r\n")
+        ordinary = read_raw(sock, buffer)
+        assert reached(documents_server) == before + 1
+    assert without_date(fast) == without_date(ordinary)
+    assert b"\r\nConnection: keep-alive\r\n" in fast and b"\r\nDate: " in fast
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"HEAD /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /jwks.json?x=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /jwks.json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    b"GET /jwks.json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /jwks.json HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
+    b"GET /token HTTP/1.1\r\nHost: t\r\n\r\n",
+], ids=["head", "query", "close", "http1.0", "body", "not a document"])
+def test_anything_else_reaches_the_app(documents_server, request_bytes):
+    with documents_connection(documents_server) as sock:
+        before = reached(documents_server)
+        sock.sendall(request_bytes)
+        if request_bytes.startswith(b"HEAD"):  # a length, and no body
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(65536)
+        else:
+            head = read_raw(sock, bytearray())
+        assert head.startswith(b"HTTP/1")
+        assert reached(documents_server) == before + 1
+
+
+def test_pipelined_document_requests_are_all_answered(documents_server):
+    with documents_connection(documents_server) as sock:
+        sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n" * 2
+                     + b"GET /other HTTP/1.1\r\nHost: t\r\n\r\n")
+        buffer = bytearray()
+        answers = [read_raw(sock, buffer) for _ in range(3)]
+    assert [a.split(b" ", 2)[1] for a in answers] == [b"200", b"200", b"404"]
+
+
+def test_the_last_request_of_a_connection_is_a_document_answered_with_close(
+        documents_server):
+    with documents_connection(documents_server) as sock:        # request 1
+        buffer = bytearray()
+        for _ in range(4):                                      # requests 2-5
+            sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert b"Connection: keep-alive" in read_raw(sock, buffer)
+        sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")     # request 6
+        last = read_raw(sock, buffer)
+        assert b"\r\nConnection: close\r\n" in last
+        assert sock.recv(1) == b""
+
+
+def test_with_an_access_log_every_request_goes_the_ordinary_way(tmp_path):
+    access_log = tmp_path / "access.log"
+    with running_gunicorn(tmp_path / "gunicorn.log", app="documents_app:app",
+                          options=("--access-logfile", str(access_log))) as port:
+        with documents_connection(port) as sock:
+            before = reached(port)
+            sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_raw(sock, bytearray()).startswith(b"HTTP/1.1 200")
+            assert reached(port) == before + 1
+    assert '"GET /jwks.json HTTP/1.1" 200' in access_log.read_text()
 
 
 # -- headers leave with the body ----------------------------------------------------------

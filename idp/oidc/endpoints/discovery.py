@@ -89,17 +89,23 @@ class PublicDocuments:
 
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "GET":
-            path = environ.get("PATH_INFO")
-            if path in self.DISCOVERY_PATHS:
-                return self._answer(start_response, _discovery_json(self.svc),
-                                    "application/json")
-            if path == JWKS_PATH:
-                return self._answer(start_response, self.svc.keys.jwks_json,
-                                    "application/jwk-set+json")
+            found = self.document(environ.get("PATH_INFO"))
+            if found is not None:
+                body, headers = found
+                start_response("200 OK", headers)
+                return [body]
         return self.wsgi_app(environ, start_response)
 
-    def _answer(self, start_response, body: bytes, content_type: str):
-        start_response("200 OK", [
-            ("Cache-Control", "public, max-age=300"), ("Access-Control-Allow-Origin", "*"),
-            ("Content-Type", content_type), ("Content-Length", str(len(body))), *self.tail])
-        return [body]
+    def document(self, path: str | None) -> tuple[bytes, list[tuple[str, str]]] | None:
+        """The body and headers of a ``GET`` of ``path``, if it is one of the documents.
+        The provider's gunicorn worker sends them itself for a plain ``GET``
+        (idp/web/gunicorn_worker.py)."""
+        if path in self.DISCOVERY_PATHS:
+            body, content_type = _discovery_json(self.svc), "application/json"
+        elif path == JWKS_PATH:
+            body, content_type = self.svc.keys.jwks_json, "application/jwk-set+json"
+        else:
+            return None
+        return body, [("Cache-Control", "public, max-age=300"),
+                      ("Access-Control-Allow-Origin", "*"), ("Content-Type", content_type),
+                      ("Content-Length", str(len(body))), *self.tail]
