@@ -80,7 +80,7 @@ class PeekedRequest:
     length: int          # request line, headers and body, in bytes
     method: bytes
     target: bytes
-    keep_alive: bool     # HTTP/1.1 without "Connection: close"
+    keep_alive: bool     # HTTP/1.1, with no Connection header other than "keep-alive"
     has_body: bool
 
 
