@@ -61,16 +61,6 @@ def test_anything_else_goes_to_the_pool(data):
 
 # -- a real gunicorn with the worker ------------------------------------------------------
 
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            # Connecting again and again to a free port of the ephemeral range can
-            # connect the socket to itself (TCP simultaneous open): not a server.
-            return sock.getsockname() != sock.getpeername()
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def running_gunicorn(log_path: Path, workers: int = 1, env: dict | None = None,
                      app: str = "threads_app:app", options: tuple[str, ...] = ()):
@@ -87,10 +77,14 @@ def running_gunicorn(log_path: Path, workers: int = 1, env: dict | None = None,
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
-        while not listening(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
-            time.sleep(0.1)
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
+                time.sleep(0.1)
         yield port
     finally:
         process.terminate()
