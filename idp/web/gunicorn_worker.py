@@ -264,7 +264,10 @@ class ProtocolWorker(ThreadWorker):
         if (self.keepalive_requests and served >= self.keepalive_requests) or \
                 self.nr + 1 >= self.max_requests:
             return False
-        response = self._document_response(request.target.decode("latin-1"))
+        try:
+            response = self._document_response(request.target.decode("latin-1"))
+        except Exception:  # noqa: BLE001 - never on the loop: the app's path reports it
+            return False
         if response is None:
             return False
         done: Future = Future()

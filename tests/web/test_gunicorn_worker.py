@@ -398,6 +398,15 @@ def test_anything_else_reaches_the_app(documents_server, request_bytes):
         assert reached(documents_server) == before + 1
 
 
+def test_a_document_that_fails_is_left_to_the_app_and_the_worker_goes_on(documents_server):
+    with documents_connection(documents_server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /.well-known/openid-configuration HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_raw(sock, buffer).startswith(b"HTTP/1.1 500")  # the app's own answer
+        sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_raw(sock, buffer).startswith(b"HTTP/1.1 200")
+
+
 def test_pipelined_document_requests_are_all_answered(documents_server):
     with documents_connection(documents_server) as sock:
         sock.sendall(b"GET /jwks.json HTTP/1.1\r\nHost: t\r\n\r\n" * 2
