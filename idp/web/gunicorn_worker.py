@@ -151,6 +151,24 @@ def find_documents(app) -> object | None:
     return None
 
 
+_gunicorn_http_date = util.http_date
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date(timestamp: float | None = None) -> str:
+    """gunicorn's ``util.http_date``, formatted once a second rather than on every
+    response (2.6 % of a ``client_credentials`` grant): the header counts whole seconds.
+    The worker puts it in place of gunicorn's."""
+    global _date_cache
+    if timestamp is not None:
+        return _gunicorn_http_date(timestamp)
+    now = int(time.time())
+    cached = _date_cache  # one read: another thread may swap it meanwhile
+    if cached[0] != now:
+        cached = _date_cache = (now, _gunicorn_http_date(now))
+    return cached[1]
+
+
 class CoalescingResponse(wsgi.Response):
     """gunicorn's HTTP/1 response, with the status line and headers sent together with
     the first body bytes.
@@ -223,6 +241,7 @@ class ProtocolWorker(ThreadWorker):
         # gthread builds its responses with wsgi.create(), which takes the module's
         # Response class (HTTP/2 passes its own). This process only runs this worker.
         wsgi.Response = CoalescingResponse
+        util.http_date = http_date
         super().init_process()
 
     def enqueue_req(self, conn: TConn) -> None:
@@ -247,7 +266,6 @@ class ProtocolWorker(ThreadWorker):
     # -- the public documents, from memory, without gunicorn's parser ------------------
     _documents: object | None = None
     _documents_found = False
-    _date: tuple[int, bytes] = (0, b"")
 
     def _answer_document(self, conn: TConn, request: PeekedRequest) -> bool:
         """Answer a plain ``GET`` of the discovery document or the JWKS with the bytes
@@ -297,13 +315,10 @@ class ProtocolWorker(ThreadWorker):
         if found is None:
             return None
         body, headers = found
-        now = int(time.time())
-        if self._date[0] != now:
-            self._date = (now, util.http_date(now).encode("latin-1"))
         # As gunicorn's default headers and CoalescingResponse's single send.
         head = "".join("%s: %s\r\n" % (k, v) for k, v in headers)
         return b"".join((b"HTTP/1.1 200 OK\r\nServer: ", SERVER.encode(), b"\r\nDate: ",
-                         self._date[1], b"\r\nConnection: keep-alive\r\n",
+                         http_date().encode("latin-1"), b"\r\nConnection: keep-alive\r\n",
                          head.encode("latin-1"), b"\r\n", body))
 
     def handle_request(self, req, conn: TConn) -> bool:

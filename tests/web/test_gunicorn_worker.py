@@ -281,6 +281,27 @@ def test_a_wrong_setting_stops_gunicorn_at_start(tmp_path):
     assert "GUNICORN_KEEPALIVE_REQUESTS must be a whole number, not 'ten'" in done.stderr
 
 
+def test_the_date_header_is_formatted_once_a_second(monkeypatch):
+    import email.utils
+
+    from idp.web import gunicorn_worker
+
+    calls = []
+    monkeypatch.setattr(gunicorn_worker, "_gunicorn_http_date",
+                        lambda ts: calls.append(ts) or email.utils.formatdate(
+                            ts, localtime=False, usegmt=True))
+    monkeypatch.setattr(gunicorn_worker, "_date_cache", (0, ""))
+    clock = [1_700_000_000.2]
+    monkeypatch.setattr(gunicorn_worker.time, "time", lambda: clock[0])
+    first = gunicorn_worker.http_date()
+    clock[0] = 1_700_000_000.9
+    assert gunicorn_worker.http_date() == first == "Tue, 14 Nov 2023 22:13:20 GMT"
+    clock[0] = 1_700_000_001.0
+    assert gunicorn_worker.http_date() == "Tue, 14 Nov 2023 22:13:21 GMT"
+    assert calls == [1_700_000_000, 1_700_000_001]
+    assert gunicorn_worker.http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
 # -- the public documents, answered without gunicorn's parser ---------------------------
 
 @pytest.mark.parametrize("data, keep_alive, has_body", [
