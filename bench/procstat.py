@@ -90,7 +90,7 @@ def cpu_seconds_by_pid(pids: list[int]) -> dict[int, float]:
     return found
 
 
-def busiest_share(before: dict[int, float], after: dict[int, float]) -> list[float]:
+def cpu_shares(before: dict[int, float], after: dict[int, float]) -> list[float]:
     """Each process's share (%) of the CPU its group spent between two samples of
     :func:`cpu_seconds_by_pid`, largest first; processes missing from either are left out."""
     spent = {pid: after[pid] - before[pid] for pid in before if pid in after}

@@ -232,7 +232,7 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
     # What the rest of the machine did meanwhile (other people's tests, say), in cores.
     other = busy * (os.cpu_count() or 1) - (cpu + sum(backing.values()) + client) / result.seconds
     # All the load on one worker of two shows as 100 / 0 (docs/operations.md, keep-alive).
-    worker_split = procstat.busiest_share(marks["workers0"], marks["workers1"])
+    worker_split = procstat.cpu_shares(marks["workers0"], marks["workers1"])
     row = {
         "key": key, "title": scenario.title, "unit": scenario.unit,
         "target": measured.target.name, "accounts": accounts,

@@ -278,9 +278,8 @@ class ProtocolWorker(ThreadWorker):
                 or not request.keep_alive or request.has_body or not self.alive
                 or not self.documents_inline):
             return False
-        served = getattr(conn, "requests_served", 0) + 1
-        if (self.keepalive_requests and served >= self.keepalive_requests) or \
-                self.nr + 1 >= self.max_requests:
+        served, last = self._request_number(conn)
+        if last or self.nr + 1 >= self.max_requests:
             return False
         try:
             response = self._document_response(request.target.decode("latin-1"))
@@ -321,12 +320,18 @@ class ProtocolWorker(ThreadWorker):
                          http_date().encode("latin-1"), b"\r\nConnection: keep-alive\r\n",
                          head.encode("latin-1"), b"\r\n", body))
 
+    def _request_number(self, conn: TConn) -> tuple[int, bool]:
+        """The number of the request about to be served on ``conn``, and whether it is
+        the connection's last (``keepalive_requests``)."""
+        served = getattr(conn, "requests_served", 0) + 1
+        return served, bool(self.keepalive_requests) and served >= self.keepalive_requests
+
     def handle_request(self, req, conn: TConn) -> bool:
         # The last request of its connection says so ("Connection: close") and gthread
         # closes the connection after the response.
-        served = getattr(conn, "requests_served", 0) + 1
+        served, last = self._request_number(conn)
         conn.requests_served = served
-        if self.keepalive_requests and served >= self.keepalive_requests:
+        if last:
             req.force_close()
         return super().handle_request(req, conn)
 
