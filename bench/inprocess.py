@@ -46,8 +46,8 @@ from servers import REDIRECT_URI as FLOOR_REDIRECT_URI  # noqa: E402
 REDIRECT_URI = "https://demarche.example.org/callback"
 FLOOR_CLIENT = ("floor-web", "floor-secret")
 EMAIL, PASSWORD = "inprocess@bench.invalid", "inprocess-password-" + "x" * 12
-STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "incr", "incr_and_get",
-                 "ttl", "expire")
+STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "write", "incr",
+                 "incr_and_get", "ttl", "expire")
 
 
 def make_app(workdir: Path):

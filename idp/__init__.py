@@ -88,6 +88,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build the application. ``config`` is a ``Settings`` object, or a dict of
     overrides applied on top of the TOML file and the environment."""
     from .identity import users as _users  # noqa: F401  (import order: models first)
+    from .flows.base import attach_store as attach_flow_store
     from .oidc import CSRF_EXEMPT, serve_below_flask
     from .oidc import bp as oidc_bp
     from .oidc.client_cache import ClientCache
@@ -131,6 +132,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     if settings.auto_migrate:
         ensure_schema(db)
     kv = make_store(settings.redis_url, settings.redis_prefix)
+    attach_flow_store(db.session_factory, kv)
     keys = KeyStore(settings.keys_path, settings.tokens.signing_algs)
     keys.ensure()
     passwords = PasswordService(settings.passwords.argon2_memory_kib,

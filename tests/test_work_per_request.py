@@ -17,17 +17,19 @@ from tests.conftest import basic_auth
 from tests.oidc.test_token import bearer
 from tests.support import form_with, query_of
 
-STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "incr", "incr_and_get",
-                 "ttl", "expire")
+STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "write", "incr",
+                 "incr_and_get", "ttl", "expire")
 
 # step: (SQL statements, store calls), at most.
 BUDGETS = {
-    "authorize": (1, 1),           # the authorize flow row; the new browser session
-    "login page": (1, 3),          # the login flow row; session, captcha counter, session
-    # The login answers the authorization request in place (idp/flows/continuation.py):
-    # flow, user with MFA, audit, SSO row, flow gone; then the authorize flow, its
-    # grant, the SSO session's clients, that flow gone, the code.
-    "login": (10, 9),
+    # Flows live in the store (idp/flows/base.py), written when the step commits.
+    "authorize": (0, 2),           # the authorize flow; the new browser session
+    "login page": (0, 4),          # session, the login flow, captcha counter, session
+    # The login answers the authorization request in place (idp/flows/continuation.py),
+    # in one transaction: user with MFA, audit, SSO row, its clients, the grant, the
+    # code. Store: session, rate limit, login flow, captcha counters, the account's
+    # lock (3), its failures wiped, the authorize flow, both flows gone, new session.
+    "login": (6, 11),
     "token (code)": (4, 0),        # code consumed, grant+user, audit, refresh token
     "userinfo": (1, 0),            # grant+user+revocation, one SELECT
     "token (refresh)": (3, 0),     # consumed, grant+user, successor

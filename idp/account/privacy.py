@@ -18,7 +18,7 @@ from sqlalchemy import delete, or_, select
 
 from ..identity import sso as sso_service
 from ..oidc.grants import revoke_user_grants
-from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Flow, Grant,
+from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Grant,
                                   MfaCredential, SsoSession, User, utcnow)
 from ..persistence.models.relations import Relation
 from ..services import audit, services
@@ -246,7 +246,10 @@ def export():
 # -- deletion -------------------------------------------------------------------------------
 def delete_account(user: User) -> None:
     """Delete the account and all its data, revoke every token, end every session.
-    The audit trail keeps its events (no foreign key) for the retention period."""
+    The audit trail keeps its events (no foreign key) for the retention period. An
+    unfinished flow of another browser (a recovery, say) is left to expire in the
+    key-value store (30 minutes at most): each of its steps reads the account again, and
+    finds none."""
     db = services().db.session
     uid = user.id
     revoke_user_grants(db, uid, "account_deleted")
@@ -259,8 +262,7 @@ def delete_account(user: User) -> None:
             delete(Consent).where(Consent.user_id == uid),
             delete(Grant).where(Grant.user_id == uid),
             delete(SsoSession).where(SsoSession.user_id == uid),
-            delete(MfaCredential).where(MfaCredential.user_id == uid),
-            delete(Flow).where(Flow.user_id == uid)):
+            delete(MfaCredential).where(MfaCredential.user_id == uid)):
         db.execute(statement.execution_options(synchronize_session=False))
     db.expire(user, ["mfa_credentials"])
     db.delete(user)

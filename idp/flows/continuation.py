@@ -38,8 +38,11 @@ def answer_in_place(app: Flask, endpoint: str, answer: InPlace) -> None:
 
 def continue_to(target: str) -> ResponseReturnValue:
     """The answer to a sign-in that succeeded: ``target``'s own answer if it registered
-    one and nothing stands before it, else a redirect to ``target``."""
+    one and nothing stands before it, else a redirect to ``target``. Commits the
+    request's transaction: the sign-in (``sign_in(..., commit=False)``) and what the
+    answer writes (the code) go in one."""
     answer = _in_place_answer(target)
+    services().db.session.commit()
     return answer if answer is not None else redirect(target)
 
 

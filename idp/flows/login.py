@@ -197,7 +197,7 @@ def _attempt(flow, form):
     target = flow.return_to or _default_target()
     delete_flow(db, flow)
     audit("login.success", user_id=user.id, method="pwd")
-    sign_in(user, amr=["pwd"], acr="eidas1")
+    sign_in(user, amr=["pwd"], acr="eidas1", commit=False)
     return continue_to(target)
 
 

@@ -31,12 +31,12 @@ from flask_login import current_user
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from ..persistence.models import Flow, User, utcnow
+from ..persistence.models import User, utcnow
 from ..security import mfa
 from ..services import audit, services
 from ..web.auth import login_required, recent_auth_required, sign_in
 from ..web.forms import BaseForm
-from .base import FlowError, load_flow
+from .base import Flow, FlowError, delete_flow, load_flow
 from .continuation import continue_to
 from ..web.common import absolute_url, add_error, format_when, send_templated_email
 
@@ -163,7 +163,7 @@ def _restart_login(flow: Flow | None = None, message: str | None = None):
         params = {"return_to": flow.return_to, "acr": flow.data.get("acr"),
                   "client_id": flow.data.get("client_id")}
         services().kv.delete(_failure_key(flow))
-        services().db.session.delete(flow)
+        delete_flow(services().db.session, flow)
         services().db.session.commit()
     if current_user.is_authenticated:
         params["force"] = 1
@@ -202,11 +202,12 @@ def _complete_login(flow: Flow, user: User, method: str, page=None):
     db = services().db.session
     target = flow.return_to or url_for("account.index")
     services().kv.delete(_failure_key(flow))
-    db.delete(flow)
+    delete_flow(db, flow)
     audit("login.success", user_id=user.id, method=method)
-    sign_in(user, amr=list(AMR), acr=ACR)
     if page is not None:
+        sign_in(user, amr=list(AMR), acr=ACR)
         return page(target)
+    sign_in(user, amr=list(AMR), acr=ACR, commit=False)
     return continue_to(target)
 
 

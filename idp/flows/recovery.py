@@ -38,13 +38,13 @@ from ..oidc.grants import revoke_user_grants
 from ..security import lockout, sms_guard
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
-from ..persistence.models import Consumable, Flow, User, utcnow
+from ..persistence.models import Consumable, User, utcnow
 from ..services import audit, services
 from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha_errors,
                           check_new_password, checked_email, format_when, has_errors,
                           policy_hint, send_templated_email)
 from ..web.forms import BaseForm, email_field, password_field
-from .base import FlowError, create_flow, load_flow, safe_return_to
+from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 

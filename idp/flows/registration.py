@@ -37,7 +37,7 @@ from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_e
                           captcha_errors, check_new_password, checked_email, has_errors,
                           policy_hint, send_templated_email, ui_locale)
 from ..web.forms import BaseForm, email_field, password_field
-from .base import FlowError, create_flow, load_flow, safe_return_to
+from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def proceed():
     db = services().db.session
     target = flow.return_to or _default_target()
     user = db.get(User, flow.user_id) if flow.user_id else None
-    db.delete(flow)
+    delete_flow(db, flow)
     db.commit()
     if user is not None and not user.disabled:
         sign_in(user, amr=["pwd"], acr="eidas1")

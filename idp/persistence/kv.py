@@ -1,14 +1,15 @@
 """A small key-value store: Redis in production, an in-process dictionary for the
 one-process default (and only then: it is not shared between processes).
 
-Used for what is short-lived and hot: browser sessions, rate-limit counters,
-one-time markers (nonces, assertion ids).
+Used for what is short-lived and hot: browser sessions, self-service flows,
+rate-limit counters, one-time markers (nonces, assertion ids).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 
@@ -18,6 +19,7 @@ class KeyValueStore(Protocol):
     def set(self, key: str, value: bytes | str, ttl: int | None = None) -> None: ...
     def set_if_absent(self, key: str, value: bytes | str, ttl: int) -> bool: ...
     def delete(self, *keys: str) -> None: ...
+    def write(self, sets: Mapping[str, tuple[bytes, int]], deletes: Iterable[str] = ()) -> None: ...
     def incr(self, key: str, ttl: int) -> int: ...
     def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]: ...
     def ttl(self, key: str) -> int: ...
@@ -73,6 +75,15 @@ class MemoryStore:
     def delete(self, *keys: str) -> None:
         with self._lock:
             for key in keys:
+                self._data.pop(key, None)
+
+    def write(self, sets: Mapping[str, tuple[bytes, int]], deletes: Iterable[str] = ()) -> None:
+        """Set each key of ``sets`` to its (value, ttl) and delete ``deletes``, at once."""
+        with self._lock:
+            expires = time.monotonic()
+            for key, (value, ttl) in sets.items():
+                self._data[key] = (_as_bytes(value), expires + ttl)
+            for key in deletes:
                 self._data.pop(key, None)
 
     def incr(self, key: str, ttl: int) -> int:
@@ -163,6 +174,22 @@ class RedisStore:
     def delete(self, *keys: str) -> None:
         if keys:
             self.client.delete(*(self._k(k) for k in keys))
+
+    def write(self, sets: Mapping[str, tuple[bytes, int]], deletes: Iterable[str] = ()) -> None:
+        """SETs and a DEL in one round trip (one command when there is only one)."""
+        deletes = [self._k(k) for k in deletes]
+        if len(sets) + bool(deletes) > 1:
+            pipe = self.client.pipeline(transaction=True)
+            for key, (value, ttl) in sets.items():
+                pipe.set(self._k(key), value, ex=ttl)
+            if deletes:
+                pipe.delete(*deletes)
+            pipe.execute()
+        elif sets:
+            ((key, (value, ttl)),) = sets.items()
+            self.client.set(self._k(key), value, ex=ttl)
+        elif deletes:
+            self.client.delete(*deletes)
 
     def incr(self, key: str, ttl: int) -> int:
         # INCR then EXPIRE NX in one round trip: the window starts at the first hit.

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from .db import lift_statement_timeout
-from .models import Consumable, Flow, Grant, RevokedAccessToken, SsoSession, utcnow
+from .models import Consumable, Grant, RevokedAccessToken, SsoSession, utcnow
 
 # Used artefacts are kept a little while: a replayed code or refresh token must still be
 # recognised as a replay (and revoke its family) shortly after its use.
@@ -24,7 +24,6 @@ def purge_expired(session: Session, refresh_token_ttl: int) -> dict[str, int]:
     lift_statement_timeout(session)  # a day's codes and tokens on a busy deployment
     now = utcnow()
     counts = {
-        "flows": session.execute(delete(Flow).where(Flow.expires_at < now)).rowcount,
         "consumables": session.execute(delete(Consumable).where(
             Consumable.expires_at < now - CONSUMABLE_GRACE)).rowcount,
         "revoked_access_tokens": session.execute(delete(RevokedAccessToken).where(

@@ -111,18 +111,24 @@ class ServerSessionInterface(SessionInterface):
         return (now - created < self.absolute_lifetime
                 and now - written < self.idle_timeout + WRITE_INTERVAL)
 
+    def _forget(self, keys: list[str]) -> None:
+        if keys:
+            self.store.delete(*keys)
+
     def save_session(self, app, session: ServerSession, response) -> None:
         if session.transient:
             return
         cookie_kwargs = dict(path="/", secure=self.secure, httponly=True, samesite="Lax")
-        if session.previous_sid:
-            self.store.delete(session_storage_key(session.previous_sid))
+        # A regenerated session's old copy goes in the same round trip as the new one.
+        gone = [session_storage_key(session.previous_sid)] if session.previous_sid else []
         if session.destroyed or (not session and session.sid):
             if session.sid:
-                self.store.delete(session_storage_key(session.sid))
+                gone.append(session_storage_key(session.sid))
+            self._forget(gone)
             response.delete_cookie(self.cookie_name, **cookie_kwargs)
             return
         if not session:
+            self._forget(gone)
             return
         response.vary.add("Cookie")
         now = time.time()
@@ -135,11 +141,15 @@ class ServerSessionInterface(SessionInterface):
         if new_id or session.modified or stale:
             remaining = self.absolute_lifetime - (now - session[CREATED_KEY])
             if remaining <= 0:
+                self._forget(gone)
                 response.delete_cookie(self.cookie_name, **cookie_kwargs)
                 return
             dict.__setitem__(session, WRITTEN_KEY, int(now))
             ttl = int(max(1, min(self.idle_timeout + WRITE_INTERVAL, remaining)))
-            self.store.set(session_storage_key(session.sid), json.dumps(dict(session)), ttl)
+            self.store.write({session_storage_key(session.sid):
+                              (json.dumps(dict(session)).encode(), ttl)}, gone)
+        else:
+            self._forget(gone)
         if new_id:
             # A session cookie (no expiry): the server decides when the session ends.
             response.set_cookie(self.cookie_name, session.sid, **cookie_kwargs)

@@ -13,8 +13,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 
+from idp.flows.base import read_flow
 from idp.messaging.outbox import read_outbox
-from idp.persistence.models import (AuditEvent, Consumable, Flow, MfaCredential, SsoSession, User,
+from idp.persistence.models import (AuditEvent, Consumable, MfaCredential, SsoSession, User,
                                    utcnow)
 from idp.security import mfa
 from tests.oidc.test_code_flow import exchange
@@ -294,7 +295,7 @@ def test_five_wrong_codes_restart_the_login(app, svc, browser, clock, enrolled):
     fifth = browser.submit(page, "code", {"code": bad})
     assert fifth.status_code == 302
     assert urlsplit(fifth.headers["Location"]).path == "/login"
-    assert db_read(app, svc, lambda db: db.get(Flow, flow_id)) is None
+    assert read_flow(svc.kv, flow_id) is None
     # The old flow is gone: even the right code does not sign in through it.
     late = browser.post(f"/login/mfa?flow={flow_id}",
                         data={"csrf_token": csrf_token(page.data), "code": code_at(totp)})

@@ -244,14 +244,13 @@ def test_unchanged_sessions_are_written_at_most_once_a_minute(browser, citizen, 
     browser.login(citizen.email)
     browser.get("/compte/")
     writes = []
-    original = svc.kv.set
+    original = svc.kv.write
 
-    def counting_set(key, value, ttl=None):
-        if key.startswith("sess:"):
-            writes.append(key)
-        return original(key, value, ttl)
+    def counting_write(sets, deletes=()):
+        writes.extend(key for key in sets if key.startswith("sess:"))
+        return original(sets, deletes)
 
-    monkeypatch.setattr(svc.kv, "set", counting_set)
+    monkeypatch.setattr(svc.kv, "write", counting_write)
     for _ in range(5):
         assert signed_in(browser)
     assert writes == []
@@ -270,12 +269,12 @@ def test_protocol_endpoints_never_read_or_write_the_browser_session(browser, cit
     sid = sid_of(browser)
     clock.advance(WRITE_INTERVAL)  # a browser request now would write the session back
     touched = []
-    for name in ("get", "set", "delete"):
+    for name in ("get", "set", "delete", "write"):
         original = getattr(svc.kv, name)
 
         def spy(key, *args, _original=original, **kwargs):
-            if key.startswith("sess:"):
-                touched.append(key)
+            keys = [key] if isinstance(key, str) else [*key, *(args[0] if args else ())]
+            touched.extend(k for k in keys if k.startswith("sess:"))
             return _original(key, *args, **kwargs)
 
         monkeypatch.setattr(svc.kv, name, spy)

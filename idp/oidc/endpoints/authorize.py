@@ -22,9 +22,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from ...flows.base import FlowError, create_flow, delete_flow, load_flow
+from ...flows.base import Flow, FlowError, create_flow, delete_flow, load_flow
 from ...identity.sso import add_client
-from ...persistence.models import Client, Consent, Flow, utcnow
+from ...persistence.models import Client, Consent, utcnow
 from ...services import audit, services
 from .. import claims as claims_mod
 
@@ -288,7 +288,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
             return render_consent(interaction, flow)
         if decision != "allow":
             audit("consent.denied", user_id=user_id, client_id=interaction.client.client_id)
-            services().db.session.delete(flow)
+            delete_flow(services().db.session, flow)
             services().db.session.commit()
             return _redirect_with(interaction.redirect_uri,
                                   {"error": "access_denied", "state": state})

@@ -4,14 +4,13 @@ from .audit import AuditEvent
 from .base import Base, new_id, utcnow
 from .clients import Client, hash_client_secret
 from .consumables import Consumable
-from .flows import Flow
 from .oauth import Consent, Grant, RevokedAccessToken
 from .relations import Relation
 from .sessions import SsoSession
 from .users import MfaCredential, User
 
 __all__ = [
-    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Flow", "Grant",
+    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant",
     "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
     "new_id", "utcnow",
 ]
