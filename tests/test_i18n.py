@@ -15,7 +15,7 @@ from babel.messages.frontend import ExtractMessages
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from tests.support import PASSWORD
+from tests.support import PASSWORD, query_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "idp" / "translations" / "en" / "LC_MESSAGES"
@@ -190,3 +190,23 @@ def test_captcha_question_and_answer_in_the_page_language(app):
         assert parse_answer("Seventeen") == 17 and parse_answer("dix-sept") == 17
     with app.test_request_context("/?lang=fr"):
         assert TestCaptcha().challenge()["question"] == "Combien font un plus un ?"
+
+
+def test_the_language_link_keeps_the_sign_in_going_to_its_demarche(browser, rp, user):
+    # Switching language on the login page keeps the address's query: the flow, and so
+    # the démarche waiting for this sign-in (a bare ?lang=en dropped it).
+    response, _, _ = browser.authorize(rp)
+    page = browser.get(response.headers["Location"]) if response.status_code == 302 \
+        else response
+    html = page.get_data(as_text=True)
+    link = re.search(r'<a href="([^"]+)" lang="en"', html).group(1).replace("&amp;", "&")
+    assert link.startswith(page.request.path + "?") and link.endswith("lang=en")
+    assert query_of(link) == {**query_of("?" + page.request.query_string.decode()),
+                              "lang": "en"}
+    english = browser.get(link)
+    english = browser.get(english.headers["Location"]) if english.status_code == 302 \
+        else english
+    assert "<h1>Sign in</h1>" in english_page(english)
+    done = browser.submit(english, "email", {"email": user.email, "password": PASSWORD})
+    assert done.status_code == 302 and done.headers["Location"].startswith(rp.redirect_uri)
+    assert "code=" in done.headers["Location"]
