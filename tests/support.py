@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from html.parser import HTMLParser
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 PASSWORD = "correct horse battery staple"
 
@@ -180,3 +180,12 @@ def make_user(app, svc, email: str | None = None, password: str = PASSWORD, **fi
         svc.db.session.commit()
         svc.db.session.expunge(user)
         return user
+
+
+def resume_of(page) -> str:
+    """The ``/authorize/resume/<flow>`` a login page's sign-in will go back to (its
+    links to recovery and registration carry it)."""
+    match = re.search(r'return_to=((?:/|%2F)authorize(?:/|%2F)resume(?:/|%2F)[^"&]+)',
+                      page.get_data(as_text=True))
+    assert match, "not a login page of an authorization request"
+    return unquote(match.group(1))

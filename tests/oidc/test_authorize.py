@@ -10,7 +10,7 @@ from joserfc.jwk import KeySet
 
 from tests.conftest import ISSUER
 from tests.oidc.test_code_flow import exchange, sign_in
-from tests.support import pkce_pair, query_of
+from tests.support import pkce_pair, query_of, resume_of
 
 
 def test_unknown_client_gets_an_error_page_never_a_redirect(browser):
@@ -90,7 +90,7 @@ def test_prompt_none_combined_with_other_values_is_invalid(browser, rp):
 def test_prompt_login_forces_a_new_authentication(browser, rp, user):
     sign_in(browser, rp, user)
     response, _, _ = browser.authorize(rp, prompt="login")
-    assert "/login" in response.headers["Location"]
+    assert response.status_code == 200 and b'name="password"' in response.data
     location = browser.follow_to_client(response, email=user.email)
     assert "code" in query_of(location)
 
@@ -100,7 +100,7 @@ def test_max_age_zero_forces_login_and_updates_auth_time(browser, rp, user, svc,
     tokens = exchange(browser, rp, first["code"], verifier).json
     time.sleep(1.1)
     response, verifier2, _ = browser.authorize(rp, max_age="0")
-    assert "/login" in response.headers["Location"]
+    assert response.status_code == 200 and b'name="password"' in response.data
     second = query_of(browser.follow_to_client(response, email=user.email))
     tokens2 = exchange(browser, rp, second["code"], verifier2).json
     keys = KeySet.import_key_set(browser.get("/jwks.json").json)
@@ -116,8 +116,7 @@ def test_max_age_must_be_a_non_negative_integer(browser, rp):
 
 
 def test_login_hint_prefills_the_email(browser, rp):
-    response, _, _ = browser.authorize(rp, login_hint="hint@example.org")
-    page = browser.get(response.headers["Location"])
+    page, _, _ = browser.authorize(rp, login_hint="hint@example.org")
     assert 'value="hint@example.org"' in page.get_data(as_text=True)
 
 
@@ -158,8 +157,7 @@ def test_acr_values_for_multi_factor_needs_interaction(browser, rp, user):
 
 def test_consent_screen_lists_claims_in_french_and_is_remembered(browser, client_factory, user):
     third_party = client_factory(name="Aide au logement")
-    response, _, _ = browser.authorize(third_party, scope="openid profile email phone")
-    page = browser.get(response.headers["Location"])
+    page, _, _ = browser.authorize(third_party, scope="openid profile email phone")
     page = browser.submit(page, "email", {"email": user.email, "password": "correct horse battery staple"})
     page = browser.get(page.headers["Location"])
     html = page.get_data(as_text=True)
@@ -192,8 +190,7 @@ def test_prompt_none_when_consent_is_missing_is_consent_required(browser, client
 
 def test_resume_of_unknown_or_foreign_flow_is_an_error_page(browser, new_browser, rp):
     response, _, _ = browser.authorize(rp)
-    login_url = response.headers["Location"]
-    resume = query_of(login_url)["return_to"]
+    resume = resume_of(response)
     other = new_browser()
     assert other.get(resume).status_code == 400
     assert browser.get("/authorize/resume/does-not-exist").status_code == 400
@@ -222,15 +219,29 @@ def test_duplicated_parameters_are_invalid(browser, rp):
 
 # -- the sign-in answers the authorization request in place (idp/flows/continuation.py) --
 
-def _login(browser, response, email, password="correct horse battery staple", **extra):
-    page = browser.get(response.headers["Location"])
+def _login(browser, page, email, password="correct horse battery staple", **extra):
     assert page.status_code == 200 and b'name="password"' in page.data
     return browser.submit(page, "email", {"email": email, "password": password, **extra})
 
 
+def test_the_authorization_request_answers_with_the_login_page(browser, rp, user):
+    # As Keycloak does: no redirect to /login, the page is the answer (one request
+    # fewer); its form posts to the login flow, which goes back to this request.
+    page, _, _ = browser.authorize(rp, ui_locales="en")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    html = page.get_data(as_text=True)
+    assert '<html lang="en">' in html and "<h1>Sign in</h1>" in html
+    assert 'action="/login?flow=' in html
+    # Reloading the address starts again with new flows; both pages work.
+    again, _, _ = browser.authorize(rp)
+    assert resume_of(again) != resume_of(page)
+    done = _login(browser, page, user.email)
+    assert done.status_code == 302 and done.headers["Location"].startswith(rp.redirect_uri)
+
+
 def test_the_login_answers_the_waiting_authorization_request_with_the_code(browser, rp, user):
     response, verifier, query = browser.authorize(rp)
-    resume = query_of(response.headers["Location"])["return_to"]
+    resume = resume_of(response)
     done = _login(browser, response, user.email)
     # Straight back to the démarche: no stop at /authorize/resume.
     assert done.status_code == 302

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from ...flows.base import Flow, FlowError, create_flow, delete_flow, load_flow
+from ...flows.login import login_page
 from ...identity.sso import add_client
 from ...persistence.models import Client, Consent, utcnow
 from ...services import audit, services
@@ -217,7 +218,6 @@ def _interaction_flow(interaction: Interaction, flow: Flow | None, state: str) -
                            ttl=AUTHORIZE_FLOW_TTL)
     else:
         flow.state = state
-    services().db.session.commit()
     return flow
 
 
@@ -269,12 +269,11 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
             error = "interaction_required" if reason == "step_up" else "login_required"
             return _redirect_with(interaction.redirect_uri, {"error": error, "state": state})
         flow = _interaction_flow(interaction, flow, "login")
-        return redirect(url_for(
-            "login.start", return_to=url_for("oidc.authorize_resume", flow_id=flow.id),
-            login_hint=interaction.params.get("login_hint"), ui_locales=ui_locales,
-            client_id=interaction.client.client_id,
-            acr=_required_acr(interaction),
-            force=1 if reason != "no_session" else None))
+        # The login page is this request's answer (committing both flows at once).
+        return login_page(url_for("oidc.authorize_resume", flow_id=flow.id),
+                          client_id=interaction.client.client_id,
+                          acr=_required_acr(interaction),
+                          login_hint=interaction.params.get("login_hint"))
 
     user_id = current_user.user.id
     if _consent_needed(interaction, user_id):
@@ -285,6 +284,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
             return None
         if decision is None or (flow is not None and flow.state != "consent"):
             flow = _interaction_flow(interaction, flow, "consent")
+            services().db.session.commit()
             return render_consent(interaction, flow)
         if decision != "allow":
             audit("consent.denied", user_id=user_id, client_id=interaction.client.client_id)
