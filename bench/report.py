@@ -35,6 +35,35 @@ FLOOR_LABELS = {
 }
 
 
+def _rounds_table(results: dict) -> list[str]:
+    """Each window of the closed-loop scenarios: the CPU per operation of every server,
+    and ours against node's in the same round (how far the machine drifted)."""
+    windows: dict[tuple[str, str], list[dict]] = {}
+    for row in results.get("scenarios", []):
+        if row.get("round_run") and row["mode"] == "closed":
+            windows.setdefault((row["key"], row["target"]), []).append(row)
+    if not windows:
+        return []
+    out = ["## Rounds", "",
+           "CPU ms per operation in each window (the table above merges them); "
+           "*ours/node*: the ratio within each round.", "",
+           _row(["Scenario", "server", "CPU ms per op, by window", "ours/node, by round"]),
+           _row(["---", "---", "---", "---"])]
+    for key, title in results.get("scenario_titles", {}).items():
+        node = windows.get((key, "node"), [])
+        for (k, target), rows in windows.items():
+            if k != key:
+                continue
+            ratios = ""
+            if target != "node" and len(node) == len(rows):
+                ratios = ", ".join(_f(r["cpu_ms_per_op"] / n["cpu_ms_per_op"], 2, "×")
+                                   for r, n in zip(rows, node) if n["cpu_ms_per_op"])
+            out.append(_row([title, target,
+                             ", ".join(_f(r["cpu_ms_per_op"], 3) for r in rows), ratios]))
+    out.append("")
+    return out
+
+
 def render(results: dict) -> str:
     out: list[str] = []
     meta = results["meta"]
@@ -58,16 +87,25 @@ def render(results: dict) -> str:
     for key, target in results.get("targets", {}).items():
         out.append(f"- `{key}`: {target.get('version', '')}; {target.get('setup', '')}")
     s = meta["settings"]
-    out.append(f"- Each scenario: {s['warmup']:g} s warm-up, then {s['duration']:g} s measured, "
+    rounds = s.get("rounds", 1)
+    taken = (f"in {rounds} windows of {s['duration'] / rounds:g} s per server, taken in turn "
+             f"(node, ours, ..., node, ours, ...; {min(1.0, s['warmup']):g} s warm-up before "
+             "the later windows)" if rounds > 1 else "")
+    out.append(f"- Each scenario: {s['warmup']:g} s warm-up, then {s['duration']:g} s measured"
+               f"{' ' + taken if taken else ''}, "
                f"{s['concurrency']} concurrent client threads (closed loop; the half-capacity "
-               f"sign-in: fixed rate, twice as long, {2 * s['concurrency']} threads); "
-               f"sign-in accounts: {meta.get('signin_accounts', '?')}")
+               f"sign-in: fixed rate, twice as long, {2 * s['concurrency']} threads, one "
+               f"window); sign-in accounts: {meta.get('signin_accounts', '?')}")
     argon = results.get("argon2")
     if argon:
         out.append(f"- argon2id verification (m={argon['memory_kib']} KiB, t={argon['time_cost']}, "
                    f"p={argon['parallelism']}): {argon['cpu_ms']:.1f} ms CPU "
                    f"({argon['wall_ms']:.1f} ms wall), so the hash-bound limit on "
-                   f"{machine['cores']} cores is {argon['hash_bound_per_s']:.0f} sign-ins/s")
+                   f"{machine['cores']} cores is {argon['hash_bound_per_s']:.0f} sign-ins/s"
+                   + (f"; the mean of its timings in the sign-in's rounds "
+                      f"({', '.join(f'{v:.1f}' for v in argon['rounds_cpu_ms'])} ms; "
+                      f"{argon['at_start_cpu_ms']:.1f} ms at the start)"
+                      if argon.get("rounds_cpu_ms") else ""))
     if results.get("problems"):
         out.append("")
         out.append("**Problems:**")
@@ -88,7 +126,7 @@ def render(results: dict) -> str:
     out.append(_row(["---"] + ["---:"] * 12))
     by_key: dict[tuple, dict] = {}
     for row in results.get("scenarios", []):
-        if not row.get("growth_run"):  # those are in the growth table
+        if not row.get("growth_run") and not row.get("round_run"):  # growth table; merged
             by_key[(row["key"], row["target"], row["accounts"], row["mode"])] = row
     base_accounts = meta["settings"]["accounts"][0] if meta["settings"]["accounts"] else None
     for key, title in results.get("scenario_titles", {}).items():
@@ -134,10 +172,11 @@ def render(results: dict) -> str:
                                  _f(floor["cpu_ms_per_op"], 3), "–", "", "", "", "", "",
                                  _f(ratio, 2, "×")]))
     out.append("")
+    out.extend(_rounds_table(results))
 
     work = [r for r in results.get("scenarios", [])
             if r["target"] == "ours" and r["accounts"] == base_accounts
-            and not r.get("growth_run")]
+            and not r.get("growth_run") and not r.get("round_run")]
     if work:
         out.append("## Work per operation (ours)")
         out.append("")

@@ -18,6 +18,7 @@ See docs/performance.md for what each figure means.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -72,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated scenarios during which to record a py-spy "
                              "profile of our workers (needs py-spy; written next to the "
                              "results)")
+    parser.add_argument("--rounds", type=int,
+                        help="each scenario's measured time is split into this many windows "
+                             "per server, taken in turn (node, ours, ours again...), so that "
+                             "the machine's drift falls on both sides of a ratio (default 3, "
+                             "smoke 2)")
     parser.add_argument("--max-minutes", type=float,
                         help="hard limit for the whole run (default 40, smoke 5)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"),
@@ -83,6 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.concurrency = args.concurrency or (2 if smoke else 6)
     args.workers = args.workers or (1 if args.sqlite else 2)
     args.max_minutes = args.max_minutes or (5.0 if smoke else 40.0)
+    args.rounds = max(1, args.rounds or (2 if smoke else 3))
     default_accounts = "1000,10000" if smoke else "1000,1000000"
     args.accounts = [int(a) for a in (args.accounts or default_accounts).split(",") if a]
     if args.sqlite:
@@ -191,7 +198,8 @@ class Measured:
 
 def measure(measured: Measured, key: str, args, *, accounts: int | None,
             rate: float | None = None, concurrency: int | None = None,
-            duration: float | None = None, profile_dir: Path | None = None) -> dict:
+            duration: float | None = None, warmup: float | None = None,
+            profile_dir: Path | None = None) -> dict:
     scenario = SCENARIOS[key]
     marks: dict = {}
     profiler = None
@@ -218,7 +226,8 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
 
     concurrency = concurrency or args.concurrency
     duration = duration or args.duration
-    result = run_load(measured.target, scenario, concurrency=concurrency, warmup=args.warmup,
+    warmup = args.warmup if warmup is None else warmup
+    result = run_load(measured.target, scenario, concurrency=concurrency, warmup=warmup,
                       duration=duration, on_window_start=start, on_window_end=end,
                       rate=rate)
     if profiler is not None:
@@ -297,7 +306,8 @@ def finish_profiler(procs) -> None:
 
 def compute_checks(results: dict, args) -> None:
     rows = {(r["key"], r["target"], r["mode"]): r for r in results["scenarios"]
-            if r["accounts"] in (args.accounts[0], None) and not r.get("growth_run")}
+            if r["accounts"] in (args.accounts[0], None) and not r.get("growth_run")
+            and not r.get("round_run")}
     checks = []
 
     def ratio(key: str, mode: str = "closed", minus: float = 0.0):
@@ -382,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             "source": source_state(),
             "signin_accounts": "random seeded accounts",
             "settings": {"duration": args.duration, "warmup": args.warmup,
+                         "rounds": args.rounds,
                          "concurrency": args.concurrency, "workers": args.workers,
                          "accounts": args.accounts, "scenarios": args.scenarios},
         },
@@ -456,14 +467,19 @@ def main(argv: list[str] | None = None) -> int:
 
         per_scenario = args.warmup + args.duration + 15
         for key in args.scenarios:
-            for name, m in measured.items():
-                budget.check(per_scenario, f"{key} on {name}")
-                results["scenarios"].append(measure(
-                    m, key, args, accounts=args.accounts[0] if name == "ours" else None,
-                    profile_dir=out_dir if key in args.profile.split(",") and name == "ours"
-                    else None))
-                if key == "signin":
-                    closed = results["scenarios"][-1]
+            with contextlib.ExitStack() as companions:
+                # The floors (and the sign-in on a provider without a hash) are measured
+                # in the same rounds as ours and node: their ratios share the drift.
+                extra = start_companions(key, companions, ours_provider, args, budget,
+                                         workdir)
+                results["scenarios"].extend(measure_rounds(
+                    [*measured.values(), *extra], key, args, budget, results,
+                    profile_dir=out_dir if key in args.profile.split(",") else None))
+            if key == "signin":
+                for name, m in measured.items():
+                    closed = next(r for r in reversed(results["scenarios"])
+                                  if r["target"] == name and r["key"] == key
+                                  and not r.get("round_run"))
                     rate = closed["throughput"] / 2
                     if rate > 0:
                         # Twice as long: a p99 wants a few hundred flows.
@@ -476,20 +492,6 @@ def main(argv: list[str] | None = None) -> int:
 
         for name, m in measured.items():
             results["memory"][name]["after"] = m.memory_fn()
-
-        if "discovery" in args.scenarios and ours_provider is not None:
-            budget.check(per_scenario + 10, "the gunicorn floor")
-            measure_floor(results, "discovery", *start_floor(ours_provider), args)
-
-        if "signin" in args.scenarios and ours_provider is not None and not args.sqlite:
-            budget.check(per_scenario + 10, "the sign-in floor")
-            server, target = start_signin_floor(ours_provider)
-            target.seeded_accounts = args.accounts[0]
-            target.seed_password = seeding.SEED_PASSWORD
-            measure_floor(results, "signin", server, target, args)
-
-        if "signin" in args.scenarios and "ours" in measured and not args.sqlite:
-            measure_without_hash(results, args, budget, workdir)
 
         if "ours" in measured and len(args.accounts) > 1:
             run_growth(results, measured["ours"], ours_provider, args, budget, workdir)
@@ -522,14 +524,71 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def measure_floor(results: dict, key: str, server, target, args) -> None:
-    """Scenario ``key`` against a floor server (started by servers.py), then stop it."""
-    try:
-        results["scenarios"].append(measure(
-            Measured(target, server.cpu_seconds, None, server.memory,
-                     workers_fn=server.worker_pids), key, args, accounts=None))
-    finally:
-        server.stop()
+def start_companions(key: str, stack: contextlib.ExitStack, provider: OurProvider | None,
+                     args, budget: Budget, workdir: Path) -> list[Measured]:
+    """The servers measured beside ours and node for scenario ``key``, started now and
+    stopped by ``stack``: gunicorn serving the discovery document statically (the floor
+    under discovery), and for the sign-in its floor (bench/signin_floor) and our provider
+    with a negligible password hash."""
+    if provider is None:
+        return []
+    started = []
+    if key == "discovery":
+        server, target = start_floor(provider)
+        stack.callback(server.stop)
+        started.append(Measured(target, server.cpu_seconds, None, server.memory,
+                                workers_fn=server.worker_pids))
+    if key == "signin" and not args.sqlite:
+        budget.check(120, "the sign-in's floor and the provider without a hash")
+        server, target = start_signin_floor(provider)
+        stack.callback(server.stop)
+        target.seeded_accounts = args.accounts[0]
+        target.seed_password = seeding.SEED_PASSWORD
+        started.append(Measured(target, server.cpu_seconds, None, server.memory,
+                                workers_fn=server.worker_pids))
+        started.append(start_without_hash(args, stack, workdir))
+    return started
+
+
+def measure_rounds(targets: list[Measured], key: str, args, budget: Budget, results: dict,
+                   *, profile_dir: Path | None = None) -> list[dict]:
+    """Scenario ``key`` on every target, in ``args.rounds`` windows each, taken in turn
+    (A B C A B C ...). On a shared virtual machine the CPU per operation of the same code
+    drifts by tens of per cent within minutes; in turns, the drift falls on every side of
+    a ratio. Returns each window's row (``round_run``) and, per target, their merge."""
+    windows: dict[str, list[dict]] = {m.target.name: [] for m in targets}
+    duration = args.duration / args.rounds
+    hash_ms = []
+    for index in range(args.rounds):
+        if key == "signin" and any(m.target.name == "ours" for m in targets):
+            # The hash the sign-in check subtracts, timed in each round too.
+            hash_ms.append(measure_argon2(samples=5)["cpu_ms"])
+        for m in targets:
+            name = m.target.name
+            warmup = args.warmup if index == 0 else min(1.0, args.warmup)
+            budget.check(warmup + duration + 15, f"{key} on {name}")
+            windows[name].append(measure(
+                m, key, args, accounts=args.accounts[0] if name.startswith("ours") else None,
+                duration=duration, warmup=warmup,
+                profile_dir=profile_dir if index == 0 and name == "ours" else None))
+    if hash_ms:
+        argon = results["argon2"]
+        argon.setdefault("at_start_cpu_ms", argon["cpu_ms"])
+        argon["rounds_cpu_ms"] = hash_ms
+        argon["cpu_ms"] = statistics.mean(hash_ms)
+        argon["hash_bound_per_s"] = (os.cpu_count() or 1) * 1000 / argon["cpu_ms"]
+    rows = []
+    for name, measured_rows in windows.items():
+        if len(measured_rows) == 1:
+            rows.extend(measured_rows)
+            continue
+        for row in measured_rows:
+            row["round_run"] = True
+        rows.extend(measured_rows)
+        merged = _merge_rounds(measured_rows)
+        merged.pop("round_run")
+        rows.append(merged)
+    return rows
 
 
 # argon2id's smallest parameters (8 KiB, one pass, one lane): a verification costs
@@ -537,11 +596,11 @@ def measure_floor(results: dict, key: str, server, target, args) -> None:
 NEGLIGIBLE_ARGON2 = (8, 1, 1)
 
 
-def measure_without_hash(results: dict, args, budget: Budget, workdir: Path) -> None:
-    """The sign-in once more, on a provider whose accounts' hashes (and settings) use
-    :data:`NEGLIGIBLE_ARGON2`: the flow's CPU without the password verification, measured
-    rather than computed. Subtracting one verification timed alone undercounts what the
-    hash costs inside a loaded server (docs/performance.md, seventh pass)."""
+def start_without_hash(args, stack: contextlib.ExitStack, workdir: Path) -> Measured:
+    """Our provider once more, its accounts' hashes (and settings) at
+    :data:`NEGLIGIBLE_ARGON2`: the sign-in's CPU without the password verification,
+    measured rather than computed. Subtracting one verification timed alone undercounts
+    what the hash costs inside a loaded server (docs/performance.md, seventh pass)."""
     memory, passes, lanes = NEGLIGIBLE_ARGON2
     provider = OurProvider(workdir / "nohash", sqlite=args.sqlite, workers=args.workers,
                            database="idp_bench_nohash", redis_db=11, extra_env={
@@ -549,26 +608,21 @@ def measure_without_hash(results: dict, args, budget: Budget, workdir: Path) -> 
                                "IDP_PASSWORDS__ARGON2_TIME_COST": str(passes),
                                "IDP_PASSWORDS__ARGON2_PARALLELISM": str(lanes)})
     provider.workdir.mkdir(exist_ok=True)
-    budget.check(args.warmup + args.duration + 60, "the sign-in with a negligible hash")
     log("preparing a provider whose accounts have a negligible argon2id hash")
-    try:
-        provider.prepare()
-        web, service = provider.create_clients()
-        provider.create_user()
-        seeding.seed(provider.database_url, args.accounts[0], argon2=NEGLIGIBLE_ARGON2)
-        provider.start()
-        target = provider.target(web, service)
-        target.name = "ours-nohash"
-        target.seeded_accounts = args.accounts[0]
-        target.seed_password = seeding.SEED_PASSWORD
-        database = None if args.sqlite else provider.database
-        results["scenarios"].append(measure(
-            Measured(target, provider.server.cpu_seconds,
-                     BackingCpu(database, redis=not args.sqlite), provider.server.memory,
-                     workers_fn=provider.server.worker_pids),
-            "signin", args, accounts=args.accounts[0]))
-    finally:
-        provider.server.stop()
+    provider.prepare()
+    web, service = provider.create_clients()
+    provider.create_user()
+    seeding.seed(provider.database_url, args.accounts[0], argon2=NEGLIGIBLE_ARGON2)
+    stack.callback(provider.server.stop)
+    provider.start()
+    target = provider.target(web, service)
+    target.name = "ours-nohash"
+    target.seeded_accounts = args.accounts[0]
+    target.seed_password = seeding.SEED_PASSWORD
+    database = None if args.sqlite else provider.database
+    return Measured(target, provider.server.cpu_seconds,
+                    BackingCpu(database, redis=not args.sqlite), provider.server.memory,
+                    workers_fn=provider.server.worker_pids)
 
 
 # Growth runs alternate between the two providers (A B A B ...): on a shared virtual
@@ -634,18 +688,40 @@ def run_growth(results: dict, ours: Measured, provider: OurProvider, args, budge
 
 
 def _merge_rounds(rows: list[dict]) -> dict:
-    """Several measurements of one scenario as one: CPU per operation over all their
-    operations, the worst p99, the errors added up."""
+    """Several measurements of one scenario as one: per-operation figures over all their
+    operations, the throughput over all their time, the worst p50 and p99, the errors
+    added up."""
     ops = sum(r["ops"] for r in rows) or 1
+    seconds = sum(r["seconds"] for r in rows) or 1
+
+    def per_op(field: str) -> float:
+        return sum((r.get(field) or 0) * r["ops"] for r in rows) / ops
+
+    def per_op_dict(field: str) -> dict:
+        keys = {k for r in rows for k in (r.get(field) or {})}
+        return {k: sum((r.get(field) or {}).get(k, 0) * r["ops"] for r in rows) / ops
+                for k in keys}
+
     merged = dict(rows[0])
     merged.update({
-        "ops": ops,
-        "throughput": sum(r["throughput"] for r in rows) / len(rows),
+        "ops": sum(r["ops"] for r in rows), "seconds": round(seconds, 3),
+        "throughput": sum(r["ops"] for r in rows) / seconds,
         "p50_ms": max((r["p50_ms"] or 0) for r in rows),
+        "p90_ms": max((r.get("p90_ms") or 0) for r in rows),
         "p99_ms": max((r["p99_ms"] or 0) for r in rows),
+        "max_ms": max((r.get("max_ms") or 0) for r in rows),
         "errors": sum(r["errors"] for r in rows),
-        "cpu_ms_per_op": sum(r["cpu_ms_per_op"] * r["ops"] for r in rows) / ops,
-        "total_cpu_ms_per_op": sum(r["total_cpu_ms_per_op"] * r["ops"] for r in rows) / ops,
+        "window_errors": sum(r.get("window_errors") or 0 for r in rows),
+        "server_cpu_s": round(sum(r.get("server_cpu_s") or 0 for r in rows), 3),
+        "cpu_ms_per_op": per_op("cpu_ms_per_op"),
+        "total_cpu_ms_per_op": per_op("total_cpu_ms_per_op"),
+        "client_cpu_ms_per_op": per_op("client_cpu_ms_per_op"),
+        "requests_per_op": per_op("requests_per_op"),
+        "backing_cpu_ms_per_op": per_op_dict("backing_cpu_ms_per_op"),
+        "storage_per_op": per_op_dict("storage_per_op"),
+        "machine_busy_pct": statistics.mean(r.get("machine_busy_pct") or 0 for r in rows),
+        "other_load_cores": statistics.mean(r.get("other_load_cores") or 0 for r in rows),
+        "cpu_ms_per_op_by_round": [round(r["cpu_ms_per_op"], 3) for r in rows],
     })
     return merged
 
