@@ -176,10 +176,11 @@ class RedisStore:
             self.client.delete(*(self._k(k) for k in keys))
 
     def write(self, sets: Mapping[str, tuple[bytes, int]], deletes: Iterable[str] = ()) -> None:
-        """SETs and a DEL in one round trip (one command when there is only one)."""
+        """SETs and a DEL in one round trip (one command when there is only one). Not a
+        transaction (MULTI/EXEC would double the commands): no reader needs them at once."""
         deletes = [self._k(k) for k in deletes]
         if len(sets) + bool(deletes) > 1:
-            pipe = self.client.pipeline(transaction=True)
+            pipe = self.client.pipeline(transaction=False)
             for key, (value, ttl) in sets.items():
                 pipe.set(self._k(key), value, ex=ttl)
             if deletes:
@@ -192,8 +193,9 @@ class RedisStore:
             self.client.delete(*deletes)
 
     def incr(self, key: str, ttl: int) -> int:
-        # INCR then EXPIRE NX in one round trip: the window starts at the first hit.
-        pipe = self.client.pipeline()
+        # INCR then EXPIRE NX in one round trip: the window starts at the first hit. No
+        # MULTI/EXEC: EXPIRE NX only sets a missing TTL, whatever runs in between.
+        pipe = self.client.pipeline(transaction=False)
         pipe.incr(self._k(key))
         pipe.expire(self._k(key), ttl, nx=True)
         value, _ = pipe.execute()

@@ -35,6 +35,7 @@ which applies :class:`ClientFailures` itself.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -118,9 +119,11 @@ def parse_limits(text: str) -> list[Limit]:
     return limits
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_key(address: str | None) -> str:
     """The IP address as counted: an IPv6 address counts for its whole /64 (one
-    subscriber usually holds a /64 and may pick any address in it)."""
+    subscriber usually holds a /64 and may pick any address in it). Cached: parsing an
+    address cost 7 % of a ``client_credentials`` grant, and clients come back."""
     try:
         ip = ipaddress.ip_address((address or "").strip())
     except ValueError:
