@@ -21,7 +21,10 @@ provider keeping durable codes and refresh tokens needs, and nothing else:
 None of the provider's own layers: no Authlib, no ORM, no Flask-Login, Flask-WTF or
 Flask-Babel, no rate limit, lockout, audit trail, SSO session row or flow row. So its
 CPU per flow is a lower bound for any provider on this stack, which the report sets
-beside ours and node's. It does not import ``idp``.
+beside ours and node's. It imports nothing of the provider but its psycopg cursor
+(``idp.persistence.db.lean_description_cursor``), which any provider on this stack can
+use: without it, the floor would pay psycopg's ``Column`` objects that ours no longer
+does.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signatur
 from flask import Flask, abort, jsonify, make_response, redirect, render_template, request
 from sqlalchemy import create_engine, text
 
+from idp.persistence.db import lean_description_cursor
+
 ISSUER = os.environ["BENCH_FLOOR_ISSUER"]
 CLIENT_ID = os.environ["BENCH_FLOOR_CLIENT_ID"]
 CLIENT_SECRET = os.environ["BENCH_FLOOR_CLIENT_SECRET"]
@@ -57,7 +62,8 @@ RSA_KEY = serialization.load_pem_private_key((KEYS / "rsa.pem").read_bytes(), No
 EC_KEY = serialization.load_pem_private_key((KEYS / "ec.pem").read_bytes(), None)
 EC_PUBLIC = EC_KEY.public_key()
 
-engine = create_engine(os.environ["BENCH_FLOOR_DATABASE_URL"], pool_size=8)
+engine = create_engine(os.environ["BENCH_FLOOR_DATABASE_URL"], pool_size=8,
+                       connect_args={"cursor_factory": lean_description_cursor()})
 kv = redis.Redis.from_url(os.environ["BENCH_FLOOR_REDIS_URL"])
 
 FIND_USER = text("SELECT id, password_hash FROM users WHERE email = :email")

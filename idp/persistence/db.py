@@ -40,7 +40,8 @@ def make_engine(url: str, statement_timeout: float = 0, **kwargs) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT}
+    connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT,
+                          "cursor_factory": lean_description_cursor()}
     if statement_timeout > 0:
         # Added to the URL's own ``options`` (connect_args would replace them).
         options = make_url(url).query.get("options", "")
@@ -51,6 +52,36 @@ def make_engine(url: str, statement_timeout: float = 0, **kwargs) -> Engine:
     if not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine
+
+
+def lean_description_cursor() -> type:
+    """A psycopg cursor whose ``description`` is a list of plain 7-tuples (name, type
+    code, then None: the DB-API allows any 7-item sequences), where psycopg builds a
+    ``Column`` object per column, with a type lookup, at every access. SQLAlchemy reads
+    it once per statement, if only to see whether rows came back, and indexes [0] and
+    [1]: for a read of a grant and its user (37 columns) that was 40 % of the
+    statement's CPU on the client (docs/performance.md, ninth pass)."""
+    import psycopg
+    from psycopg import pq
+
+    with_rows = {status for status in (
+        pq.ExecStatus.TUPLES_OK, pq.ExecStatus.SINGLE_TUPLE,
+        getattr(pq.ExecStatus, "TUPLES_CHUNK", None)) if status is not None}
+
+    class LeanDescriptionCursor(psycopg.Cursor):
+        __slots__ = ()
+
+        @property
+        def description(self):
+            res = self.pgresult
+            if not res or not (res.nfields or res.status in with_rows):
+                return None
+            encoding = self._encoding
+            return [((res.fname(i) or b"").decode(encoding) or f"column_{i + 1}",
+                     res.ftype(i), None, None, None, None, None)
+                    for i in range(res.nfields)]
+
+    return LeanDescriptionCursor
 
 
 def lift_statement_timeout(executor: Session | scoped_session | Connection) -> None:
