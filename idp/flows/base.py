@@ -73,12 +73,16 @@ def _encode(content: dict[str, Any]) -> str:
     return json.dumps(content, separators=(",", ":"), sort_keys=True)
 
 
+def _attributes(content: dict[str, Any], times: tuple[str, ...] = _TIMES) -> dict[str, Any]:
+    """The flow's attributes from what :func:`_content` stored (the inverse)."""
+    return {**{name: content[name] for name in _FIELDS},
+            **{name: dt.datetime.fromtimestamp(content[name], dt.timezone.utc)
+               for name in times}}
+
+
 def _decode(flow_id: str, raw: bytes) -> Flow | None:
     try:
-        content = json.loads(raw)
-        times = {name: dt.datetime.fromtimestamp(content[name], dt.timezone.utc)
-                 for name in (*_TIMES, "updated_at")}
-        return Flow(id=flow_id, **{name: content[name] for name in _FIELDS}, **times)
+        return Flow(id=flow_id, **_attributes(json.loads(raw), (*_TIMES, "updated_at")))
     except (ValueError, KeyError, TypeError):
         return None  # unreadable: as good as gone
 
@@ -210,11 +214,8 @@ def _undo_changes(session: Session, previous_transaction) -> None:
             del tracked[flow_id]
             continue
         entry.deleted = False
-        content = json.loads(entry.stored)
-        for name in _FIELDS:
-            setattr(entry.flow, name, content[name])
-        for name in _TIMES:
-            setattr(entry.flow, name, dt.datetime.fromtimestamp(content[name], dt.timezone.utc))
+        for name, value in _attributes(json.loads(entry.stored)).items():
+            setattr(entry.flow, name, value)
 
 
 def safe_return_to(value: str | None) -> str | None:
