@@ -22,7 +22,12 @@ A plain ``GET`` of the discovery document or the JWKS on a kept-alive connection
 answered by the worker itself, from the bytes the application keeps in memory
 (``find_documents``: ``PublicDocuments.document``), without gunicorn's parser, WSGI
 environ or response object: the same bytes gunicorn would send, at about half the CPU
-(docs/performance.md, eighth pass). Not when an access log or request hooks are set.
+(docs/performance.md, eighth pass). The other protocol requests on a kept-alive
+connection go through the application without gunicorn's parser, environ builder and
+response object: ``idp.web.direct`` builds the environ gunicorn would build and sends the
+bytes gunicorn would send, or leaves the request to gunicorn when anything in it is
+unusual (a third of a ``client_credentials`` grant's CPU, tenth pass). Neither happens
+when an access log or request hooks are set, or keep-alive is off.
 
 It also closes a kept-alive connection after ``GUNICORN_KEEPALIVE_REQUESTS`` requests
 (default 100, as nginx's ``keepalive_requests``; 0 for no limit). Workers share one
@@ -48,6 +53,7 @@ from gunicorn import SERVER, util
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from .direct import DirectSettings, direct_environ, direct_response
 from .paths import API_PATHS, DOCUMENT_PATHS
 
 INLINE_PATHS = frozenset(path.encode() for path in (*API_PATHS, *DOCUMENT_PATHS))
@@ -235,9 +241,10 @@ class ProtocolWorker(ThreadWorker):
         # A request answered without gunicorn's parser is neither logged nor seen by
         # request hooks: only when there are none.
         settings = self.cfg.settings
-        self.documents_inline = self.inline and not self.cfg.accesslog and all(
+        self.direct = self.inline and bool(self.cfg.keepalive) and not self.cfg.accesslog and all(
             settings[name].value is settings[name].default
             for name in ("pre_request", "post_request"))
+        self.direct_settings = DirectSettings(self.cfg)
         # gthread builds its responses with wsgi.create(), which takes the module's
         # Response class (HTTP/2 passes its own). This process only runs this worker.
         wsgi.Response = CoalescingResponse
@@ -248,10 +255,10 @@ class ProtocolWorker(ThreadWorker):
         request = self._peek_inline(conn) if self.inline else None
         if request is None:
             super().enqueue_req(conn)
-        elif not self._answer_document(conn, request):
+        elif not self._answer_directly(conn, request):
             self._handle_inline(conn)
 
-    def _peek_inline(self, conn: TConn) -> PeekedRequest | None:
+    def _peek_inline(self, conn: TConn) -> tuple[PeekedRequest, bytes] | None:
         if conn.is_http2:
             return None
         # Bytes already read by the parser (a pipelined request) are not in the socket.
@@ -261,50 +268,81 @@ class ProtocolWorker(ThreadWorker):
             data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except OSError:  # nothing yet (EAGAIN), or a socket error the pool will report
             return None
-        return peek_request(data)
+        request = peek_request(data)
+        return None if request is None else (request, data)
 
-    # -- the public documents, from memory, without gunicorn's parser ------------------
+    # -- without gunicorn's parser, environ and response -------------------------------
     _documents: object | None = None
     _documents_found = False
 
-    def _answer_document(self, conn: TConn, request: PeekedRequest) -> bool:
-        """Answer a plain ``GET`` of the discovery document or the JWKS with the bytes
-        gunicorn would send, without its parser, environ, WSGI call or response object:
-        most of what such a request cost (docs/performance.md, eighth pass). Anything
-        else (another method, a query, a body, a connection to close, an access log or
-        request hooks to run, the connection's last request) answers False, and the
-        request takes the ordinary way."""
-        if (request.method != b"GET" or request.target not in STATIC_PATHS
-                or not request.keep_alive or request.has_body or not self.alive
-                or not self.documents_inline):
+    def _answer_directly(self, conn: TConn, peeked: tuple[PeekedRequest, bytes]) -> bool:
+        """Answer the peeked request without gunicorn's parser, environ or response
+        object, which were most of what a document request cost and half of a
+        ``client_credentials`` grant (docs/performance.md, eighth and tenth passes):
+
+        - a plain ``GET`` of the discovery document or the JWKS with the bytes the
+          application keeps in memory, without calling it;
+        - any other protocol request through the WSGI application, with the environ
+          gunicorn would build and the bytes gunicorn would send (``idp.web.direct``).
+
+        Anything else answers False and the request takes the ordinary way: a request
+        ``direct_environ`` leaves to gunicorn, a connection to close (not kept alive, its
+        last request, the worker's last or stopping), an access log or request hooks to
+        run."""
+        request, data = peeked
+        if (not request.keep_alive or not self.alive or not self.direct
+                or len(self.keepalived_conns) >= self.max_keepalived):
             return False
         served, last = self._request_number(conn)
         if last or self.nr + 1 >= self.max_requests:
             return False
-        try:
-            response = self._document_response(request.target.decode("latin-1"))
-        except Exception:  # noqa: BLE001 - never on the loop: the app's path reports it
-            return False
-        if response is None:
-            return False
+        environ = None
+        if (request.method == b"GET" and request.target in STATIC_PATHS
+                and not request.has_body):
+            try:
+                response = self._document_response(request.target.decode("latin-1"))
+            except Exception:  # noqa: BLE001 - never on the loop: the app's path reports it
+                return False
+            if response is None:
+                return False
+        else:
+            environ = direct_environ(data, request.length, conn.client, conn.server,
+                                     self.direct_settings)
+            if environ is None:
+                return False
+            environ["gunicorn.socket"] = conn.sock
         done: Future = Future()
         try:
             conn.init()  # the parser a kept-alive connection needs
             conn.sock.setblocking(True)  # as gthread's handle(): a whole sendall
-            remaining = request.length
-            while remaining:  # all there: peeked above
-                chunk = conn.sock.recv(remaining)
-                if not chunk:
-                    raise ConnectionError("closed")
-                remaining -= len(chunk)
-            conn.sock.sendall(response)
-            conn.requests_served = served
+            self._receive(conn, request.length)  # the bytes peeked above
             self.nr += 1
-            done.set_result(True)
+            keep = True
+            if environ is not None:
+                try:
+                    response = direct_response(self.wsgi, environ, http_date())
+                except Exception:  # noqa: BLE001 - answered as gunicorn answers it
+                    self.log.exception("Error handling request %s %s",
+                                       environ["REQUEST_METHOD"], environ["RAW_URI"])
+                    util.write_error(conn.sock, 500, "Internal Server Error", "")
+                    response, keep = None, False
+            if response is not None:
+                conn.sock.sendall(response)
+            conn.requests_served = served
+            done.set_result(keep)
         except OSError:
             done.set_result(False)
         self.finish_request(conn, done)
         return True
+
+    @staticmethod
+    def _receive(conn: TConn, length: int) -> None:
+        remaining = length
+        while remaining:  # all there: peeked
+            chunk = conn.sock.recv(remaining)
+            if not chunk:
+                raise ConnectionError("closed")
+            remaining -= len(chunk)
 
     def _document_response(self, path: str) -> bytes | None:
         if not self._documents_found:
