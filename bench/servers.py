@@ -373,6 +373,8 @@ class OurProvider:
     server: Managed = field(default_factory=lambda: Managed("compte-usager (gunicorn)"))
     # Settings of this provider only (e.g. the argon2 parameters), over everything else.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # gunicorn's settings file (bench/worker_cpu.py adds profiling hooks to the default).
+    gunicorn_conf: Path = GUNICORN_CONF
 
     @property
     def issuer(self) -> str:
@@ -445,7 +447,7 @@ class OurProvider:
     def start(self, timeout: float = 60) -> None:
         # The production settings (gunicorn.conf.py: gthread workers with keep-alive),
         # with the suite's worker count and port.
-        cmd = [venv_bin("gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(self.workers),
+        cmd = [venv_bin("gunicorn"), "-c", str(self.gunicorn_conf), "-w", str(self.workers),
                "-b", f"127.0.0.1:{self.port}", "--error-logfile", "-", "idp.wsgi:app"]
         self.server.start(cmd, env=self.env(), cwd=ROOT, log_path=self.workdir / "gunicorn.log")
         self.server.wait_http(self.issuer + "/.well-known/openid-configuration", timeout)
