@@ -241,7 +241,10 @@ class ProtocolWorker(ThreadWorker):
         # A request answered without gunicorn's parser is neither logged nor seen by
         # request hooks: only when there are none.
         settings = self.cfg.settings
-        self.direct = self.inline and bool(self.cfg.keepalive) and not self.cfg.accesslog and all(
+        # Access logging may come from --access-logfile, a logging configuration or
+        # syslog: gunicorn's logger knows (access_log_enabled).
+        access_logged = getattr(self.log, "access_log_enabled", bool(self.cfg.accesslog))
+        self.direct = self.inline and bool(self.cfg.keepalive) and not access_logged and all(
             settings[name].value is settings[name].default
             for name in ("pre_request", "post_request"))
         self.direct_settings = DirectSettings(self.cfg)

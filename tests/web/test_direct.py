@@ -330,3 +330,24 @@ def test_the_input_is_a_readable_stream():
     environ = ours(TOKEN)
     assert isinstance(environ["wsgi.input"], io.BytesIO)
     assert environ["wsgi.input"].readline() == b"grant_type=client_credentials"
+
+
+def test_access_logging_set_by_a_logging_configuration_turns_it_off(tmp_path):
+    # Not --access-logfile: gunicorn's "gunicorn.access" logger, configured by a file.
+    import json
+
+    access_log = tmp_path / "access.log"
+    config_file = tmp_path / "logging.json"
+    config_file.write_text(json.dumps({
+        "version": 1, "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "handlers": {"access": {"class": "logging.FileHandler",
+                                "filename": str(access_log)}},
+        "loggers": {"gunicorn.access": {"level": "INFO", "handlers": ["access"],
+                                        "propagate": False}}}))
+    with running_gunicorn(tmp_path / "gunicorn.log", app="direct_app:app",
+                          options=("--log-config-json", str(config_file))) as port:
+        with kept_alive(port) as sock:
+            answer = ask(sock, TOKEN)
+    assert answer.endswith(b"parsed grant_type=client_credentials")
+    assert '"POST /token HTTP/1.1" 200' in access_log.read_text()
