@@ -59,7 +59,7 @@ def worker_exit(server, worker):
 '''
 
 
-def request_kinds(provider: OurProvider, target: scenarios.Target) -> dict:
+def request_kinds(target: scenarios.Target) -> dict:
     """Each kind of request, as a function of a connection and its thread's state."""
     token_url = target.endpoint("token_endpoint")
     signing_in = threading.Lock()  # one sign-in at a time per account
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         worker = procstat.descendants(provider.server.pid)[0]
         target = provider.target(web, service)
-        senders = request_kinds(provider, target)
+        senders = request_kinds(target)
         print(f"one worker (pid {worker}), {args.threads} client threads, "
               f"{args.requests} requests per batch; CPU ms per request"
               + (" (profiled)" if args.profile else ""))

@@ -138,6 +138,12 @@ def _has_invalid_target_character(target: str) -> bool:
     return not (target.isascii() and target.isprintable()) or " " in target
 
 
+def keep_alive_head(status: str, date: str) -> str:
+    """The status line and gunicorn's default headers of a kept-alive HTTP/1.1 response
+    (``Response.default_headers``), before the application's own headers."""
+    return f"HTTP/1.1 {status}\r\nServer: {SERVER}\r\nDate: {date}\r\nConnection: keep-alive\r\n"
+
+
 class DirectResponseError(Exception):
     """The application's answer cannot be sent as it is (gunicorn would refuse it too)."""
 
@@ -186,8 +192,7 @@ def direct_response(app: Callable, environ: dict, date: str) -> bytes:
     omits_body = environ["REQUEST_METHOD"] == "HEAD" or code in (204, 304) or code < 200
     body = b"".join(written)
     declared = None
-    lines = ["HTTP/1.1 ", status, "\r\nServer: ", SERVER, "\r\nDate: ", date,
-             "\r\nConnection: keep-alive\r\n"]
+    lines = [keep_alive_head(status, date)]
     for header in app_headers:
         line = _checked_lines.get(header) if type(header) is tuple else None
         if line is None:

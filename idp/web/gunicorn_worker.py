@@ -49,11 +49,11 @@ from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from gunicorn import SERVER, util
+from gunicorn import util
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .direct import DirectSettings, direct_environ, direct_response
+from .direct import DirectSettings, direct_environ, direct_response, keep_alive_head
 from .paths import API_PATHS, DOCUMENT_PATHS
 
 INLINE_PATHS = frozenset(path.encode() for path in (*API_PATHS, *DOCUMENT_PATHS))
@@ -356,10 +356,9 @@ class ProtocolWorker(ThreadWorker):
             return None
         body, headers = found
         # As gunicorn's default headers and CoalescingResponse's single send.
-        head = "".join("%s: %s\r\n" % (k, v) for k, v in headers)
-        return b"".join((b"HTTP/1.1 200 OK\r\nServer: ", SERVER.encode(), b"\r\nDate: ",
-                         http_date().encode("latin-1"), b"\r\nConnection: keep-alive\r\n",
-                         head.encode("latin-1"), b"\r\n", body))
+        head = keep_alive_head("200 OK", http_date()) + "".join(
+            "%s: %s\r\n" % (k, v) for k, v in headers)
+        return (head + "\r\n").encode("latin-1") + body
 
     def _request_number(self, conn: TConn) -> tuple[int, bool]:
         """The number of the request about to be served on ``conn``, and whether it is
