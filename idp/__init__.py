@@ -10,7 +10,6 @@ import logging
 import os
 import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import (Flask, has_request_context, redirect, render_template, request, session,
                    url_for)
@@ -224,28 +223,19 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
         return render_template("terms.html")
 
 
-def _language_url(code: str) -> str:
-    """This page in language ``code``: the same path and query (a flow's id, an
-    authorization request's parameters), with ``lang`` set. A bare ``?lang=`` would drop
-    the query, and with it the démarche the citizen was signing in to."""
-    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
-    return request.path + "?" + urlencode([*args, ("lang", code)])
-
-
 def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -> None:
     from .services import services
+    from .web.common import language_url, ui_locale
 
     @app.context_processor
     def _template_globals():
-        from flask_babel import get_locale
-
         return {
-            "current_locale": lambda: str(get_locale() or settings.default_locale),
+            "current_locale": ui_locale,
             "service_name": lambda: settings.service_name,
             "organisation_name": lambda: settings.organisation_name,
             "terms_version": lambda: settings.registration.terms_version,
             "url_map_endpoints": lambda: app.view_functions.keys(),
-            "language_url": _language_url,
+            "language_url": language_url,
         }
 
     @app.teardown_appcontext

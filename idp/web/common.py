@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import request, url_for
@@ -16,6 +17,7 @@ from ..messaging.email import EmailMessage
 from ..messaging.templates import render_message
 from ..security.password_policy import check_password, describe_policy
 from ..services import services
+from .skeleton import SkeletonCache
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,19 @@ def absolute_url(endpoint: str, **values) -> str:
 
 def ui_locale() -> str:
     return str(get_locale() or services().settings.default_locale)
+
+
+def language_url(code: str) -> str:
+    """This page in language ``code``: the same path and query (a flow's id, an
+    authorization request's parameters), with ``lang`` set. A bare ``?lang=`` would drop
+    the query, and with it the démarche the citizen was signing in to."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return request.path + "?" + urlencode([*args, ("lang", code)])
+
+
+def page_skeletons() -> SkeletonCache:
+    """The application's cache of page skeletons (idp.web.skeleton)."""
+    return services().extras.setdefault("page_skeletons", SkeletonCache())
 
 
 def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
