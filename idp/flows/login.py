@@ -123,9 +123,11 @@ def _fresh_login_page(flow):
     """The login form before anything was sent: the email field holds the flow's
     ``login_hint``. A visitor who is not signed in, has no notice waiting and needs no
     captcha gets the page's skeleton filled in (idp.web.skeleton), the same bytes as a
-    full render at a fraction of its cost; anyone else gets the full render."""
+    full render at a fraction of its cost; anyone else gets the full render, and so does
+    everyone while templates reload on change (development)."""
     hint = flow.data.get("login_hint") or None
-    if current_user.is_authenticated or "_flashes" in session or _captcha_needed(flow):
+    if current_user.is_authenticated or "_flashes" in session or _captcha_needed(flow) \
+            or current_app.jinja_env.auto_reload:
         form = LoginForm(formdata=None)
         form.email.data = hint
         return _render_login(flow, form, Refusal(None, 200))

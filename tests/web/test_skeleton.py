@@ -67,13 +67,18 @@ def _both_renders(app, svc, url, *, client_id=None, hint=None, return_to="/compt
 @pytest.mark.parametrize("hint", [None, AWKWARD])
 def test_filled_login_page_is_the_full_render(app, svc, client_factory, lang, with_client,
                                               hint):
-    client_id = None
-    if with_client:
-        client_id = client_factory(name="Aide <logement> & « bourses » \"2026\"").client_id
+    names = ["Aide <logement> & « bourses » \"2026\"", "Autre démarche"]
+    client_ids = [client_factory(name=name).client_id for name in names] if with_client \
+        else [None, None]
+    # The skeleton is rendered for another visitor first (another path, query, client,
+    # hint and return_to): nothing of theirs may show in this visitor's page.
+    _both_renders(app, svc, f"/login?lang={lang}&flow=other&q=first", client_id=client_ids[1],
+                  hint=hint and "premiere@example.org", return_to="/compte/premier")
     url = f"/authorize?lang={lang}&client_id=x&state={AWKWARD}&redirect_uri=/{AWKWARD}"
-    fast, full = _both_renders(app, svc, url, client_id=client_id, hint=hint,
+    fast, full = _both_renders(app, svc, url, client_id=client_ids[0], hint=hint,
                                return_to="/authorize/resume/" + AWKWARD)
     assert fast == full
+    assert len(svc.extras["page_skeletons"]) == 1  # the first visitor's skeleton served
     with app.app_context():
         assert page_skeletons()._nonce not in fast  # no marker left
     # The page shows the per-request values, escaped: what the comparison relies on.
@@ -107,3 +112,11 @@ def test_a_waiting_notice_gets_the_full_render(app, svc):
         page = login._fresh_login_page(flow).get_data(as_text=True)
         svc.db.session.rollback()
     assert "Votre mot de passe a été changé." in page
+
+
+def test_templates_reloading_on_change_are_rendered_in_full(app, svc):
+    """In development (debug mode) an edited template shows at the next page."""
+    app.jinja_env.auto_reload = True
+    fast, full = _both_renders(app, svc, "/login")
+    assert fast == full
+    assert "page_skeletons" not in svc.extras
