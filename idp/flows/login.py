@@ -126,11 +126,11 @@ def _fresh_login_page(flow):
     full render at a fraction of its cost; anyone else gets the full render, and so does
     everyone while templates reload on change (development)."""
     hint = flow.data.get("login_hint") or None
-    if current_user.is_authenticated or "_flashes" in session or _captcha_needed(flow) \
+    with_captcha = _captcha_needed(flow)
+    if current_user.is_authenticated or "_flashes" in session or with_captcha \
             or current_app.jinja_env.auto_reload:
-        form = LoginForm(formdata=None)
-        form.email.data = hint
-        return _render_login(flow, form, Refusal(None, 200))
+        return _render_login(flow, _blank_form(hint), Refusal(None, 200),
+                             with_captcha=with_captcha)
     client_name = _client_name(flow.data.get("client_id"))
     locale = ui_locale()
     slots = {"flow": QUERY, "csrf": TEXT}
@@ -146,17 +146,21 @@ def _fresh_login_page(flow):
             slots["lang_" + code], values["lang_" + code] = TEXT, partial(language_url, code)
 
     def render(markers):
-        form = LoginForm(formdata=None)
+        form = _blank_form(markers.get("hint"))
         form.csrf_token.current_token = markers["csrf"]
-        form.email.data = markers.get("hint")
         shape = SimpleNamespace(id=markers["flow"], return_to=markers.get("return_to"))
-        return render_template(
-            "login/login.html", form=form, flow=shape, error=None, captcha=None,
-            captcha_errors=[], client_name=markers.get("client"),
-            language_url=lambda code: markers["lang_" + code])
+        return _login_html(shape, form, Refusal(None, 200), with_captcha=False,
+                           client_name=markers.get("client"),
+                           language_url=lambda code: markers["lang_" + code])
 
     key = ("login", locale, *sorted(slots))
     return make_response(page_skeletons().page(key, slots, render).fill(values), 200)
+
+
+def _blank_form(hint: str | None) -> LoginForm:
+    form = LoginForm(formdata=None)
+    form.email.data = hint
+    return form
 
 
 class Refusal:
@@ -170,18 +174,26 @@ class Refusal:
         self.captcha_errors = captcha_errors or []
 
 
-def _render_login(flow, form, refusal: Refusal):
-    svc = services()
-    with_captcha = _captcha_needed(flow)
-    template = "login/login_captcha.html" if with_captcha else "login/login.html"
-    response = make_response(render_template(
-        template, form=form, flow=flow, error=refusal.error,
-        captcha=svc.captcha.challenge() if with_captcha else None,
-        captcha_errors=refusal.captcha_errors,
+def _render_login(flow, form, refusal: Refusal, with_captcha: bool | None = None):
+    if with_captcha is None:
+        with_captcha = _captcha_needed(flow)
+    response = make_response(_login_html(
+        flow, form, refusal, with_captcha=with_captcha,
         client_name=_client_name(flow.data.get("client_id"))), refusal.status)
     if refusal.retry_after:
         response.headers["Retry-After"] = str(refusal.retry_after)
     return response
+
+
+def _login_html(flow, form, refusal: Refusal, *, with_captcha: bool, client_name: str | None,
+                **extra) -> str:
+    """The login page; the one list of what its templates are given, full render and
+    skeleton alike."""
+    template = "login/login_captcha.html" if with_captcha else "login/login.html"
+    return render_template(
+        template, form=form, flow=flow, error=refusal.error,
+        captcha=services().captcha.challenge() if with_captcha else None,
+        captcha_errors=refusal.captcha_errors, client_name=client_name, **extra)
 
 
 # -- protection against password guessing --------------------------------------------
