@@ -33,6 +33,8 @@ FLOOR_LABELS = {
     "signin": "Floor: the same flow on Flask + SQLAlchemy Core + Redis, no provider layer "
               "(bench/signin_floor), no password hash",
 }
+FLOOR_HASH_LABEL = ("Floor of the sign-in, checking the password (one argon2id verification "
+                    "per flow)")
 
 
 def _rounds_table(results: dict) -> list[str]:
@@ -161,11 +163,14 @@ def render(results: dict) -> str:
                                  _f(nohash["cpu_ms_per_op"], 3),
                                  _f(nohash.get("total_cpu_ms_per_op"), 3), "", "", "", "", "",
                                  _f(ratio, 2, "×")]))
-            floor = by_key.get((key, "floor", None, mode))
-            if floor:
+            for floor_name in ("floor", "floor-hash"):
+                floor = by_key.get((key, floor_name, None, mode))
+                if not floor:
+                    continue
                 ratio = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
                          if node and node.get("cpu_ms_per_op") else None)
-                label = FLOOR_LABELS.get(key, FLOOR_LABELS["discovery"])
+                label = (FLOOR_HASH_LABEL if floor_name == "floor-hash"
+                         else FLOOR_LABELS.get(key, FLOOR_LABELS["discovery"]))
                 out.append(_row([label,
                                  _f(floor["throughput"], 1), _f(floor["p50_ms"]),
                                  _f(floor["p99_ms"]), floor["errors"],
@@ -226,6 +231,12 @@ def render(results: dict) -> str:
             ("Floor of the stack per flow, no password hash (ms; bench/signin_floor)",
              _f(signin.get("floor_cpu_ms"), 2)),
             ("floor / node", _f(signin.get("floor_ratio"), 2, "×")),
+            ("Floor of the stack per flow, checking the password (ms)",
+             _f(signin.get("floor_hash_cpu_ms"), 2)),
+            ("what the hash costs inside the floor's flow (ms)",
+             _f(signin.get("floor_hash_in_flow_ms"), 2)),
+            ("the check applied to that floor: (floor with hash − hash) / node",
+             _f(signin.get("floor_check_ratio"), 2, "×")),
             ("HTTP requests per flow, ours / node",
              f"{_f(signin.get('ours_requests_per_flow'), 1)} / "
              f"{_f(signin.get('node_requests_per_flow'), 1)}"),

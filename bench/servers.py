@@ -497,17 +497,20 @@ def start_floor(provider: OurProvider, timeout: float = 30) -> tuple[Managed, Ta
 
 SIGNIN_FLOOR = BENCH / "signin_floor"
 SIGNIN_FLOOR_REDIS_DB = 15
+# The floor that checks the password: its own Redis database and table.
+SIGNIN_FLOOR_HASH_REDIS_DB = 10
 
 
 def signin_floor_env(workdir: Path, database_url: str, issuer: str, client: Client,
-                     redis_db: int = SIGNIN_FLOOR_REDIS_DB) -> dict[str, str]:
+                     redis_db: int = SIGNIN_FLOOR_REDIS_DB, table: str = "bench_floor_tokens"
+                     ) -> dict[str, str]:
     """Prepare bench/signin_floor/app.py's state (its keys, its table in the provider's
     database, an empty Redis database) and return the environment it reads."""
     import psycopg
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    keys = workdir / "signin-floor-keys"
+    keys = workdir / f"signin-floor-keys-{table}"
     keys.mkdir(exist_ok=True)
     for name, key in (("rsa", rsa.generate_private_key(65537, 2048)),
                       ("ec", ec.generate_private_key(ec.SECP256R1()))):
@@ -515,38 +518,46 @@ def signin_floor_env(workdir: Path, database_url: str, issuer: str, client: Clie
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
     with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_floor_tokens")
-        conn.execute("CREATE TABLE bench_floor_tokens (lookup text PRIMARY KEY, kind text NOT "
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (lookup text PRIMARY KEY, kind text NOT "
                      "NULL, user_id text NOT NULL, data jsonb NOT NULL, expires_at timestamptz "
                      "NOT NULL, consumed_at timestamptz)")
     flush_redis(redis_db)
     return {"BENCH_FLOOR_ISSUER": issuer, "BENCH_FLOOR_CLIENT_ID": client.client_id,
             "BENCH_FLOOR_CLIENT_SECRET": client.client_secret,
             "BENCH_FLOOR_REDIRECT_URI": REDIRECT_URI, "BENCH_FLOOR_SECRET": os.urandom(16).hex(),
-            "BENCH_FLOOR_KEYS": str(keys),
+            "BENCH_FLOOR_KEYS": str(keys), "BENCH_FLOOR_TABLE": table,
             "BENCH_FLOOR_DATABASE_URL": database_url.replace("postgresql://",
                                                              "postgresql+psycopg://", 1),
             "BENCH_FLOOR_REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}"}
 
 
-def start_signin_floor(provider: OurProvider, timeout: float = 30) -> tuple[Managed, Target]:
+def start_signin_floor(provider: OurProvider, timeout: float = 30, *,
+                       verify_password: bool = False) -> tuple[Managed, Target]:
     """gunicorn, with the provider's worker count, serving bench/signin_floor/app.py: the
     least a sign-in can cost on this stack, against the provider's own database (its
-    ``users`` table: the same seeded accounts) and a Redis database of its own."""
+    ``users`` table: the same seeded accounts) and a Redis database of its own. With
+    ``verify_password``, the floor checks each password against the account's argon2id
+    hash (target ``floor-hash``, its own table and Redis database)."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     client = Client("floor-web", "floor-" + os.urandom(12).hex())
-    env = {**os.environ,
-           **signin_floor_env(provider.workdir, provider.database_url, issuer, client)}
-    server = Managed("gunicorn sign-in floor")
+    name = "floor-hash" if verify_password else "floor"
+    state = signin_floor_env(
+        provider.workdir, provider.database_url, issuer, client,
+        **({"redis_db": SIGNIN_FLOOR_HASH_REDIS_DB, "table": "bench_floor_hash_tokens"}
+           if verify_password else {}))
+    env = {**os.environ, **state, "BENCH_FLOOR_VERIFY_PASSWORD": "1" if verify_password else "0"}
+    server = Managed(f"gunicorn sign-in {name}")
     server.start([venv_bin("gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(provider.workers),
                   "-b", f"127.0.0.1:{port}", "--chdir", str(SIGNIN_FLOOR), "app:app"],
-                 env=env, cwd=SIGNIN_FLOOR, log_path=provider.workdir / "signin-floor.log")
+                 env=env, cwd=SIGNIN_FLOOR, log_path=provider.workdir / f"signin-{name}.log")
     server.wait_http(issuer + "/.well-known/openid-configuration", timeout)
-    target = Target(name="floor", issuer=issuer, web=client, service=Client("", ""),
+    target = Target(name=name, issuer=issuer, web=client, service=Client("", ""),
                     redirect_uri=REDIRECT_URI, email="", password="",
                     version="bench/signin_floor: Flask, SQLAlchemy Core, redis-py, no "
-                            "provider layer")
+                            "provider layer" + (", argon2id verification" if verify_password
+                                                else ""))
     target.load_metadata()
     return server, target
 
