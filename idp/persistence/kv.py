@@ -7,10 +7,15 @@ rate-limit counters, one-time markers (nonces, assertion ids).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
+
+import redis
+from redis.exceptions import NoScriptError, ResponseError
 
 
 class KeyValueStore(Protocol):
@@ -144,74 +149,127 @@ return {value, redis.call('GET', KEYS[2])}
 """
 
 
+class _ThreadConnection(threading.local):
+    """One Redis connection per thread (and per process: one inherited through a fork
+    is left to the parent)."""
+
+    connection = None
+    pid = 0
+
+
 class RedisStore:
+    """The store on Redis, for several processes and machines.
+
+    Each thread talks to Redis on a connection of its own (redis-py's ``Connection``
+    and its hiredis parser), not through the client's pool: redis-py 8's client spent
+    about 20 µs per command on checking a connection out and in, its deprecation
+    wrappers and its metrics, over a 35 µs command (docs/performance.md, twelfth pass).
+    What made the pool safe stays: redis-py closes a connection on any error while
+    reading (an interrupted read cannot hand its reply to the next command), a reply
+    that is an error is read before it is raised (every reply of a batch is read), a
+    connection idle for ``health_check_interval`` is pinged first, and a command that
+    meets a closed connection is sent again on a new one, with the client's retry
+    policy. ``client`` (the pooled client) serves the rare commands (SCAN)."""
+
     shared_between_processes = True
 
     def __init__(self, url: str, prefix: str = "idp:") -> None:
-        import redis
-
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
                                            health_check_interval=30)
         self.prefix = prefix
-        self._incr_and_get = self.client.register_script(_INCR_AND_GET)
+        self._thread = _ThreadConnection()
+        self._incr_and_get_sha = hashlib.sha1(_INCR_AND_GET.encode()).hexdigest()
 
     def _k(self, key: str) -> str:
         return self.prefix + key
 
+    def _connection(self):
+        thread = self._thread
+        connection = thread.connection
+        if connection is None or thread.pid != os.getpid():
+            pool = self.client.connection_pool
+            connection = thread.connection = pool.connection_class(**pool.connection_kwargs)
+            thread.pid = os.getpid()
+        return connection
+
+    def _run(self, *commands: tuple) -> list:
+        """Send ``commands`` in one write and read their replies, in one round trip;
+        a reply that is an error is raised once every reply is read."""
+        connection = self._connection()
+
+        def send_and_read() -> list:
+            if len(commands) == 1:
+                connection.send_command(*commands[0])
+            else:
+                connection.send_packed_command(connection.pack_commands(commands))
+            replies, error = [], None
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except ResponseError as reply_error:
+                    replies.append(None)
+                    error = error or reply_error
+            if error is not None:
+                raise error
+            return replies
+
+        return connection.retry.call_with_retry(send_and_read,
+                                                lambda _error: connection.disconnect())
+
+    def _one(self, *command):
+        return self._run(command)[0]
+
     def get(self, key: str) -> bytes | None:
-        return self.client.get(self._k(key))
+        return self._one("GET", self._k(key))
 
     def get_many(self, *keys: str) -> list[bytes | None]:
         """One MGET: one round trip."""
-        return self.client.mget([self._k(k) for k in keys]) if keys else []
+        return self._one("MGET", *(self._k(k) for k in keys)) if keys else []
 
     def set(self, key: str, value: bytes | str, ttl: int | None = None) -> None:
-        self.client.set(self._k(key), value, ex=ttl or None)
+        self._one("SET", self._k(key), value, *(("EX", ttl) if ttl else ()))
 
     def set_if_absent(self, key: str, value: bytes | str, ttl: int) -> bool:
-        return bool(self.client.set(self._k(key), value, ex=ttl, nx=True))
+        return self._one("SET", self._k(key), value, "EX", ttl, "NX") is not None
 
     def delete(self, *keys: str) -> None:
         if keys:
-            self.client.delete(*(self._k(k) for k in keys))
+            self._one("DEL", *(self._k(k) for k in keys))
 
     def write(self, sets: Mapping[str, tuple[bytes, int]], deletes: Iterable[str] = ()) -> None:
-        """SETs and a DEL in one round trip (one command when there is only one). Not a
-        transaction (MULTI/EXEC would double the commands): no reader needs them at once."""
+        """SETs and a DEL in one round trip. Not a transaction (MULTI/EXEC would double
+        the commands): no reader needs them at once."""
+        commands = [("SET", self._k(key), value, "EX", ttl)
+                    for key, (value, ttl) in sets.items()]
         deletes = [self._k(k) for k in deletes]
-        if len(sets) + bool(deletes) > 1:
-            pipe = self.client.pipeline(transaction=False)
-            for key, (value, ttl) in sets.items():
-                pipe.set(self._k(key), value, ex=ttl)
-            if deletes:
-                pipe.delete(*deletes)
-            pipe.execute()
-        elif sets:
-            ((key, (value, ttl)),) = sets.items()
-            self.client.set(self._k(key), value, ex=ttl)
-        elif deletes:
-            self.client.delete(*deletes)
+        if deletes:
+            commands.append(("DEL", *deletes))
+        if commands:
+            self._run(*commands)
 
     def incr(self, key: str, ttl: int) -> int:
         # INCR then EXPIRE NX in one round trip: the window starts at the first hit. No
         # MULTI/EXEC: EXPIRE NX only sets a missing TTL, whatever runs in between.
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(self._k(key))
-        pipe.expire(self._k(key), ttl, nx=True)
-        value, _ = pipe.execute()
+        value, _ = self._run(("INCR", self._k(key)), ("EXPIRE", self._k(key), ttl, "NX"))
         return int(value)
 
     def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]:
-        value, found = self._incr_and_get(keys=[self._k(key), self._k(other)], args=[ttl])
+        keys = (self._k(key), self._k(other))
+        try:
+            value, found = self._one("EVALSHA", self._incr_and_get_sha, 2, *keys, ttl)
+        except NoScriptError:
+            # Not cached yet on this server (or flushed): EVAL runs and caches it.
+            value, found = self._one("EVAL", _INCR_AND_GET, 2, *keys, ttl)
         return int(value), found
 
     def ttl(self, key: str) -> int:
-        return int(self.client.ttl(self._k(key)))
+        return int(self._one("TTL", self._k(key)))
 
     def expire(self, key: str, ttl: int) -> None:
-        self.client.expire(self._k(key), ttl)
+        self._one("EXPIRE", self._k(key), ttl)
 
     def flush_prefix(self, prefix: str) -> None:
+        # Rare (tests, maintenance): the pooled client's SCAN iterator.
         batch = []
         for key in self.client.scan_iter(match=self._k(prefix) + "*", count=500):
             batch.append(key)
