@@ -28,7 +28,7 @@ from ..persistence.consumables import Outcome
 from ..persistence.models import Client, Consumable, Grant, User, new_id, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
-from .tokens import consume_with_live_family
+from .tokens import consume_with_live_family, rotate_refresh_token
 
 AUTH_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -118,12 +118,13 @@ class AuthorizationCode:
 
 @dataclass
 class RefreshToken:
-    item: Any  # the consumable's row, read-only
+    client_id: str
     grant: Grant
     user: User
+    successor: str | None = None  # set when rotated in one statement
 
     def check_client(self, client: Client) -> bool:
-        return self.item.client_id == client.client_id
+        return self.client_id == client.client_id
 
     def get_scope(self) -> str:
         return self.grant.scope
@@ -140,7 +141,8 @@ class TokenMinting:
         return self.server.ctx
 
     def mint(self, client: Client, user: User, grant: Grant, scope: str,
-             with_refresh: bool) -> dict[str, Any]:
+             with_refresh: bool, refresh_token: str | None = None) -> dict[str, Any]:
+        """``refresh_token``: a successor already stored (the one-statement rotation)."""
         ctx = self.ctx
         ttl = ctx.settings.tokens.access_token_ttl
         sub = claims_mod.subject_for(user.id, client, ctx.pairwise_salt)
@@ -148,7 +150,9 @@ class TokenMinting:
             client_id=client.client_id, sub=sub, scope=scope, ttl=ttl, grant_id=grant.id)
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access_token,
                                  "expires_in": ttl, "scope": scope}
-        if with_refresh:
+        if refresh_token is not None:
+            token["refresh_token"] = refresh_token
+        elif with_refresh:
             absolute = grant.created_at + dt.timedelta(
                 seconds=ctx.settings.tokens.refresh_token_ttl)
             idle = utcnow() + dt.timedelta(seconds=ctx.settings.tokens.refresh_token_idle_ttl)
@@ -263,7 +267,20 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, value: str):
-        session = self.ctx.db.session
+        ctx = self.ctx
+        if not ctx.db.is_sqlite:
+            # The common case in one statement; any other goes the general way below.
+            tokens = ctx.settings.tokens
+            with ctx.db.single_statement() as connection:
+                rotation = rotate_refresh_token(
+                    connection, REFRESH_TOKEN, value,
+                    client_id=self.request.client.client_id,
+                    scopes=(self.request.payload.scope or "").split(),
+                    absolute_ttl=tokens.refresh_token_ttl, idle_ttl=tokens.refresh_token_idle_ttl)
+            if rotation is not None:
+                return RefreshToken(self.request.client.client_id, rotation.grant,
+                                    rotation.user, rotation.successor)
+        session = ctx.db.session
         # A rotated token that comes back means someone holds a copy: revoke the family.
         consumed = consume_or_revoke_family(session, REFRESH_TOKEN, value,
                                             "refresh_token_reused")
@@ -278,7 +295,7 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
         if consumed.grant is None or consumed.user is None:
             session.commit()  # keep it consumed: its family is gone anyway
             return None
-        return RefreshToken(consumed.item, consumed.grant, consumed.user)
+        return RefreshToken(consumed.item.client_id, consumed.grant, consumed.user)
 
     def authenticate_user(self, refresh_token: RefreshToken):
         return refresh_token.user
@@ -288,7 +305,6 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
 
     @hooked
     def create_token_response(self):
-        session = self.ctx.db.session
         refresh: RefreshToken = self.request.refresh_token
         user = self.authenticate_user(refresh)
         if user is None:
@@ -296,8 +312,10 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
         client: Client = self.request.client
         scope = self.request.payload.scope or refresh.grant.scope
         self.request.user = user
-        token = self.mint(client, user, refresh.grant, scope, with_refresh=True)
-        session.commit()
+        token = self.mint(client, user, refresh.grant, scope, with_refresh=True,
+                          refresh_token=refresh.successor)
+        if refresh.successor is None:  # rotated in one statement: nothing else to commit
+            self.ctx.db.session.commit()
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 

@@ -135,9 +135,9 @@ class Database:
         self.session = scoped_session(self.session_factory)
         # Read-only lookups in autocommit: no BEGIN and no ROLLBACK round trips around a
         # single SELECT (userinfo, introspection). Same pool, same connections.
-        self._reader_factory = sessionmaker(
-            bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False)
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader_factory = sessionmaker(bind=self._autocommit_engine,
+                                            expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -165,6 +165,14 @@ class Database:
             yield session
         finally:
             session.close()
+
+    @contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """A Core connection in autocommit, for one statement that is atomic by itself
+        (PostgreSQL runs it as its own transaction): no BEGIN or COMMIT round trip, and
+        none of the ORM session's bookkeeping."""
+        with self._autocommit_engine.connect() as connection:
+            yield connection
 
     def remove(self) -> None:
         self.session.remove()
