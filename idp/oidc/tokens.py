@@ -18,7 +18,8 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, Interval, Text, and_, bindparam, exists, func, insert, literal, select, type_coerce, update
+from sqlalchemy import (JSON, Interval, Text, and_, bindparam, exists, func, insert, literal,
+                        select, type_coerce, update)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -227,6 +228,8 @@ _SUCCESSOR = (
 # no ORM session or identity map for a statement that needs neither.
 _GRANT_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(Grant).column_attrs]
 _USER_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(User).column_attrs]
+_GRANT_NAMES = [name for name, _ in _GRANT_ATTRS]
+_USER_NAMES = [name for name, _ in _USER_ATTRS]
 _ROTATE_REFRESH_TOKEN = (
     select(*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS))
     .select_from(_ROTATED)
@@ -261,7 +264,7 @@ def rotate_refresh_token(connection: Connection, kind: str, value: str, *, clien
     """PostgreSQL only (``connection`` in autocommit: ``Database.single_statement``):
     rotate a refresh token when every check passes; None, with nothing changed,
     otherwise."""
-    if not isinstance(value, str) or not value or len(value) > 512:
+    if not consumables.is_plausible_bearer(value):
         return None
     now = consumables.utcnow()
     successor = consumables.new_bearer_value()
@@ -274,13 +277,9 @@ def rotate_refresh_token(connection: Connection, kind: str, value: str, *, clien
         "s_id": new_id(), "s_lookup": consumables.token_digest(successor)}).first()
     if row is None:
         return None
-    split = len(_GRANT_ATTRS)
-    return Rotation(_Columns(_GRANT_NAMES, row[:split]), _UserColumns(_USER_NAMES, row[split:]),
-                    successor)
-
-
-_GRANT_NAMES = [name for name, _ in _GRANT_ATTRS]
-_USER_NAMES = [name for name, _ in _USER_ATTRS]
+    split = len(_GRANT_NAMES)
+    return Rotation(_Columns(_GRANT_NAMES, row[:split]),
+                    _UserColumns(_USER_NAMES, row[split:]), successor)
 
 
 def live_grant_and_user(session: Session, grant_id: str | None, *,

@@ -31,6 +31,11 @@ def new_bearer_value(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+def is_plausible_bearer(value: object) -> bool:
+    """A value worth looking up: a non-empty string of bounded length."""
+    return isinstance(value, str) and 0 < len(value) <= 512
+
+
 class Outcome(enum.Enum):
     OK = "ok"
     UNKNOWN = "unknown"
@@ -125,7 +130,7 @@ def consume_bearer(session: Session, kind: str, value: str, *,
 
     ``statement`` runs ``CONSUME_BEARER`` (its parameters, its row first), possibly with
     more columns after the artefact's; the result's ``item`` is then that whole row."""
-    if not isinstance(value, str) or not value or len(value) > 512:
+    if not is_plausible_bearer(value):
         return ConsumeResult(Outcome.UNKNOWN)
     now = utcnow()
     lookup = token_digest(value)
