@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from ..persistence.consumables import Outcome
 from ..persistence.models import Client, Consumable, Grant, User, new_id, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
-from .tokens import consume_with_live_family, rotate_refresh_token
+from .tokens import consume_with_live_family, exchange_code, rotate_refresh_token
 
 AUTH_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -91,29 +92,33 @@ def consume_or_revoke_family(session: Session, kind: str, value: str,
 class AuthorizationCode:
     """The data behind an authorization code, as Authlib's grant expects it."""
 
-    item: Any
+    data: dict[str, Any]  # the authorization request's, as the code stored it
     grant: Grant | None = None
     user: User | None = None
+    # Exchanged in one statement: already consumed, its refresh token (if any) and its
+    # audit row already stored.
+    stored: bool = False
+    refresh_token: str | None = None
 
     def get_redirect_uri(self) -> str:
-        return self.item.data["redirect_uri"]
+        return self.data["redirect_uri"]
 
     def get_scope(self) -> str:
-        return self.item.data["scope"]
+        return self.data["scope"]
 
     @property
     def code_challenge(self) -> str | None:
-        return self.item.data.get("code_challenge")
+        return self.data.get("code_challenge")
 
     @property
     def code_challenge_method(self) -> str | None:
-        return self.item.data.get("code_challenge_method")
+        return self.data.get("code_challenge_method")
 
     def get_nonce(self) -> str | None:
-        return self.item.data.get("nonce")
+        return self.data.get("nonce")
 
     def get_auth_time(self) -> int:
-        return self.item.data["auth_time"]
+        return self.data["auth_time"]
 
 
 @dataclass
@@ -221,6 +226,9 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         ctx.db.session.commit()
 
     def query_authorization_code(self, code: str, client: Client):
+        exchanged = self._exchange_in_one_statement(code, client)
+        if exchanged is not None:
+            return exchanged
         session = self.ctx.db.session
         # RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
         consumed = consume_or_revoke_family(session, AUTH_CODE, code, "code_replayed")
@@ -233,7 +241,30 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         # Committed with the tokens it yields: if the exchange fails later (PKCE,
         # redirect_uri), nothing was issued and the code is still the client's. A
         # concurrent second use waits on the row lock, then finds it consumed.
-        return AuthorizationCode(consumed.item, consumed.grant, consumed.user)
+        return AuthorizationCode(consumed.item.data, consumed.grant, consumed.user)
+
+    def _exchange_in_one_statement(self, code: str, client: Client
+                                   ) -> AuthorizationCode | None:
+        """PostgreSQL, the common case: the exchange in one statement, taken only when the
+        checks Authlib makes after this call (redirect URI, PKCE) will pass; any other
+        case goes the general way (``tokens.exchange_code``)."""
+        ctx = self.ctx
+        redirect_uri = self.request.payload.redirect_uri
+        verifier = self.request.form.get("code_verifier")
+        if ctx.db.is_sqlite or not isinstance(redirect_uri, str) \
+                or not isinstance(verifier, str) or not CODE_VERIFIER_PATTERN.match(verifier):
+            return None
+        tokens = ctx.settings.tokens
+        with ctx.db.single_statement() as connection:
+            exchange = exchange_code(
+                connection, AUTH_CODE, code, client_id=client.client_id,
+                redirect_uri=redirect_uri, code_challenge=create_s256_code_challenge(verifier),
+                with_refresh=client.check_grant_type(REFRESH_TOKEN),
+                absolute_ttl=tokens.refresh_token_ttl, idle_ttl=tokens.refresh_token_idle_ttl)
+        if exchange is None:
+            return None
+        return AuthorizationCode(exchange.data, exchange.grant, exchange.user, stored=True,
+                                 refresh_token=exchange.refresh_token)
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # consumed atomically in query_authorization_code
@@ -254,6 +285,10 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         if grant is None or user is None:
             raise InvalidGrantError("The authorization is no longer valid.")
         self.request.user = user
+        if code.stored:  # exchanged in one statement: nothing left to write
+            token = self.mint(client, user, grant, grant.scope, with_refresh=False,
+                              refresh_token=code.refresh_token)
+            return 200, token, self.TOKEN_RESPONSE_HEADER
         token = self.mint(client, user, grant, grant.scope,
                           wants_refresh_token(client, grant.scope))
         record_event(session, "token.issued", user_id=user.id, client_id=client.client_id,

@@ -18,8 +18,8 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import (JSON, Interval, Text, and_, bindparam, exists, func, insert, literal,
-                        select, type_coerce, update)
+from sqlalchemy import (JSON, Boolean, Interval, Text, and_, bindparam, exists, func, insert,
+                        literal, select, true, type_coerce, update)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..persistence import consumables
 from ..persistence.models import Client, Consumable, Grant, RevokedAccessToken, User, new_id
+from ..security import audit
 from . import jws
 from .keys import KeyStore
 
@@ -178,64 +179,107 @@ def consume_with_live_family(session: Session, kind: str, value: str
     return result, (None if grant is None or user is None else (grant, user))
 
 
-# PostgreSQL: a refresh token's whole rotation in one statement, outside any transaction
-# block (a single statement is atomic by itself): consume the token, read its family and
-# user, insert its successor. It changes nothing unless every check the grant makes
-# passes: the token is live and this client's, its family alive, its user enabled, the
-# requested scopes within the family's, the family's absolute lifetime not reached. On
-# any other case it returns no row and the caller takes the general path, which gives
-# every failure its own answer (a replay revokes the family, and so on). One round trip
-# instead of four (BEGIN, consume, successor, COMMIT): docs/performance.md, thirteenth
-# pass.
+# PostgreSQL: the two grants that consume a bearer artefact of a user's token family (a
+# refresh token's rotation, a code's exchange) run in one statement each, outside any
+# transaction block (a single statement is atomic by itself). The statement changes
+# nothing unless every check the grant makes passes; on any other case it returns no row
+# and the caller takes the general path, which gives every failure its own answer (a
+# replay revokes the family, and so on). One round trip instead of four or five (BEGIN,
+# consume, the writes, COMMIT): docs/performance.md, thirteenth and fourteenth passes.
 _CONSUMABLES = Consumable.__table__
 _GRANTS = Grant.__table__
 _USERS = User.__table__
+_SCOPES = type_coerce(func.string_to_array(_GRANTS.c.scope, " "), ARRAY(Text))
+# A refresh token issued now expires at the family's absolute limit or after the idle
+# lifetime, whichever comes first (as TokenMinting.mint computes it).
 _SUCCESSOR_EXPIRES = func.least(
     _GRANTS.c.created_at + bindparam("p_absolute_ttl", type_=Interval),
     bindparam("p_idle_deadline", type_=_CONSUMABLES.c.expires_at.type))
-_ROTATED = (
-    update(_CONSUMABLES)
-    .where(_CONSUMABLES.c.kind == bindparam("p_kind"),
-           _CONSUMABLES.c.lookup == bindparam("p_lookup"),
-           _CONSUMABLES.c.consumed_at.is_(None), _CONSUMABLES.c.revoked_at.is_(None),
-           _CONSUMABLES.c.expires_at > bindparam("p_now"),
-           _CONSUMABLES.c.client_id == bindparam("p_client_id"),
-           _GRANTS.c.id == _CONSUMABLES.c.grant_id, _GRANTS.c.revoked_at.is_(None),
-           # The successor would live at least a second (the general path's test).
-           _GRANTS.c.created_at > bindparam("p_created_after"),
-           type_coerce(func.string_to_array(_GRANTS.c.scope, " "), ARRAY(Text)).contains(
-               bindparam("p_scopes", type_=ARRAY(Text))),
-           _USERS.c.id == _GRANTS.c.user_id, _USERS.c.disabled.is_(False))
-    .values(consumed_at=bindparam("p_now"))
-    .returning(_CONSUMABLES.c.user_id, _CONSUMABLES.c.client_id, _CONSUMABLES.c.grant_id,
-               _SUCCESSOR_EXPIRES.label("successor_expires_at"))
-    .cte("rotated"))
-_SUCCESSOR = (
-    insert(_CONSUMABLES)
-    .from_select(
-        ["id", "kind", "lookup", "user_id", "client_id", "grant_id", "data", "attempts",
-         "created_at", "expires_at"],
-        select(bindparam("s_id", type_=Text), bindparam("p_kind", type_=Text),
-               bindparam("s_lookup", type_=Text), _ROTATED.c.user_id,
-               _ROTATED.c.client_id, _ROTATED.c.grant_id,
-               literal({}, JSON), literal(0),
-               bindparam("p_now", type_=_CONSUMABLES.c.created_at.type),
-               _ROTATED.c.successor_expires_at).select_from(_ROTATED),
-        include_defaults=False)
-    .returning(_CONSUMABLES.c.id)
-    .cte("successor"))
+
+
+def _consume_in_live_family(name: str, *conditions, returning=()):
+    """A CTE consuming the live artefact ``p_lookup`` of client ``p_client_id`` only if its
+    family is alive, its user enabled, a refresh token issued now would live at least a
+    second (the general path's test), and ``conditions`` hold."""
+    return (
+        update(_CONSUMABLES)
+        .where(_CONSUMABLES.c.kind == bindparam("p_kind"),
+               _CONSUMABLES.c.lookup == bindparam("p_lookup"),
+               _CONSUMABLES.c.consumed_at.is_(None), _CONSUMABLES.c.revoked_at.is_(None),
+               _CONSUMABLES.c.expires_at > bindparam("p_now"),
+               _CONSUMABLES.c.client_id == bindparam("p_client_id"),
+               _GRANTS.c.id == _CONSUMABLES.c.grant_id, _GRANTS.c.revoked_at.is_(None),
+               _GRANTS.c.created_at > bindparam("p_created_after"),
+               _USERS.c.id == _GRANTS.c.user_id, _USERS.c.disabled.is_(False),
+               *conditions)
+        .values(consumed_at=bindparam("p_now"))
+        .returning(_CONSUMABLES.c.user_id, _CONSUMABLES.c.client_id, _CONSUMABLES.c.grant_id,
+                   _SUCCESSOR_EXPIRES.label("successor_expires_at"), *returning)
+        .cte(name))
+
+
+def _insert_refresh_token(consumed, name: str, *conditions):
+    """A CTE inserting a refresh token (``s_id``, ``s_lookup``) into ``consumed``'s family,
+    when ``conditions`` hold."""
+    return (
+        insert(_CONSUMABLES)
+        .from_select(
+            ["id", "kind", "lookup", "user_id", "client_id", "grant_id", "data", "attempts",
+             "created_at", "expires_at"],
+            select(bindparam("s_id", type_=Text), literal("refresh_token", Text),
+                   bindparam("s_lookup", type_=Text), consumed.c.user_id,
+                   consumed.c.client_id, consumed.c.grant_id,
+                   literal({}, JSON), literal(0),
+                   bindparam("p_now", type_=_CONSUMABLES.c.created_at.type),
+                   consumed.c.successor_expires_at).select_from(consumed).where(*conditions),
+            include_defaults=False)
+        .returning(_CONSUMABLES.c.id)
+        .cte(name))
+
+
 # The family and user come back as plain rows (read-only, attributes named as the models'):
 # no ORM session or identity map for a statement that needs neither.
 _GRANT_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(Grant).column_attrs]
 _USER_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(User).column_attrs]
 _GRANT_NAMES = [name for name, _ in _GRANT_ATTRS]
 _USER_NAMES = [name for name, _ in _USER_ATTRS]
-_ROTATE_REFRESH_TOKEN = (
-    select(*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS))
-    .select_from(_ROTATED)
-    .join(_GRANTS, _GRANTS.c.id == _ROTATED.c.grant_id)
-    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
-    .join(_SUCCESSOR, _SUCCESSOR.c.id == bindparam("s_id", type_=Text)))
+
+
+def _family_and_user(consumed, *more):
+    return (select(*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS), *more)
+            .select_from(consumed)
+            .join(_GRANTS, _GRANTS.c.id == consumed.c.grant_id)
+            .join(_USERS, _USERS.c.id == _GRANTS.c.user_id))
+
+
+# The rotation: consumed only if the requested scopes are within the family's; its
+# successor always inserted.
+_ROTATED = _consume_in_live_family(
+    "rotated", _SCOPES.contains(bindparam("p_scopes", type_=ARRAY(Text))))
+_SUCCESSOR = _insert_refresh_token(_ROTATED, "successor")
+_ROTATE_REFRESH_TOKEN = _family_and_user(_ROTATED).join(
+    _SUCCESSOR, _SUCCESSOR.c.id == bindparam("s_id", type_=Text))
+
+# The code exchange: consumed only if the redirect URI is the authorization request's and
+# the PKCE challenge (S256) is the verifier's; a refresh token inserted when the client
+# may refresh and the family's scope holds offline_access; the audit row inserted.
+_CODE_DATA = _CONSUMABLES.c.data
+_EXCHANGED = _consume_in_live_family(
+    "exchanged",
+    _CODE_DATA["redirect_uri"].as_string() == bindparam("p_redirect_uri", type_=Text),
+    _CODE_DATA["code_challenge"].as_string() == bindparam("p_code_challenge", type_=Text),
+    func.coalesce(_CODE_DATA["code_challenge_method"].as_string(), "S256") == "S256",
+    returning=(_CODE_DATA, _SCOPES.contains(literal(["offline_access"], ARRAY(Text)))
+               .label("offline_access")))
+_EXCHANGE_REFRESH = _insert_refresh_token(
+    _EXCHANGED, "refresh", bindparam("p_with_refresh", type_=Boolean),
+    _EXCHANGED.c.offline_access)
+_EXCHANGE_AUDITED = audit.event_insert_from(
+    _EXCHANGED, "audited", "token.issued", details={"grant_type": "authorization_code"})
+_EXCHANGE_CODE = (
+    _family_and_user(_EXCHANGED, _EXCHANGED.c.data, _EXCHANGE_REFRESH.c.id)
+    .outerjoin(_EXCHANGE_REFRESH, true())
+    .add_cte(_EXCHANGE_AUDITED))
 
 
 class _Columns:
@@ -247,6 +291,25 @@ class _Columns:
 
 class _UserColumns(_Columns):
     name = User.name  # the model's derived attribute, computed from columns only
+
+
+def _split_family_and_user(row) -> tuple[_Columns, _UserColumns]:
+    grant_end = len(_GRANT_NAMES)
+    user_end = grant_end + len(_USER_NAMES)
+    return (_Columns(_GRANT_NAMES, row[:grant_end]),
+            _UserColumns(_USER_NAMES, row[grant_end:user_end]))
+
+
+def _one_statement_params(kind: str, value: str, client_id: str, absolute_ttl: int,
+                          idle_ttl: int, successor: str) -> dict[str, Any]:
+    now = consumables.utcnow()
+    return {
+        "p_kind": kind, "p_lookup": consumables.token_digest(value), "p_now": now,
+        "p_client_id": client_id,
+        "p_absolute_ttl": dt.timedelta(seconds=absolute_ttl),
+        "p_created_after": now - dt.timedelta(seconds=absolute_ttl - 1),
+        "p_idle_deadline": now + dt.timedelta(seconds=idle_ttl),
+        "s_id": new_id(), "s_lookup": consumables.token_digest(successor)}
 
 
 @dataclass
@@ -266,20 +329,44 @@ def rotate_refresh_token(connection: Connection, kind: str, value: str, *, clien
     otherwise."""
     if not consumables.is_plausible_bearer(value):
         return None
-    now = consumables.utcnow()
     successor = consumables.new_bearer_value()
     row = connection.execute(_ROTATE_REFRESH_TOKEN, {
-        "p_kind": kind, "p_lookup": consumables.token_digest(value), "p_now": now,
-        "p_client_id": client_id, "p_scopes": scopes,
-        "p_absolute_ttl": dt.timedelta(seconds=absolute_ttl),
-        "p_created_after": now - dt.timedelta(seconds=absolute_ttl - 1),
-        "p_idle_deadline": now + dt.timedelta(seconds=idle_ttl),
-        "s_id": new_id(), "s_lookup": consumables.token_digest(successor)}).first()
+        **_one_statement_params(kind, value, client_id, absolute_ttl, idle_ttl, successor),
+        "p_scopes": scopes}).first()
     if row is None:
         return None
-    split = len(_GRANT_NAMES)
-    return Rotation(_Columns(_GRANT_NAMES, row[:split]),
-                    _UserColumns(_USER_NAMES, row[split:]), successor)
+    return Rotation(*_split_family_and_user(row), successor)
+
+
+@dataclass
+class CodeExchange:
+    """An authorization code exchanged in one statement: consumed, its refresh token (if
+    any) stored, its audit row written."""
+
+    grant: Any  # Grant's columns, read-only
+    user: Any  # User's columns, read-only
+    data: dict[str, Any]  # the authorization request's, as the code stored it
+    refresh_token: str | None  # the new refresh token's clear value (never stored)
+
+
+def exchange_code(connection: Connection, kind: str, value: str, *, client_id: str,
+                  redirect_uri: str, code_challenge: str, with_refresh: bool,
+                  absolute_ttl: int, idle_ttl: int) -> CodeExchange | None:
+    """PostgreSQL only (``connection`` in autocommit): exchange an authorization code whose
+    request had this ``redirect_uri`` and S256 ``code_challenge`` (the verifier's, computed
+    by the caller) when every check passes; None, with nothing changed, otherwise."""
+    if not consumables.is_plausible_bearer(value):
+        return None
+    refresh_token = consumables.new_bearer_value()
+    row = connection.execute(_EXCHANGE_CODE, {
+        **_one_statement_params(kind, value, client_id, absolute_ttl, idle_ttl, refresh_token),
+        "p_redirect_uri": redirect_uri, "p_code_challenge": code_challenge,
+        "p_with_refresh": with_refresh, "a_id": new_id()}).first()
+    if row is None:
+        return None
+    grant, user = _split_family_and_user(row)
+    data, refresh_id = row[-2], row[-1]
+    return CodeExchange(grant, user, data, refresh_token if refresh_id is not None else None)
 
 
 def live_grant_and_user(session: Session, grant_id: str | None, *,

@@ -1,22 +1,24 @@
 """Consuming a code or refresh token together with its token family and user: one
 statement on PostgreSQL (a data-modifying CTE), two on SQLite; the same answers on both
-(the suite runs on both). Then the refresh token's rotation in one statement, on
-PostgreSQL only."""
+(the suite runs on both). Then the refresh token's rotation and the code's exchange in one
+statement each, on PostgreSQL only."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from authlib.oauth2.rfc7636.challenge import create_s256_code_challenge
 from sqlalchemy import func, select, update
 from sqlalchemy import inspect as sa_inspect
 
-from idp.oidc.tokens import consume_with_live_family, rotate_refresh_token
+from idp.oidc.tokens import consume_with_live_family, exchange_code, rotate_refresh_token
 from idp.persistence import consumables
 from idp.persistence.consumables import Outcome
-from idp.persistence.models import Consumable, Grant, User, new_id, utcnow
+from idp.persistence.models import AuditEvent, Consumable, Grant, User, new_id, utcnow
 
 
 def _token_in_a_new_family(session, user_id: str, client_id: str) -> tuple[str, str]:
@@ -168,18 +170,22 @@ def test_a_rotation_changes_nothing_unless_every_check_passes(app, svc, user, rp
         session.rollback()
 
 
+def _winners_of_four_at_once(attempt) -> int:
+    """How many of four threads calling ``attempt`` at the same moment got a result."""
+    start = threading.Barrier(4)
+
+    def one(_):
+        start.wait()
+        return attempt()
+
+    with ThreadPoolExecutor(4) as pool:
+        return sum(result is not None for result in pool.map(one, range(4)))
+
+
 def test_two_rotations_of_one_token_at_once_one_wins(app, svc, user, rp, postgres_only):
     with app.app_context():
         _, value = _token_in_a_new_family(svc.db.session, user.id, rp.client_id)
-        start = threading.Barrier(4)
-
-        def attempt(_):
-            start.wait()
-            return _rotate(svc, value, rp.client_id)
-
-        with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(attempt, range(4)))
-        assert sum(result is not None for result in results) == 1
+        assert _winners_of_four_at_once(lambda: _rotate(svc, value, rp.client_id)) == 1
 
 
 def test_a_rotation_reads_the_family_and_user_as_the_models_do(app, svc, user, rp,
@@ -196,3 +202,136 @@ def test_a_rotation_reads_the_family_and_user_as_the_models_do(app, svc, user, r
                 assert getattr(view, attr.key) == getattr(model, attr.key), attr.key
         assert rotation.user.name == found_user.name and found_user.name
         session.rollback()
+
+
+# -- the one-statement code exchange (PostgreSQL) --------------------------------------
+
+REDIRECT_URI = "https://demarche.example.org/callback"
+CHALLENGE = create_s256_code_challenge("v" * 43)
+
+
+def _code_in_a_new_family(session, user_id: str, client_id: str, *, scope="openid",
+                          ttl=60, **data) -> tuple[str, str]:
+    grant = Grant(id=new_id(), user_id=user_id, client_id=client_id, scope=scope,
+                  auth_time=int(time.time()))
+    session.add(grant)
+    stored = {"redirect_uri": REDIRECT_URI, "scope": scope, "nonce": "n-1",
+              "code_challenge": CHALLENGE, "code_challenge_method": "S256",
+              "auth_time": grant.auth_time, **data}
+    value = consumables.issue_bearer(session, "authorization_code", ttl, user_id=user_id,
+                                     client_id=client_id, grant_id=grant.id, data=stored)
+    session.commit()
+    return grant.id, value
+
+
+def _exchange(svc, value, client_id, *, redirect_uri=REDIRECT_URI, challenge=CHALLENGE,
+              with_refresh=True, absolute_ttl=ABSOLUTE_TTL):
+    with svc.db.single_statement() as connection:
+        return exchange_code(connection, "authorization_code", value, client_id=client_id,
+                             redirect_uri=redirect_uri, code_challenge=challenge,
+                             with_refresh=with_refresh, absolute_ttl=absolute_ttl,
+                             idle_ttl=IDLE_TTL)
+
+
+def _events(session, type_="token.issued") -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.type == type_)))
+
+
+def test_an_exchange_consumes_the_code_and_stores_its_refresh_token_and_audit_row(
+        app, svc, user, rp, postgres_only):
+    with app.app_context():
+        session = svc.db.session
+        grant_id, value = _code_in_a_new_family(session, user.id, rp.client_id,
+                                                scope="openid email offline_access")
+        before = _consumable_count(session)
+        exchange = _exchange(svc, value, rp.client_id)
+        assert (exchange.grant.id, exchange.user.id) == (grant_id, user.id)
+        assert exchange.data["nonce"] == "n-1" and exchange.data["redirect_uri"] == REDIRECT_URI
+        grant, found_user = session.get(Grant, grant_id), session.get(User, user.id)
+        for model, view in ((grant, exchange.grant), (found_user, exchange.user)):
+            for attr in sa_inspect(type(model)).column_attrs:
+                assert getattr(view, attr.key) == getattr(model, attr.key), attr.key
+        assert _consumable_count(session) == before + 1
+        refresh = consumables.find_bearer(session, "refresh_token", exchange.refresh_token)
+        assert (refresh.kind, refresh.user_id, refresh.client_id, refresh.grant_id) == (
+            "refresh_token", user.id, rp.client_id, grant_id)
+        assert refresh.consumed_at is None and refresh.data == {} and refresh.attempts == 0
+        lifetime = (refresh.expires_at - utcnow()).total_seconds()
+        assert IDLE_TTL - 60 < lifetime <= IDLE_TTL
+        # The audit row is the one record_event writes on the general path.
+        [event] = _events(session)
+        assert (event.user_id, event.client_id, event.outcome, event.details) == (
+            user.id, rp.client_id, "success", {"grant_type": "authorization_code"})
+        assert event.ip_address is None and abs((event.created_at - utcnow()).total_seconds()) < 60
+        # The code is spent: the second exchange finds nothing, the general path a replay.
+        assert _exchange(svc, value, rp.client_id) is None
+        assert consumables.consume_bearer(
+            session, "authorization_code", value).outcome is Outcome.REPLAYED
+        session.rollback()
+        assert len(_events(session)) == 1
+
+
+def test_an_exchange_stores_a_refresh_token_only_for_offline_access_and_a_refreshing_client(
+        app, svc, user, rp, postgres_only):
+    with app.app_context():
+        session = svc.db.session
+        _, without_offline = _code_in_a_new_family(session, user.id, rp.client_id,
+                                                   scope="openid email")
+        _, client_cannot = _code_in_a_new_family(session, user.id, rp.client_id,
+                                                 scope="openid offline_access")
+        before = _consumable_count(session)
+        for value, with_refresh in ((without_offline, True), (client_cannot, False)):
+            exchange = _exchange(svc, value, rp.client_id, with_refresh=with_refresh)
+            assert exchange is not None and exchange.refresh_token is None
+        assert _consumable_count(session) == before
+        assert len(_events(session)) == 2
+
+
+def test_an_exchange_changes_nothing_unless_every_check_passes(
+        app, svc, user, rp, client_factory, user_factory, postgres_only):
+    with app.app_context():
+        session = svc.db.session
+        other_client = client_factory(require_consent=False)
+        codes = {name: _code_in_a_new_family(session, user.id, rp.client_id)[1]
+                 for name in ("wrong client", "wrong redirect", "wrong challenge")}
+        codes["plain method"] = _code_in_a_new_family(
+            session, user.id, rp.client_id, code_challenge_method="plain")[1]
+        codes["no challenge"] = _code_in_a_new_family(
+            session, user.id, rp.client_id, code_challenge=None)[1]
+        revoked_id, codes["revoked family"] = _code_in_a_new_family(session, user.id,
+                                                                    rp.client_id)
+        session.execute(update(Grant).where(Grant.id == revoked_id).values(revoked_at=utcnow()))
+        other = user_factory(email="disabled.exchange@example.org")
+        codes["disabled user"] = _code_in_a_new_family(session, other.id, rp.client_id)[1]
+        session.execute(update(User).where(User.id == other.id).values(disabled=True))
+        _, expired = _code_in_a_new_family(session, user.id, rp.client_id, ttl=-1)
+        _, spent = _code_in_a_new_family(session, user.id, rp.client_id)
+        assert consumables.consume_bearer(session, "authorization_code", spent).ok
+        session.commit()
+        before = _consumable_count(session)
+        attempts = [
+            (codes["wrong client"], {"client_id": other_client.client_id}),
+            (codes["wrong redirect"], {"redirect_uri": REDIRECT_URI + "/other"}),
+            (codes["wrong challenge"], {"challenge": create_s256_code_challenge("w" * 43)}),
+            *((codes[name], {}) for name in ("plain method", "no challenge", "revoked family",
+                                             "disabled user")),
+            (expired, {}), (spent, {}), ("unknown", {}), ("x" * 600, {}), (None, {})]
+        for value, changed in attempts:
+            arguments = {"client_id": rp.client_id, **changed}
+            assert _exchange(svc, value, arguments.pop("client_id"), **arguments) is None, value
+        assert _consumable_count(session) == before and _events(session) == []
+        # Nothing was consumed: the general path gives each case its own answer.
+        for value in codes.values():
+            assert consumables.consume_bearer(
+                session, "authorization_code", value).outcome is Outcome.OK
+        session.rollback()
+
+
+def test_two_exchanges_of_one_code_at_once_one_wins(app, svc, user, rp, postgres_only):
+    with app.app_context():
+        session = svc.db.session
+        _, value = _code_in_a_new_family(session, user.id, rp.client_id,
+                                         scope="openid offline_access")
+        before = _consumable_count(session)
+        assert _winners_of_four_at_once(lambda: _exchange(svc, value, rp.client_id)) == 1
+        assert _consumable_count(session) == before + 1 and len(_events(session)) == 1
