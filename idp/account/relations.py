@@ -12,7 +12,7 @@ from typing import Any
 from flask import abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from ..oidc.claims import register_scope
 from ..persistence.models import User
@@ -48,8 +48,7 @@ def relation_as_dict(relation: Relation) -> dict[str, Any]:
     return item
 
 
-def relations_claim(user: User) -> dict[str, Any]:
-    session = object_session(user) or services().db.session
+def relations_claim(session: Session, user: User) -> dict[str, Any]:
     return {"relations": [relation_as_dict(r) for r in user_relations(session, user.id)]}
 
 

@@ -8,6 +8,7 @@ import json
 from typing import Any, Callable
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
 from ..persistence.models import Client, User
 
@@ -44,12 +45,15 @@ SCOPE_LABELS_FR = {
     "relations": _l("Les personnes et organismes pour lesquels vous agissez (Mes relations)"),
 }
 
-# Extra scope → claims providers registered by other areas (e.g. "relations").
-_EXTRA_CLAIM_SOURCES: dict[str, tuple[tuple[str, ...], Callable[[User], dict[str, Any]]]] = {}
+# Extra scope → claims providers registered by other areas (e.g. "relations"). A source
+# gets the session to read with and the user: an ORM object, or on the one-statement
+# grants a read-only view of its columns (``tokens._UserColumns``), so it reads through
+# the session it is given, never through the user's own.
+ClaimSource = Callable[[Session, Any], dict[str, Any]]
+_EXTRA_CLAIM_SOURCES: dict[str, tuple[tuple[str, ...], ClaimSource]] = {}
 
 
-def register_scope(scope: str, claims: tuple[str, ...],
-                   source: Callable[[User], dict[str, Any]]) -> None:
+def register_scope(scope: str, claims: tuple[str, ...], source: ClaimSource) -> None:
     _EXTRA_CLAIM_SOURCES[scope] = (claims, source)
 
 
@@ -115,7 +119,9 @@ def claims_for(scope: str, claims_request: dict | None, target: str) -> set[str]
     return names
 
 
-def user_claims(user: User, names: set[str]) -> dict[str, Any]:
+def user_claims(user: User, names: set[str], session: Session) -> dict[str, Any]:
+    """The values of the claims ``names`` for ``user``; ``session`` is the one a
+    registered claim source reads with."""
     claims: dict[str, Any] = {}
     values: dict[str, Any] = {
         "name": user.name or None,
@@ -144,5 +150,5 @@ def user_claims(user: User, names: set[str]) -> dict[str, Any]:
             claims[name] = values[name]
     for claim_names, source in _EXTRA_CLAIM_SOURCES.values():
         if names & set(claim_names):
-            claims.update({k: v for k, v in source(user).items() if k in names})
+            claims.update({k: v for k, v in source(session, user).items() if k in names})
     return claims

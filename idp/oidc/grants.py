@@ -169,7 +169,8 @@ class TokenMinting:
                 token["refresh_token"] = value
         if "openid" in scope.split():
             id_claims = claims_mod.user_claims(
-                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token"))
+                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token"),
+                ctx.db.session)
             token["id_token"] = ctx.tokens.mint_id_token(
                 client, sub=sub, auth_time=grant.auth_time, nonce=self.id_token_nonce(),
                 acr=grant.acr, amr=grant.amr, sid=grant.sso_session_id,

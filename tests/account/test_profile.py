@@ -113,5 +113,6 @@ def test_profile_prefills_standard_claims(logged_in, user, svc, app):
     with app.app_context():
         from idp.persistence.models import User
 
-        claims = user_claims(svc.db.session.get(User, user.id), {"birthdate", "address"})
+        claims = user_claims(svc.db.session.get(User, user.id), {"birthdate", "address"},
+                             svc.db.session)
     assert claims["birthdate"] == "1990-07-14" and claims["address"]["locality"] == "Nouméa"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.account.identifiers import (IdentifierError, luhn_valid, normalize_ridet,
@@ -10,11 +14,16 @@ from idp.account.identifiers import (IdentifierError, luhn_valid, normalize_ride
 from idp.persistence.models import AuditEvent
 from idp.persistence.models.relations import Relation
 from tests.account.conftest import text
-from tests.account.oidc_helpers import sign_in_to, userinfo
-from tests.support import csrf_token, forms
+from tests.account.oidc_helpers import refresh, sign_in_to, userinfo
+from tests.conftest import basic_auth
+from tests.support import csrf_token, forms, query_of
 
 SIRET = "732 829 320 00074"  # valid Luhn key
 ALL_SCOPES = ["openid", "profile", "email", "phone", "address", "offline_access", "relations"]
+
+
+def svc_keys(browser) -> KeySet:
+    return KeySet.import_key_set(browser.get("/jwks.json").json)
 
 
 def relations_of(svc, user_id):
@@ -168,6 +177,27 @@ def test_relations_claim_only_with_consent_for_the_scope(logged_in, user, client
     # not asked: no claim
     tokens = sign_in_to(logged_in, client, user, "openid profile")
     assert "relations" not in userinfo(logged_in, tokens["access_token"]).json
+
+
+def test_relations_in_the_id_token_of_a_code_and_of_a_refresh(logged_in, user, client_factory):
+    # Asked for in the ID token by the claims parameter (OIDC Core 5.5). On PostgreSQL
+    # the code exchange and the refresh give the claim source plain rows, not ORM
+    # objects (idp/oidc/tokens.py): it must still find its relations.
+    add_person(logged_in)
+    client = client_factory(scopes=ALL_SCOPES, require_consent=True)
+    response, verifier, _ = logged_in.authorize(
+        client, scope="openid relations offline_access",
+        claims=json.dumps({"id_token": {"relations": None}}))
+    code = query_of(logged_in.follow_to_client(response, email=user.email, consent=True))["code"]
+    tokens = logged_in.post("/token", headers=basic_auth(client), data={
+        "grant_type": "authorization_code", "code": code,
+        "redirect_uri": client.redirect_uri, "code_verifier": verifier})
+    assert tokens.status_code == 200, tokens.json
+    refreshed = refresh(logged_in, client, tokens.json["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.json
+    for body in (tokens.json, refreshed.json):
+        claims = jwt.decode(body["id_token"], svc_keys(logged_in)).claims
+        assert [r["given_name"] for r in claims["relations"]] == ["Léa"]
 
 
 def test_relations_claim_needs_the_client_to_be_allowed_the_scope(logged_in, user,

@@ -55,7 +55,7 @@ def userinfo(server, token: str | None, ambiguous: bool) -> Answer:
             return bearer_error(403, "insufficient_scope")
         names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
         # In the session: a claim source may read more (the relations scope).
-        body = claims_mod.user_claims(user, names)
+        body = claims_mod.user_claims(user, names, session)
     client = server.query_client(grant.client_id)  # after: one pooled connection at a time
     if client is None:
         return bearer_error(401, "invalid_token")
