@@ -82,23 +82,27 @@ class TokenService:
             return None
         return dict(claims)
 
-    def is_access_token_active(self, session: Session, claims: dict[str, Any]) -> bool:
+    def is_access_token_active(self, connection: Connection, claims: dict[str, Any]) -> bool:
         """Not revoked; for a user token, its family and its user still alive too (the
-        same test as userinfo's). One query."""
+        same test as userinfo's). One query, on a connection in autocommit
+        (``Database.single_statement``)."""
+        jti = claims.get("jti", "")
         if claims.get("gid") is None:
-            return bool(session.scalar(_CLIENT_TOKEN_UNREVOKED,
-                                       {"jti": claims.get("jti", "")}))
-        return self.active_grant_and_user(session, claims) is not None
+            return bool(connection.scalar(_CLIENT_TOKEN_UNREVOKED, {"jti": jti}))
+        return connection.scalar(_LIVE_FAMILY_ID, {"grant_id": claims["gid"],
+                                                   "jti": jti}) is not None
 
-    def active_grant_and_user(self, session: Session, claims: dict[str, Any]
-                              ) -> tuple[Grant, User] | None:
-        """The grant and user behind a user access token that is still active, in one
-        query; None for a revoked token, a dead family, a disabled user or a client
-        token."""
+    def active_grant_and_user(self, connection: Connection, claims: dict[str, Any]
+                              ) -> tuple[Any, Any] | None:
+        """The grant and user behind a user access token that is still active, as
+        read-only views of their columns, in one query; None for a revoked token, a dead
+        family, a disabled user or a client token."""
         gid = claims.get("gid")
         if gid is None:
             return None
-        return live_grant_and_user(session, gid, unrevoked_jti=claims.get("jti", ""))
+        row = connection.execute(_LIVE_FAMILY_AND_USER,
+                                 {"grant_id": gid, "jti": claims.get("jti", "")}).first()
+        return None if row is None else _split_family_and_user(row)
 
     # -- ID tokens --------------------------------------------------------------
     def id_token_alg(self, client: Client) -> str:
@@ -147,9 +151,8 @@ class TokenService:
 # building a statement and its cache key costs about a third of running it.
 _LIVE_GRANT_AND_USER = select(Grant, User).join(User, User.id == Grant.user_id).where(
     Grant.id == bindparam("grant_id"), Grant.revoked_at.is_(None), User.disabled.is_(False))
-_LIVE_GRANT_AND_USER_UNREVOKED_JTI = _LIVE_GRANT_AND_USER.where(
-    ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
-_CLIENT_TOKEN_UNREVOKED = select(~exists().where(RevokedAccessToken.jti == bindparam("jti")))
+_UNREVOKED_JTI = ~exists().where(RevokedAccessToken.jti == bindparam("jti"))
+_CLIENT_TOKEN_UNREVOKED = select(_UNREVOKED_JTI)
 
 
 # PostgreSQL: consume a code or refresh token and read its family and user in one
@@ -243,6 +246,20 @@ _GRANT_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(Grant).column_attrs]
 _USER_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(User).column_attrs]
 _GRANT_NAMES = [name for name, _ in _GRANT_ATTRS]
 _USER_NAMES = [name for name, _ in _USER_ATTRS]
+
+
+# A user access token's family and user, read in autocommit as plain rows (userinfo,
+# introspection): an ORM session's execute and its loading of two entities were about
+# half of a userinfo request's CPU (docs/performance.md, fourteenth pass).
+_LIVE_FAMILY_OF_TOKEN = (
+    _GRANTS.c.id == bindparam("grant_id"), _GRANTS.c.revoked_at.is_(None),
+    _USERS.c.disabled.is_(False), _UNREVOKED_JTI)
+_FAMILY_JOIN_USER = _GRANTS.join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
+_LIVE_FAMILY_AND_USER = (
+    select(*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS))
+    .select_from(_FAMILY_JOIN_USER).where(*_LIVE_FAMILY_OF_TOKEN))
+_LIVE_FAMILY_ID = select(_GRANTS.c.id).select_from(_FAMILY_JOIN_USER).where(
+    *_LIVE_FAMILY_OF_TOKEN)
 
 
 def _family_and_user(consumed, *more):
@@ -369,17 +386,12 @@ def exchange_code(connection: Connection, kind: str, value: str, *, client_id: s
     return CodeExchange(grant, user, data, refresh_token if refresh_id is not None else None)
 
 
-def live_grant_and_user(session: Session, grant_id: str | None, *,
-                        unrevoked_jti: str | None = None) -> tuple[Grant, User] | None:
-    """A token family that is not revoked and its still enabled user, in one query; with
-    ``unrevoked_jti``, only if that access token was not revoked either."""
+def live_grant_and_user(session: Session, grant_id: str | None
+                        ) -> tuple[Grant, User] | None:
+    """A token family that is not revoked and its still enabled user, in one query."""
     if not grant_id:
         return None
-    if unrevoked_jti is None:
-        row = session.execute(_LIVE_GRANT_AND_USER, {"grant_id": grant_id}).first()
-    else:
-        row = session.execute(_LIVE_GRANT_AND_USER_UNREVOKED_JTI,
-                              {"grant_id": grant_id, "jti": unrevoked_jti}).first()
+    row = session.execute(_LIVE_GRANT_AND_USER, {"grant_id": grant_id}).first()
     return None if row is None else (row[0], row[1])
 
 

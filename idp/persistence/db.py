@@ -133,11 +133,9 @@ class Database:
         self.engine = make_engine(url, statement_timeout, **engine_kwargs)
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.session = scoped_session(self.session_factory)
-        # Read-only lookups in autocommit: no BEGIN and no ROLLBACK round trips around a
-        # single SELECT (userinfo, introspection). Same pool, same connections.
+        # Single statements in autocommit (``single_statement``): no BEGIN and no COMMIT
+        # or ROLLBACK round trips around them. Same pool, same connections.
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._reader_factory = sessionmaker(bind=self._autocommit_engine,
-                                            expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -157,20 +155,11 @@ class Database:
             session.close()
 
     @contextmanager
-    def reading(self) -> Iterator[Session]:
-        """A session for reads only, each statement on its own (autocommit). Never
-        write with it: nothing would make two writes atomic."""
-        session = self._reader_factory()
-        try:
-            yield session
-        finally:
-            session.close()
-
-    @contextmanager
     def single_statement(self) -> Iterator[Connection]:
         """A Core connection in autocommit, for one statement that is atomic by itself
-        (PostgreSQL runs it as its own transaction): no BEGIN or COMMIT round trip, and
-        none of the ORM session's bookkeeping."""
+        (PostgreSQL runs it as its own transaction), or for reads that need no snapshot in
+        common (userinfo, introspection): no BEGIN or COMMIT round trip, and none of the
+        ORM session's bookkeeping. Never for two writes that must be atomic together."""
         with self._autocommit_engine.connect() as connection:
             yield connection
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from .. import claims as claims_mod
 
 Answer = tuple[int, dict[str, Any], list[tuple[str, str]]]
@@ -46,16 +48,18 @@ def userinfo(server, token: str | None, ambiguous: bool) -> Answer:
     claims = ctx.tokens.decode_access_token(token)
     if claims is None:
         return bearer_error(401, "invalid_token")
-    with ctx.db.reading() as session:
-        found = ctx.tokens.active_grant_and_user(session, claims)
+    with ctx.db.single_statement() as connection:
+        found = ctx.tokens.active_grant_and_user(connection, claims)
         if found is None:  # revoked, dead family, disabled user, a client_credentials token
             return bearer_error(401, "invalid_token")
         grant, user = found
         if "openid" not in claims.get("scope", "").split():
             return bearer_error(403, "insufficient_scope")
         names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
-        # In the session: a claim source may read more (the relations scope).
-        body = claims_mod.user_claims(user, names, session)
+        # A claim source may read more (the relations scope): an ORM session on the same
+        # connection, which costs nothing until a source uses it.
+        with Session(bind=connection) as session:
+            body = claims_mod.user_claims(user, names, session)
     client = server.query_client(grant.client_id)  # after: one pooled connection at a time
     if client is None:
         return bearer_error(401, "invalid_token")
