@@ -68,10 +68,17 @@ def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = N
     # costs more than the statement on a refresh (docs/performance.md, fourth pass).
     # Through the session, which flushes what is pending first (the user, the grant it
     # refers to), Core statements included (SQLAlchemy 2.0, issue 9809).
-    session.execute(_INSERT_CONSUMABLE, {
-        "kind": kind, "lookup": token_digest(value),
-        "expires_at": utcnow() + dt.timedelta(seconds=ttl), **fields})
+    session.execute(_INSERT_CONSUMABLE, bearer_row(kind, ttl, value, **fields))
     return value
+
+
+def bearer_row(kind: str, ttl: int, value: str, *, now: dt.datetime | None = None,
+               **fields) -> dict[str, Any]:
+    """The columns ``issue_bearer`` writes for ``value`` (column defaults left to the
+    INSERT), for a caller that writes the row in a statement of its own; ``now``: the
+    instant its lifetime starts from."""
+    return {"kind": kind, "lookup": token_digest(value),
+            "expires_at": (now or utcnow()) + dt.timedelta(seconds=ttl), **fields}
 
 
 def find_bearer(session: Session, kind: str, value: str) -> Consumable | None:

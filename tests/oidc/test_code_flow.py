@@ -87,6 +87,38 @@ def test_the_sso_session_records_the_client_when_the_code_is_issued(browser, rp,
         assert sso.clients == [rp.client_id]
 
 
+def test_a_code_and_its_family_are_stored_whole(browser, rp, user, svc, app):
+    # On PostgreSQL both rows are written by one statement that applies no column default
+    # (idp/oidc/grants.py, _INSERT_FAMILY_AND_CODE); on SQLite by two plain INSERTs.
+    import json
+
+    from idp.persistence.models import Consumable, Grant, SsoSession
+    from idp.persistence.models.base import utcnow
+
+    claims = {"id_token": {"email": None}}
+    result, verifier, query = sign_in(browser, rp, user, scope="openid email",
+                                      claims=json.dumps(claims))
+    with app.app_context():
+        session = svc.db.session
+        code = session.query(Consumable).filter_by(kind="authorization_code").one()
+        family = session.get(Grant, code.grant_id)
+        sso = session.query(SsoSession).filter_by(user_id=user.id).one()
+        assert (family.user_id, family.client_id, family.scope) == (
+            user.id, rp.client_id, "openid email")
+        assert (family.sso_session_id, family.acr, family.amr) == (sso.id, "eidas1", ["pwd"])
+        assert family.claims_request == claims and family.revoked_at is None
+        assert family.auth_time == int(sso.auth_time.timestamp())
+        assert abs((utcnow() - family.created_at).total_seconds()) < 60
+        assert (code.user_id, code.client_id, code.attempts) == (user.id, rp.client_id, 0)
+        assert code.consumed_at is None and code.revoked_at is None and code.id
+        assert abs((code.created_at - family.created_at).total_seconds()) < 1
+        assert 0 < (code.expires_at - code.created_at).total_seconds() <= 60
+        assert code.data["redirect_uri"] == rp.redirect_uri
+        assert code.data["nonce"] == query["nonce"]
+        assert code.data["code_challenge_method"] == "S256"
+    assert exchange(browser, rp, result["code"], verifier).status_code == 200
+
+
 def test_tokens_of_a_disabled_account_stop_working(browser, rp, user, svc, app):
     from sqlalchemy import update
 
