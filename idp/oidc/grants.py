@@ -195,8 +195,7 @@ _GRANTS_C = Grant.__table__.c
 _CODES_C = Consumable.__table__.c
 _FAMILY_FIELDS = ("id", "user_id", "client_id", "scope", "sso_session_id", "auth_time",
                   "acr", "amr", "claims_request", "created_at")
-_CODE_FIELDS = ("id", "kind", "lookup", "user_id", "client_id", "data", "attempts",
-                "created_at", "expires_at")
+_CODE_FIELDS = [name for name in consumables.BEARER_COLUMNS if name != "grant_id"]
 _NEW_FAMILY = (
     insert(Grant.__table__)
     .values({name: bindparam(f"g_{name}", type_=_GRANTS_C[name].type)

@@ -227,8 +227,7 @@ def _insert_refresh_token(consumed, name: str, *conditions):
     return (
         insert(_CONSUMABLES)
         .from_select(
-            ["id", "kind", "lookup", "user_id", "client_id", "grant_id", "data", "attempts",
-             "created_at", "expires_at"],
+            consumables.BEARER_COLUMNS,
             select(bindparam("s_id", type_=Text), literal("refresh_token", Text),
                    bindparam("s_lookup", type_=Text), consumed.c.user_id,
                    consumed.c.client_id, consumed.c.grant_id,
@@ -246,6 +245,8 @@ _GRANT_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(Grant).column_attrs]
 _USER_ATTRS = [(a.key, a.columns[0]) for a in sa_inspect(User).column_attrs]
 _GRANT_NAMES = [name for name, _ in _GRANT_ATTRS]
 _USER_NAMES = [name for name, _ in _USER_ATTRS]
+# In this order, as _split_family_and_user reads them back.
+_FAMILY_AND_USER_COLUMNS = [*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS)]
 
 
 # A user access token's family and user, read in autocommit as plain rows (userinfo,
@@ -256,14 +257,14 @@ _LIVE_FAMILY_OF_TOKEN = (
     _USERS.c.disabled.is_(False), _UNREVOKED_JTI)
 _FAMILY_JOIN_USER = _GRANTS.join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
 _LIVE_FAMILY_AND_USER = (
-    select(*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS))
+    select(*_FAMILY_AND_USER_COLUMNS)
     .select_from(_FAMILY_JOIN_USER).where(*_LIVE_FAMILY_OF_TOKEN))
 _LIVE_FAMILY_ID = select(_GRANTS.c.id).select_from(_FAMILY_JOIN_USER).where(
     *_LIVE_FAMILY_OF_TOKEN)
 
 
 def _family_and_user(consumed, *more):
-    return (select(*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER_ATTRS), *more)
+    return (select(*_FAMILY_AND_USER_COLUMNS, *more)
             .select_from(consumed)
             .join(_GRANTS, _GRANTS.c.id == consumed.c.grant_id)
             .join(_USERS, _USERS.c.id == _GRANTS.c.user_id))

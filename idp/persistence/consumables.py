@@ -72,6 +72,12 @@ def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = N
     return value
 
 
+# Every column a bearer artefact's row is given, in this order, by a statement that
+# applies no column default (an INSERT inside a CTE: oidc.tokens, oidc.grants).
+BEARER_COLUMNS = ("id", "kind", "lookup", "user_id", "client_id", "grant_id", "data",
+                  "attempts", "created_at", "expires_at")
+
+
 def bearer_row(kind: str, ttl: int, value: str, *, now: dt.datetime | None = None,
                **fields) -> dict[str, Any]:
     """The columns ``issue_bearer`` writes for ``value`` (column defaults left to the

@@ -57,7 +57,7 @@ def userinfo(server, token: str | None, ambiguous: bool) -> Answer:
             return bearer_error(403, "insufficient_scope")
         names = claims_mod.claims_for(claims["scope"], grant.claims_request, "userinfo")
         # A claim source may read more (the relations scope): an ORM session on the same
-        # connection, which costs nothing until a source uses it.
+        # connection; it sends nothing until a source uses it (about 6 µs of CPU).
         with Session(bind=connection) as session:
             body = claims_mod.user_claims(user, names, session)
     client = server.query_client(grant.client_id)  # after: one pooled connection at a time
