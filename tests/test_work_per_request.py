@@ -27,10 +27,10 @@ BUDGETS = {
     # captcha counter; the new browser session.
     "authorize": (0, 3),
     # The login answers the authorization request in place (idp/flows/continuation.py),
-    # in one transaction: user with MFA, audit, SSO row, its clients, the grant, the
+    # in one transaction: user with MFA, audit, SSO row with its client, the grant, the
     # code. Store: session, rate limit, login flow, captcha counters, the account's
     # lock (3), its failures wiped, the authorize flow, both flows gone, new session.
-    "login": (6, 11),
+    "login": (5, 11),
     "token (code)": (4, 0),        # code consumed, grant+user, audit, refresh token
     "userinfo": (1, 0),            # grant+user+revocation, one SELECT
     "token (refresh)": (3, 0),     # consumed, grant+user, successor
@@ -41,8 +41,10 @@ BUDGETS = {
 # On PostgreSQL a code exchange is one statement (consumed, grant+user, refresh token,
 # audit) and so is a refresh's rotation (consumed, grant+user, successor), each outside a
 # transaction block (idp/oidc/tokens.py).
-# The login writes the token family and its code in one statement too (idp/oidc/grants.py).
-POSTGRES_BUDGETS = {**BUDGETS, "login": (5, 11), "token (code)": (1, 0),
+# The login's writes are one statement too: the token family and its code carry the
+# audit event and the SSO session in their WITH clause (idp/oidc/grants.py,
+# idp/persistence/inserts.py), after the user's SELECT.
+POSTGRES_BUDGETS = {**BUDGETS, "login": (2, 11), "token (code)": (1, 0),
                     "token (refresh)": (1, 0)}
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..persistence.inserts import insert_attached
+from ..persistence.inserts import insert_attached, is_pending
 from ..persistence.models import SsoSession, User, new_id, utcnow
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
@@ -16,8 +16,8 @@ LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 
 def start(session: Session, user: User, *, amr: list[str], acr: str, lifetime: int,
           ip_address: str | None, user_agent: str | None) -> SsoSession:
-    """A new SSO session for ``user``, written at once in the session's transaction
-    (one INSERT, without the unit of work: see ``persistence.inserts``)."""
+    """A new SSO session for ``user``, written in the session's transaction with its next
+    statement (one INSERT, without the unit of work: see ``persistence.inserts``)."""
     now = utcnow()
     return insert_attached(session, SsoSession, id=new_id(), user_id=user.id, auth_time=now,
                            amr=amr, acr=acr, clients=[], ip_address=ip_address,
@@ -55,11 +55,13 @@ _SET_CLIENTS = update(SsoSession.__table__).where(
 
 def add_client(session: Session, sso: SsoSession, client_id: str) -> None:
     """Remember that ``sso`` signed in to ``client_id`` (logout tells each one). One
-    UPDATE in the session's transaction, without the unit of work; the object is kept in
-    step without being marked changed."""
+    UPDATE in the session's transaction, without the unit of work, or none while the row
+    is still to be written (a session started in this transaction: the row is written
+    with its clients); the object is kept in step without being marked changed."""
     if client_id not in sso.clients:
         clients = [*sso.clients, client_id]
-        session.execute(_SET_CLIENTS, {"sso_id": sso.id, "p_clients": clients})
+        if not is_pending(session, sso):
+            session.execute(_SET_CLIENTS, {"sso_id": sso.id, "p_clients": clients})
         set_committed_value(sso, "clients", clients)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
+from ..persistence.inserts import execute_with_pending
 from ..persistence.models import Client, Consumable, Grant, User, new_id, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
@@ -252,7 +253,9 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
                                          user_id=request.user.id,
                                          client_id=client.client_id, data=data,
                                          attempts=0, created_at=now)
-            session.execute(_INSERT_FAMILY_AND_CODE, {
+            # With what the transaction has pending (the login's audit event and SSO
+            # session): one statement for all (persistence.inserts).
+            execute_with_pending(session, _INSERT_FAMILY_AND_CODE, {
                 **{f"g_{name}": value for name, value in family.items()}, "g_created_at": now,
                 **{f"c_{name}": row[name] for name in _CODE_FIELDS}})
         session.commit()

@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
+from .inserts import WriteBehindSession, write_behind
+
 
 # Seconds to wait for a PostgreSQL connection before the request fails.
 CONNECT_TIMEOUT = 5
@@ -131,8 +133,11 @@ class Database:
     def __init__(self, url: str, statement_timeout: float = 0, **engine_kwargs) -> None:
         self.url = url
         self.engine = make_engine(url, statement_timeout, **engine_kwargs)
-        self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False,
+                                            class_=WriteBehindSession)
         self.session = scoped_session(self.session_factory)
+        # Rows of insert_attached are written with the next statement (persistence.inserts).
+        write_behind(self.session_factory)
         # Single statements in autocommit (``single_statement``): no BEGIN and no COMMIT
         # or ROLLBACK round trips around them. Same pool, same connections.
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -22,8 +22,9 @@ def record_event(session: Session, type_: str, *, outcome: str = "success",
                  ip_address: str | None = None, user_agent: str | None = None,
                  details: dict[str, Any] | None = None) -> AuditEvent:
     """Write one event in the session's transaction (it commits or rolls back with the
-    change it records): one INSERT at once, without the unit of work, which cost more
-    than the statement on the sign-in path (``persistence.inserts``)."""
+    change it records): one INSERT, without the unit of work, which cost more than the
+    statement on the sign-in path, written with the transaction's next statement
+    (``persistence.inserts``)."""
     clean = {k: v for k, v in (details or {}).items()
              if k.lower() not in FORBIDDEN_DETAIL_KEYS}
     return insert_attached(session, AuditEvent, id=new_id(), created_at=utcnow(),

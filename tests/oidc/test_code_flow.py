@@ -87,12 +87,15 @@ def test_the_sso_session_records_the_client_when_the_code_is_issued(browser, rp,
         assert sso.clients == [rp.client_id]
 
 
-def test_a_code_and_its_family_are_stored_whole(browser, rp, user, svc, app):
-    # On PostgreSQL both rows are written by one statement that applies no column default
-    # (idp/oidc/grants.py, _INSERT_FAMILY_AND_CODE); on SQLite by two plain INSERTs.
+def test_the_logins_rows_are_stored_whole(browser, rp, user, svc, app):
+    # On PostgreSQL the code, its family, the SSO session and the audit event are written
+    # by one statement that applies no column default (idp/oidc/grants.py,
+    # _INSERT_FAMILY_AND_CODE, carrying the pending rows of idp/persistence/inserts.py);
+    # on SQLite by plain INSERTs.
+    import datetime as dt
     import json
 
-    from idp.persistence.models import Consumable, Grant, SsoSession
+    from idp.persistence.models import AuditEvent, Consumable, Grant, SsoSession
     from idp.persistence.models.base import utcnow
 
     claims = {"id_token": {"email": None}}
@@ -116,6 +119,14 @@ def test_a_code_and_its_family_are_stored_whole(browser, rp, user, svc, app):
         assert code.data["redirect_uri"] == rp.redirect_uri
         assert code.data["nonce"] == query["nonce"]
         assert code.data["code_challenge_method"] == "S256"
+        assert (sso.amr, sso.acr, sso.clients, sso.ended_at) == (
+            ["pwd"], "eidas1", [rp.client_id], None)
+        assert sso.expires_at - sso.created_at == dt.timedelta(
+            seconds=svc.settings.session.absolute_lifetime)
+        assert sso.last_seen_at == sso.created_at == sso.auth_time
+        login = session.query(AuditEvent).filter_by(type="login.success").one()
+        assert (login.user_id, login.outcome, login.details) == (
+            user.id, "success", {"method": "pwd"})
     assert exchange(browser, rp, result["code"], verifier).status_code == 200
 
 
