@@ -68,8 +68,7 @@ def execute_with_pending(session: Session, statement, params: dict[str, Any]):
     if session.get_bind().dialect.name == "sqlite":  # no INSERT inside a WITH clause
         _write(session, rows)
         return session.execute(statement, params)
-    return session.execute(_carrying(statement, tuple(type(row) for row in rows)),
-                           {**_row_params(rows), **params})
+    return session.execute(*_carrying(statement, rows, params))
 
 
 def write_pending(session: Session) -> None:
@@ -124,11 +123,8 @@ def _write(session: Session, rows: list[Base]) -> None:
             connection.execute(_shape(type(row))[0], _values(row))
         return
     *carried, last = rows
-    statement = _plain_insert(type(last), len(carried))
-    if carried:
-        statement = _carrying(statement, tuple(type(row) for row in carried))
-    connection.execute(statement, {**_row_params(carried),
-                                   **_row_params([last], start=len(carried))})
+    connection.execute(*_carrying(_plain_insert(type(last), len(carried)), carried,
+                                  _row_params([last], start=len(carried))))
 
 
 def _values(row: Base) -> dict[str, Any]:
@@ -169,13 +165,15 @@ def _plain_insert(model: type, index: int):
     return statement
 
 
-def _carrying(statement, models: tuple[type, ...]):
-    """``statement`` with an INSERT of one row per model in its WITH clause (PostgreSQL
-    runs each one, referenced or not), from the parameters ``w<n>_<column>``."""
-    key = (statement, models)
+def _carrying(statement, rows: list[Base], params: dict[str, Any]):
+    """``statement`` with the INSERT of ``rows`` in its WITH clause (PostgreSQL runs each
+    one, referenced or not), and the parameters of both."""
+    if not rows:
+        return statement, params
+    key = (statement, tuple(type(row) for row in rows))
     carrying = _CARRYING.get(key)
     if carrying is None:
         carrying = _CARRYING[key] = statement.add_cte(*(
             _plain_insert(model, index).cte(f"pending_{index}")
-            for index, model in enumerate(models)))
-    return carrying
+            for index, model in enumerate(key[1])))
+    return carrying, {**_row_params(rows), **params}
