@@ -48,7 +48,7 @@ REDIRECT_URI = "https://demarche.example.org/callback"
 FLOOR_CLIENT = ("floor-web", "floor-secret")
 EMAIL, PASSWORD = "inprocess@bench.invalid", "inprocess-password-" + "x" * 12
 STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "write", "incr",
-                 "incr_and_get", "ttl", "expire")
+                 "incr_and_get", "begin_attempt", "ttl", "expire")
 
 
 def make_app(workdir: Path):

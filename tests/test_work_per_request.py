@@ -18,7 +18,7 @@ from tests.oidc.test_token import bearer
 from tests.support import form_with, query_of
 
 STORE_METHODS = ("get", "get_many", "set", "set_if_absent", "delete", "write", "incr",
-                 "incr_and_get", "ttl", "expire")
+                 "incr_and_get", "begin_attempt", "ttl", "expire")
 
 # step: (SQL statements, store calls), at most.
 BUDGETS = {
@@ -29,8 +29,9 @@ BUDGETS = {
     # The login answers the authorization request in place (idp/flows/continuation.py),
     # in one transaction: user with MFA, audit, SSO row with its client, the grant, the
     # code. Store: session, rate limit, login flow, captcha counters, the account's
-    # lock (3), its failures wiped, the authorize flow, both flows gone, new session.
-    "login": (5, 11),
+    # attempt (lock, block and delay read, counted: one script), its failures wiped, the
+    # authorize flow, both flows gone, new session.
+    "login": (5, 9),
     "token (code)": (4, 0),        # code consumed, grant+user, audit, refresh token
     "userinfo": (1, 0),            # grant+user+revocation, one SELECT
     "token (refresh)": (3, 0),     # consumed, grant+user, successor
@@ -44,7 +45,7 @@ BUDGETS = {
 # The login's writes are one statement too: the token family and its code carry the
 # audit event and the SSO session in their WITH clause (idp/oidc/grants.py,
 # idp/persistence/inserts.py), after the user's SELECT.
-POSTGRES_BUDGETS = {**BUDGETS, "login": (2, 11), "token (code)": (1, 0),
+POSTGRES_BUDGETS = {**BUDGETS, "login": (2, 9), "token (code)": (1, 0),
                     "token (refresh)": (1, 0)}
 
 

@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 import redis
@@ -27,6 +27,8 @@ class KeyValueStore(Protocol):
     def write(self, sets: Mapping[str, tuple[bytes, int]], deletes: Iterable[str] = ()) -> None: ...
     def incr(self, key: str, ttl: int) -> int: ...
     def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]: ...
+    def begin_attempt(self, lock: str, lock_ttl: int, gates: Sequence[str], now: float,
+                      counter: str, counter_ttl: int) -> tuple[bool, list[bytes | None]]: ...
     def ttl(self, key: str) -> int: ...
     def expire(self, key: str, ttl: int) -> None: ...
     def flush_prefix(self, prefix: str) -> None: ...
@@ -91,28 +93,42 @@ class MemoryStore:
             for key in deletes:
                 self._data.pop(key, None)
 
+    def _incr(self, key: str, ttl: int) -> int:
+        # The window starts at the first hit: a later one keeps the expiry.
+        item = self._live(key)
+        if item is None:
+            self._data[key] = (b"1", time.monotonic() + ttl)
+            return 1
+        value = int(item[0]) + 1
+        self._data[key] = (str(value).encode(), item[1])
+        return value
+
     def incr(self, key: str, ttl: int) -> int:
         with self._lock:
-            item = self._live(key)
-            if item is None:
-                self._data[key] = (b"1", time.monotonic() + ttl)
-                return 1
-            value = int(item[0]) + 1
-            self._data[key] = (str(value).encode(), item[1])
-            return value
+            return self._incr(key, ttl)
 
     def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]:
         """``incr(key, ttl)`` and ``get(other)`` in one step."""
         with self._lock:
-            item = self._live(key)
-            if item is None:
-                value = 1
-                self._data[key] = (b"1", time.monotonic() + ttl)
-            else:
-                value = int(item[0]) + 1
-                self._data[key] = (str(value).encode(), item[1])
+            value = self._incr(key, ttl)
             found = self._live(other)
             return value, (found[0] if found else None)
+
+    def begin_attempt(self, lock: str, lock_ttl: int, gates: Sequence[str], now: float,
+                      counter: str, counter_ttl: int) -> tuple[bool, list[bytes | None]]:
+        """Take ``lock`` (for ``lock_ttl`` seconds) unless it is held: ``(False, [])``.
+        Then read ``gates``, each a time (seconds since the epoch) before which no attempt
+        is taken: when one is still ahead of ``now``, let the lock go; otherwise count the
+        attempt on ``counter`` (``incr``) and keep the lock. Returns ``(True, the gates
+        as read)``. One step here, one command on Redis (idp/security/lockout.py)."""
+        with self._lock:
+            if self._live(lock) is not None:
+                return False, []
+            found = [item[0] if (item := self._live(key)) else None for key in gates]
+            if not any(_is_ahead(raw, now) for raw in found):
+                self._data[lock] = (b"1", time.monotonic() + lock_ttl)
+                self._incr(counter, counter_ttl)
+            return True, found
 
     def ttl(self, key: str) -> int:
         with self._lock:
@@ -149,6 +165,42 @@ return {value, redis.call('GET', KEYS[2])}
 """
 
 
+# MemoryStore.begin_attempt, as one command. A gate holds repr(a float): tonumber reads
+# the repr as float() does (and a value that is no number closes no gate, in both).
+_BEGIN_ATTEMPT = """
+if not redis.call('SET', KEYS[1], '1', 'EX', ARGV[1], 'NX') then
+  return {0, {}}
+end
+local now = tonumber(ARGV[2])
+local gates = {}
+local closed = false
+for i = 3, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  gates[i - 2] = raw
+  local until_ = raw and tonumber(raw)
+  if until_ and until_ > now then closed = true end
+end
+if closed then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3], 'NX')
+end
+return {1, gates}
+"""
+
+
+_SCRIPT_DIGESTS = {source: hashlib.sha1(source.encode()).hexdigest()
+                   for source in (_INCR_AND_GET, _BEGIN_ATTEMPT)}
+
+
+def _is_ahead(raw: bytes | None, now: float) -> bool:
+    try:
+        return raw is not None and float(raw) > now
+    except ValueError:
+        return False
+
+
 class _ThreadConnection(threading.local):
     """One Redis connection per thread (and per process: one inherited through a fork
     is left to the parent)."""
@@ -178,7 +230,6 @@ class RedisStore:
                                            health_check_interval=30)
         self.prefix = prefix
         self._thread = _ThreadConnection()
-        self._incr_and_get_sha = hashlib.sha1(_INCR_AND_GET.encode()).hexdigest()
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -253,14 +304,24 @@ class RedisStore:
         value, _ = self._run(("INCR", self._k(key)), ("EXPIRE", self._k(key), ttl, "NX"))
         return int(value)
 
-    def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]:
-        keys = (self._k(key), self._k(other))
+    def _script(self, source: str, keys: Sequence[str], *args):
+        """Run a Lua script by its digest (one command), sending its source only when
+        the server does not hold it yet (or lost it: a restart, SCRIPT FLUSH)."""
+        keys = [self._k(key) for key in keys]
         try:
-            value, found = self._one("EVALSHA", self._incr_and_get_sha, 2, *keys, ttl)
+            return self._one("EVALSHA", _SCRIPT_DIGESTS[source], len(keys), *keys, *args)
         except NoScriptError:
-            # Not cached yet on this server (or flushed): EVAL runs and caches it.
-            value, found = self._one("EVAL", _INCR_AND_GET, 2, *keys, ttl)
+            return self._one("EVAL", source, len(keys), *keys, *args)  # and caches it
+
+    def incr_and_get(self, key: str, ttl: int, other: str) -> tuple[int, bytes | None]:
+        value, found = self._script(_INCR_AND_GET, (key, other), ttl)
         return int(value), found
+
+    def begin_attempt(self, lock: str, lock_ttl: int, gates: Sequence[str], now: float,
+                      counter: str, counter_ttl: int) -> tuple[bool, list[bytes | None]]:
+        taken, found = self._script(_BEGIN_ATTEMPT, (lock, counter, *gates), lock_ttl,
+                                    repr(now), counter_ttl)
+        return bool(taken), list(found)
 
     def ttl(self, key: str) -> int:
         return int(self._one("TTL", self._k(key)))

@@ -14,8 +14,9 @@ answers tell nothing about existence), the store keeps:
   taken (``account_block_duration``). Every further failure within the window blocks
   again. A block always expires: an attacker can slow an account down, never shut it.
 
-Each attempt takes a short per-account lock (``set_if_absent``), and counts itself as a
-failure (``kv.incr``) *before* the password is checked; a success wipes the count. So
+Each attempt takes a short per-account lock, and counts itself as a failure *before* the
+password is checked (``kv.begin_attempt``, one step with the gates' reading); a success
+wipes the count. So
 concurrent attempts cannot slip several guesses in between a read and a write of the
 counter. A successful login resets the count; a password reset (:func:`clear`) wipes
 everything, block included.
@@ -107,16 +108,16 @@ def begin(kv, settings, email: str) -> Decision:
     :func:`succeeded` (or :func:`release`)."""
     keys = _keys(email)
     now = clock()
-    if not kv.set_if_absent(keys["busy"], "1", BUSY_TTL):
+    # The lock, both gates read and the attempt counted: one command on Redis.
+    taken, gates = kv.begin_attempt(keys["busy"], BUSY_TTL, (keys["block"], keys["wait"]),
+                                    now, keys["fail"],
+                                    settings.rate_limits.account_block_window)
+    if not taken:
         return Decision(False, BUSY_RETRY)
-    # Both read in one round trip.
-    raw_block, raw_wait = kv.get_many(keys["block"], keys["wait"])
-    for raw, blocked in ((raw_block, True), (raw_wait, False)):
+    for raw, blocked in zip(gates, (True, False)):
         until = _until_value(raw, now)
-        if until:
-            kv.delete(keys["busy"])
+        if until:  # the store has let the lock go and counted nothing
             return Decision(False, max(1, math.ceil(until - now)), blocked)
-    kv.incr(keys["fail"], settings.rate_limits.account_block_window)
     return Decision(True)
 
 

@@ -1,7 +1,7 @@
 """The key-value store's operations, on the in-process store and (when the suite runs
 on Redis) on Redis, and what keeps Redis' per-thread connections safe: every reply of a
 batch read, an interrupted read closing its connection, a connection per thread and per
-process, the counter script reloaded when the server lost it."""
+process, the scripts reloaded when the server lost them."""
 
 from __future__ import annotations
 
@@ -74,6 +74,34 @@ def test_counters_start_their_window_at_the_first_hit(store):
     assert 25 <= store.ttl("m") <= 30
 
 
+def test_an_attempt_takes_the_lock_and_counts_when_no_gate_is_closed(store):
+    now = 1_000_000.5
+    store.set("gate:a", repr(now - 1), 60)  # passed: open
+    assert store.begin_attempt("lock", 15, ("gate:a", "gate:b"), now, "count", 60) == \
+        (True, [repr(now - 1).encode(), None])
+    assert store.get("lock") == b"1" and 10 <= store.ttl("lock") <= 15
+    assert store.get("count") == b"1" and 55 <= store.ttl("count") <= 60
+    # Held: nothing read, nothing counted.
+    assert store.begin_attempt("lock", 15, ("gate:a",), now, "count", 60) == (False, [])
+    assert store.get("count") == b"1"
+    store.delete("lock")
+    store.expire("count", 5)
+    assert store.begin_attempt("lock", 15, ("gate:a",), now, "count", 60)[0] is True
+    assert store.get("count") == b"2" and store.ttl("count") <= 5  # the window stays
+
+
+def test_a_closed_gate_lets_the_lock_go_and_counts_nothing(store):
+    now = 1_000_000.5
+    store.set("gate:b", repr(now + 0.25), 60)
+    store.set("gate:x", b"not a time", 60)  # no number: closes nothing
+    assert store.begin_attempt("lock", 15, ("gate:x", "gate:b"), now, "count", 60) == \
+        (True, [b"not a time", repr(now + 0.25).encode()])
+    assert store.get("lock") is None and store.get("count") is None
+    assert store.begin_attempt("lock", 15, ("gate:x",), now, "count", 60) == \
+        (True, [b"not a time"])
+    assert store.get("count") == b"1"
+
+
 @needs_redis
 def test_an_error_reply_in_a_batch_leaves_no_reply_behind(redis_store):
     redis_store.set("word", b"not a number", 60)
@@ -122,10 +150,13 @@ def test_each_thread_and_each_process_has_its_own_connection(redis_store, monkey
 
 
 @needs_redis
-def test_counter_script_is_loaded_again_when_the_server_lost_it(redis_store):
+def test_scripts_are_loaded_again_when_the_server_lost_them(redis_store):
     assert redis_store.incr_and_get("c", 60, "absent") == (1, None)
     redis_store.client.script_flush()
     assert redis_store.incr_and_get("c", 60, "absent") == (2, None)
+    redis_store.client.script_flush()
+    assert redis_store.begin_attempt("lock", 15, ("absent",), 1.0, "n", 60) == (True, [None])
+    assert redis_store.get("n") == b"1"
 
 
 @needs_redis
