@@ -258,7 +258,8 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
             execute_with_pending(session, _INSERT_FAMILY_AND_CODE, {
                 **{f"g_{name}": value for name, value in family.items()}, "g_created_at": now,
                 **{f"c_{name}": row[name] for name in _CODE_FIELDS}})
-        session.commit()
+        # Committed by the authorization endpoint, or by the sign-in it answers in place
+        # (idp/flows/continuation.py): one commit either way.
 
     def query_authorization_code(self, code: str, client: Client):
         exchanged = self._exchange_in_one_statement(code, client)

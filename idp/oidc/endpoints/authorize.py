@@ -221,7 +221,8 @@ def _interaction_flow(interaction: Interaction, flow: Flow | None, state: str) -
     return flow
 
 
-def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
+def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction, *,
+                commit: bool):
     sso = current_user.sso
     # The SSO session remembers the clients it signed in to (written with the code).
     add_client(services().db.session, sso, interaction.client.client_id)
@@ -232,6 +233,8 @@ def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
     }
     response = _server().create_authorization_response(
         request=oauth_request, grant_user=current_user.user, grant=grant)
+    if commit:  # else the sign-in answered in place commits (flows/continuation.py)
+        services().db.session.commit()
     location = response.headers.get("Location")
     if location:
         response.headers["Location"] = add_params_to_uri(location, [("iss", _issuer())])
@@ -296,7 +299,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
     if flow is not None:
         # Deleted in the transaction that saves the code (save_authorization_code).
         delete_flow(services().db.session, flow)
-    return _issue_code(grant, oauth_request, interaction)
+    return _issue_code(grant, oauth_request, interaction, commit=not in_place)
 
 
 def grant_redirect(oauth_request: OAuth2Request) -> str:
