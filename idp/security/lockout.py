@@ -15,11 +15,10 @@ answers tell nothing about existence), the store keeps:
   again. A block always expires: an attacker can slow an account down, never shut it.
 
 Each attempt takes a short per-account lock, and counts itself as a failure *before* the
-password is checked (``kv.begin_attempt``, one step with the gates' reading); a success
-wipes the count. So
-concurrent attempts cannot slip several guesses in between a read and a write of the
-counter. A successful login resets the count; a password reset (:func:`clear`) wipes
-everything, block included.
+password is checked (``kv.begin_attempt``: one step with the reading of the block and the
+delay); a success wipes the count. So concurrent attempts cannot slip several guesses in
+between a read and a write of the counter. A successful login resets the count; a
+password reset (:func:`clear`) wipes everything, block included.
 
 Keys hold a digest of the (normalised) address, never the address itself. Times are read from
 :data:`clock` (tests move it forward); TTLs only clean up.
