@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
@@ -218,6 +218,17 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         # Authlib's default draws its 48 characters one by one from SystemRandom, a
         # system call each.
         return consumables.new_bearer_value()
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client: Client) -> str:
+        # Authlib writes the refused URI into the error's description, and raises
+        # ValueError (a 500) when it holds a character no error_description may carry
+        # (RFC 6749 §4.1.2.1: no '"', '\\', control or non-ASCII character). The page
+        # shows the user nothing of it anyway.
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError("The redirect URI is not registered for this client.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def save_authorization_code(self, code: str, request) -> None:
         ctx = self.ctx

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServer
 from authlib.oauth2 import AuthorizationServer as _PlainServer
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import KeySet
 
@@ -74,7 +76,8 @@ class _ProviderHooks:
         self.scopes_supported = None
 
     def query_client(self, client_id):
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
+                or "\x00" in client_id:  # from a Basic header; see security/input_guard.py
             return None
         return self.clients.get(self.ctx.db.session, client_id)
 
@@ -108,6 +111,28 @@ class AuthorizationServer(_ProviderHooks, _FlaskServer):
         if isinstance(request, OAuth2Request):
             return request
         return super().create_oauth2_request(request)
+
+    def get_authorization_grant(self, request: OAuth2Request):
+        # Authlib writes an unsupported response type into its error's description, and
+        # raises ValueError (a 500) when the value holds a character no
+        # error_description may carry (RFC 6749 §4.1.2.1). No grant takes such a value:
+        # refuse it here with a fixed description, redirected as Authlib would (only to
+        # a redirect URI registered for the client).
+        response_type = request.payload.response_type or ""
+        if not invalid_error_characters(response_type):
+            return super().get_authorization_grant(request)
+        raise UnsupportedResponseTypeError(
+            response_type, "The response type is not supported by the server.",
+            redirect_uri=self._registered_redirect_uri(request))
+
+    def _registered_redirect_uri(self, request: OAuth2Request) -> str | None:
+        client = self.query_client(request.payload.client_id)
+        if client is None:
+            return None
+        requested = request.payload.redirect_uri
+        if not requested:
+            return client.get_default_redirect_uri()
+        return requested if client.check_redirect_uri(requested) else None
 
 
 class ClientServer(_ProviderHooks, _PlainServer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -28,6 +29,32 @@ def test_unregistered_redirect_uri_gets_an_error_page(browser, rp):
         response, _, _ = browser.authorize(rp, redirect_uri=uri)
         assert response.status_code == 400, uri
         assert "Location" not in response.headers
+
+
+# RFC 6749 §4.1.2.1: an error_description carries printable ASCII but '"' and '\\';
+# Authlib raises ValueError when asked to build one from such a value (a 500). A NUL
+# is refused before (tests/security/test_input_guard.py).
+OUTSIDE_THE_ERROR_ALPHABET = ['co"de', "code\\", "cod\u00e9", "\U0001f600", "code\x01", "code\n"]
+
+
+@pytest.mark.parametrize("value", OUTSIDE_THE_ERROR_ALPHABET)
+def test_a_response_type_outside_the_error_alphabet_is_unsupported(browser, rp, value):
+    response, _, query = browser.authorize(rp, response_type=value)
+    assert response.status_code == 302
+    result = query_of(response.headers["Location"])
+    assert result["error"] == "unsupported_response_type"
+    assert result["state"] == query["state"]
+    assert value not in result.get("error_description", "")
+    unknown = browser.get("/authorize?" + urlencode({"response_type": value, "client_id": "nope"}))
+    assert unknown.status_code == 400 and "Location" not in unknown.headers
+
+
+@pytest.mark.parametrize("value", OUTSIDE_THE_ERROR_ALPHABET)
+def test_a_redirect_uri_outside_the_error_alphabet_gets_an_error_page(browser, rp, value):
+    response, _, _ = browser.authorize(rp, redirect_uri=rp.redirect_uri + value)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "ne peut pas aboutir" in response.get_data(as_text=True)
 
 
 def test_unsupported_response_type_redirects_with_error_state_and_iss(browser, rp):

@@ -145,6 +145,11 @@ def test_client_credentials_rules(browser, rp, client_factory):
     assert response.json["error"] == "invalid_scope"
     response = browser.post("/token", headers=basic_auth(service), data={"grant_type": "password"})
     assert response.json["error"] == "unsupported_grant_type"
+    # Values an error_description cannot carry (RFC 6749 §5.2) are unsupported too.
+    for value in ('pass"word', "password\\", "\U0001f600", "password\x01", "password\n"):
+        response = browser.post("/token", headers=basic_auth(service), data={"grant_type": value})
+        assert response.status_code == 400, value
+        assert response.json["error"] == "unsupported_grant_type"
 
 
 def _assertion(key, client_id, aud, jti=None):
