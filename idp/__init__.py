@@ -99,6 +99,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     from .persistence.kv import make_store
     from .persistence.migrate import ensure_schema
     from .security.headers import apply_security_headers
+    from .security.input_guard import install_nul_guard
     from .security.origin import install_origin_check
     from .security.passwords import PasswordService
     from .security.sessions import ServerSessionInterface
@@ -170,6 +171,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     # Before the CSRF check: a cross-site post is refused as such (403), token or not.
     install_origin_check(app, CSRF_EXEMPT, settings.issuer)
+    # Before the CSRF check and every view: no NUL reaches a query (security/input_guard.py).
+    install_nul_guard(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 

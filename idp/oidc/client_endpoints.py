@@ -133,6 +133,9 @@ def read_form(environ: dict) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("malformed form body") from None
     for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            # PostgreSQL cannot compare a text with a NUL in it (security/input_guard.py).
+            raise BadRequest("a parameter holds a NUL character")
         if not value:
             continue
         if name in form:

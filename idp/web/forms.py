@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 
+# C0 control characters and DEL, but for tab, line feed and carriage return (a text
+# area's). Kept out of names and addresses that relying parties prefill their forms with.
+# A NUL never gets this far (idp/security/input_guard.py).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class BaseForm(FlaskForm):
     class Meta:
         # Render errors in the user's language (French first).
         locales = ("fr_FR", "fr")
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for field in self:
+            # Passwords are hashed, never shown nor shared; one set before this check
+            # must keep working.
+            if isinstance(field, PasswordField) or not isinstance(field.data, str):
+                continue
+            if CONTROL_CHARACTERS.search(field.data):
+                field.errors = [*field.errors, _l(
+                    "Ce champ contient un caractère invisible non autorisé : "
+                    "retirez-le puis envoyez de nouveau le formulaire.")]
+                valid = False
+        return valid
 
 
 def email_field(label=None) -> EmailField:
