@@ -40,7 +40,9 @@ def client_ip() -> str | None:
 
 
 def user_agent() -> str:
-    return (request.user_agent.string or "")[:300]
+    # Stored with audit events and sessions. gunicorn refuses a NUL in a header, other
+    # servers may not, and PostgreSQL cannot store one (security/input_guard.py).
+    return (request.user_agent.string or "").replace("\x00", "")[:300]
 
 
 def audit(type_: str, *, outcome: str = "success", user_id: str | None = None,

@@ -86,6 +86,18 @@ def test_a_nul_client_id_in_basic_authentication_is_an_unknown_client(browser):
     assert response.json["error"] == "invalid_client"
 
 
+def test_a_nul_in_the_user_agent_is_dropped_from_what_is_stored(browser, user, svc, app):
+    from sqlalchemy import select
+
+    from idp.persistence.models import AuditEvent
+
+    browser.client.environ_base["HTTP_USER_AGENT"] = "Mozilla\x00/5.0"
+    assert browser.login(user.email).status_code == 302
+    with app.app_context():
+        event = svc.db.session.scalar(select(AuditEvent).where(AuditEvent.type == "login.success"))
+        assert event.user_agent == "Mozilla/5.0"
+
+
 @pytest.mark.parametrize("value", ["Ma\x01rie", "Marie\x1b[31m", "Ma\x7frie", "Ma\x0brie"])
 def test_a_control_character_is_refused_next_to_the_field(browser, user, svc, value):
     assert browser.login(user.email).status_code == 302
