@@ -226,9 +226,12 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         # (RFC 6749 §4.1.2.1: no '"', '\\', control or non-ASCII character). The page
         # shows the user nothing of it anyway.
         uri = request.payload.redirect_uri
-        if uri and not client.check_redirect_uri(uri):
+        if not uri:
+            return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request,
+                                                                                    client)
+        if not client.check_redirect_uri(uri):
             raise InvalidRequestError("The redirect URI is not registered for this client.")
-        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return uri
 
     def save_authorization_code(self, code: str, request) -> None:
         ctx = self.ctx

@@ -36,7 +36,9 @@ def install_nul_guard(app: Flask) -> None:
 
     @app.before_request
     def _refuse_nul_characters():
-        pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
+        pairs = request.args.items(multi=True)
+        if request.method == "POST":  # a GET has no form to parse
+            pairs = [*pairs, *request.form.items(multi=True)]
         if not carries_nul(request.path, pairs):
             return None
         # The endpoint, not the path: the path may hold the NUL itself.
