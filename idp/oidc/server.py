@@ -122,7 +122,7 @@ class AuthorizationServer(_ProviderHooks, _FlaskServer):
         if not invalid_error_characters(response_type):
             return super().get_authorization_grant(request)
         raise UnsupportedResponseTypeError(
-            response_type, "The response type is not supported by the server.",
+            response_type, description="The response type is not supported by the server.",
             redirect_uri=self._registered_redirect_uri(request))
 
     def _registered_redirect_uri(self, request: OAuth2Request) -> str | None:
