@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import hash_meter  # noqa: E402
 import procstat  # noqa: E402
 import report  # noqa: E402
 import seed as seeding  # noqa: E402
@@ -186,8 +187,11 @@ class Measured:
     """A target with the processes whose CPU is charged to it."""
 
     def __init__(self, target: Target, cpu_fn, backing: BackingCpu | None, memory_fn,
-                 counters: StorageCounters | None = None, workers_fn=None) -> None:
+                 counters: StorageCounters | None = None, workers_fn=None,
+                 hash_meter_dir: Path | None = None) -> None:
         self.target = target
+        # Where the server's processes count their password verifications' CPU.
+        self.hash_meter_dir = hash_meter_dir
         # The server's worker processes: how evenly they share the CPU, and what to profile.
         self.workers_fn = workers_fn
         self.counters = counters
@@ -204,12 +208,16 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
     marks: dict = {}
     profiler = None
 
+    def read_hash_meter() -> tuple[int, int] | None:
+        return hash_meter.read(measured.hash_meter_dir) if measured.hash_meter_dir else None
+
     def start() -> None:
         nonlocal profiler
         marks["counters0"] = measured.counters.sample() if measured.counters else {}
         marks["cpu0"] = measured.cpu_fn()
         marks["backing0"] = measured.backing.sample() if measured.backing else None
         marks["client0"] = time.process_time()
+        marks["hash0"] = read_hash_meter()
         marks["machine0"] = procstat.machine_cpu()
         workers = measured.workers_fn() if measured.workers_fn else []
         marks["workers0"] = procstat.cpu_seconds_by_pid(workers)
@@ -220,6 +228,7 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
         marks["cpu1"] = measured.cpu_fn()
         marks["backing1"] = measured.backing.sample() if measured.backing else None
         marks["client1"] = time.process_time()
+        marks["hash1"] = read_hash_meter()
         marks["machine1"] = procstat.machine_cpu()
         marks["counters1"] = measured.counters.sample() if measured.counters else {}
         marks["workers1"] = procstat.cpu_seconds_by_pid(list(marks["workers0"]))
@@ -264,6 +273,11 @@ def measure(measured: Measured, key: str, args, *, accounts: int | None,
         "other_load_cores": max(0.0, other),
         "worker_cpu_pct": [round(share, 1) for share in worker_split],
     }
+    if marks["hash0"] is not None:
+        # The password verifications as the loaded server paid for them (thread CPU
+        # inside argon2's verify, every worker): bench/hash_meter.py.
+        row["hash_cpu_ms_per_op"] = (marks["hash1"][0] - marks["hash0"][0]) / 1e6 / ops
+        row["hashes_per_op"] = (marks["hash1"][1] - marks["hash0"][1]) / ops
     log(f"{measured.target.name:5s} {key:18s} {row['mode']:10s} {row['throughput']:8.1f} op/s "
         f"p50 {row['p50_ms'] or 0:7.2f} ms  p99 {row['p99_ms'] or 0:7.2f} ms  "
         f"cpu {row['cpu_ms_per_op']:.3f} ms/op (+storage {row['total_cpu_ms_per_op']:.3f})  "
@@ -322,6 +336,14 @@ def compute_checks(results: dict, args) -> None:
     argon = results.get("argon2") or {}
     hash_ms = argon.get("cpu_ms")
     value, ours, node = ratio("signin", minus=hash_ms or 0.0)
+    for row in rows.values():
+        if row["key"] == "signin" and row.get("hashes_per_op") is not None and (
+                row["ops"] and not 0.9 <= row["hashes_per_op"] <= 1.1):
+            # Each flow verifies one password: anything else means the meter (or the
+            # flow) is not measuring what the report says.
+            results["problems"].append(
+                f"{row['target']}: {row['hashes_per_op']:.2f} password verifications per "
+                "sign-in counted by bench/hash_meter.py, not 1")
     if ours:
         signin = {
             "ours_cpu_ms": ours["cpu_ms_per_op"], "hash_cpu_ms": hash_ms,
@@ -338,6 +360,15 @@ def compute_checks(results: dict, args) -> None:
                                       if argon.get("hash_bound_per_s") else None),
         }
         results["signin"] = signin
+        node_ms = node["cpu_ms_per_op"] if node and node["cpu_ms_per_op"] else None
+        if ours.get("hash_cpu_ms_per_op") is not None:
+            # The verification as the loaded server paid for it (bench/hash_meter.py):
+            # the target's subtraction read with the hash timed where it ran.
+            in_server = ours["hash_cpu_ms_per_op"]
+            signin["hash_in_server_ms"] = in_server
+            signin["hashes_per_flow"] = ours.get("hashes_per_op")
+            signin["ratio_minus_hash_in_server"] = (
+                (ours["cpu_ms_per_op"] - in_server) / node_ms if node_ms else None)
         nohash = rows.get(("signin", "ours-nohash", "closed"))
         if nohash:
             signin["nohash_cpu_ms"] = nohash["cpu_ms_per_op"]
@@ -359,6 +390,11 @@ def compute_checks(results: dict, args) -> None:
             signin["floor_check_ratio"] = (
                 (floor_hash["cpu_ms_per_op"] - (hash_ms or 0)) / node["cpu_ms_per_op"]
                 if node and node["cpu_ms_per_op"] else None)
+            if floor_hash.get("hash_cpu_ms_per_op") is not None:
+                in_server = floor_hash["hash_cpu_ms_per_op"]
+                signin["floor_hash_in_server_ms"] = in_server
+                signin["floor_check_in_server_ratio"] = (
+                    (floor_hash["cpu_ms_per_op"] - in_server) / node_ms if node_ms else None)
     if value is not None:
         add("Sign-in: (our CPU per flow − one argon2id verification) / node's",
             f"{value:.2f}×", "≤ 2×", value <= 2)
@@ -435,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"reference up: {node_target.version} at {node_target.issuer}")
 
         if not args.reference_only:
-            ours_provider = OurProvider(workdir, sqlite=args.sqlite, workers=args.workers)
+            ours_provider = OurProvider(workdir, sqlite=args.sqlite, workers=args.workers,
+                                        hash_meter_dir=workdir / "hash-meter-ours")
             log(f"preparing our provider ({mode}): database, migrations, clients, user")
             ours_provider.prepare()
             web, service = ours_provider.create_clients()
@@ -450,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
                                        None if args.sqlite else ours_provider.redis_db)
             measured["ours"] = Measured(ours_target, ours_provider.server.cpu_seconds,
                                         backing, ours_provider.server.memory, counters,
-                                        ours_provider.server.worker_pids)
+                                        ours_provider.server.worker_pids,
+                                        ours_provider.hash_meter_dir)
             worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
             setup = (f"gunicorn -c gunicorn.conf.py -w {args.workers} ({worker_class}), "
                      + ("SQLite, in-process store" if args.sqlite else
@@ -507,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             run_growth(results, measured["ours"], ours_provider, args, budget, workdir)
 
         compute_checks(results, args)
-        if any(r["errors"] for r in results["scenarios"]):
+        if any(r["errors"] for r in results["scenarios"]) or results["problems"]:
             status = 1
     except (SuiteError, HttpError) as exc:
         log(f"FAILED: {exc}")
@@ -551,12 +589,14 @@ def start_companions(key: str, stack: contextlib.ExitStack, provider: OurProvide
     if key == "signin" and not args.sqlite:
         budget.check(150, "the sign-in's floors and the provider without a hash")
         for verify_password in (False, True):
-            server, target = start_signin_floor(provider, verify_password=verify_password)
+            meter = workdir / "hash-meter-floor" if verify_password else None
+            server, target = start_signin_floor(provider, verify_password=verify_password,
+                                                meter=meter)
             stack.callback(server.stop)
             target.seeded_accounts = args.accounts[0]
             target.seed_password = seeding.SEED_PASSWORD
             started.append(Measured(target, server.cpu_seconds, None, server.memory,
-                                    workers_fn=server.worker_pids))
+                                    workers_fn=server.worker_pids, hash_meter_dir=meter))
         started.append(start_without_hash(args, stack, workdir))
     return started
 
@@ -728,6 +768,8 @@ def _merge_rounds(rows: list[dict]) -> dict:
         "total_cpu_ms_per_op": per_op("total_cpu_ms_per_op"),
         "client_cpu_ms_per_op": per_op("client_cpu_ms_per_op"),
         "requests_per_op": per_op("requests_per_op"),
+        **({field: per_op(field) for field in ("hash_cpu_ms_per_op", "hashes_per_op")}
+           if "hash_cpu_ms_per_op" in rows[0] else {}),
         "backing_cpu_ms_per_op": per_op_dict("backing_cpu_ms_per_op"),
         "storage_per_op": per_op_dict("storage_per_op"),
         "machine_busy_pct": statistics.mean(r.get("machine_busy_pct") or 0 for r in rows),

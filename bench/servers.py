@@ -22,6 +22,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hash_meter
 import procstat
 from httpclient import Connection, HttpError
 from scenarios import Client, Target
@@ -375,6 +376,8 @@ class OurProvider:
     extra_env: dict[str, str] = field(default_factory=dict)
     # gunicorn's settings file (bench/worker_cpu.py adds profiling hooks to the default).
     gunicorn_conf: Path = GUNICORN_CONF
+    # Where the workers count their password verifications' CPU (bench/hash_meter.py).
+    hash_meter_dir: Path | None = None
 
     @property
     def issuer(self) -> str:
@@ -402,6 +405,8 @@ class OurProvider:
         # parameters); otherwise the provider reads config/idp.toml when it exists.
         if "IDP_CONFIG" in os.environ:
             env["IDP_CONFIG"] = os.environ["IDP_CONFIG"]
+        if self.hash_meter_dir is not None:
+            env.update(hash_meter.environment(self.hash_meter_dir))
         env.update(self.extra_env)
         return env
 
@@ -533,12 +538,14 @@ def signin_floor_env(workdir: Path, database_url: str, issuer: str, client: Clie
 
 
 def start_signin_floor(provider: OurProvider, timeout: float = 30, *,
-                       verify_password: bool = False) -> tuple[Managed, Target]:
+                       verify_password: bool = False, meter: Path | None = None
+                       ) -> tuple[Managed, Target]:
     """gunicorn, with the provider's worker count, serving bench/signin_floor/app.py: the
     least a sign-in can cost on this stack, against the provider's own database (its
     ``users`` table: the same seeded accounts) and a Redis database of its own. With
     ``verify_password``, the floor checks each password against the account's argon2id
-    hash (target ``floor-hash``, its own table and Redis database)."""
+    hash (target ``floor-hash``, its own table and Redis database). With ``meter``, its
+    workers count their verifications' CPU there (bench/hash_meter.py)."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     client = Client("floor-web", "floor-" + os.urandom(12).hex())
@@ -547,7 +554,8 @@ def start_signin_floor(provider: OurProvider, timeout: float = 30, *,
         provider.workdir, provider.database_url, issuer, client,
         **({"redis_db": SIGNIN_FLOOR_HASH_REDIS_DB, "table": "bench_floor_hash_tokens"}
            if verify_password else {}))
-    env = {**os.environ, **state, "BENCH_FLOOR_VERIFY_PASSWORD": "1" if verify_password else "0"}
+    env = {**os.environ, **state, "BENCH_FLOOR_VERIFY_PASSWORD": "1" if verify_password else "0",
+           **(hash_meter.environment(meter) if meter is not None else {})}
     server = Managed(f"gunicorn sign-in {name}")
     server.start([venv_bin("gunicorn"), "-c", str(GUNICORN_CONF), "-w", str(provider.workers),
                   "-b", f"127.0.0.1:{port}", "--chdir", str(SIGNIN_FLOOR), "app:app"],
