@@ -11,7 +11,8 @@ seeds the accounts, runs every scenario against both providers, then the growth 
 and writes ``results.json`` and ``results.md`` into ``--out`` (default bench/results).
 
 Exit status: 0 when every scenario ran without error (missed performance targets are
-reported, not failed), 1 when a scenario had errors, 2 when the suite could not run.
+reported, not failed), 1 when a scenario had errors or a sign-in's password verification
+went uncounted (bench/hash_meter.py), 2 when the suite could not run.
 See docs/performance.md for what each figure means.
 """
 
@@ -338,9 +339,10 @@ def compute_checks(results: dict, args) -> None:
     value, ours, node = ratio("signin", minus=hash_ms or 0.0)
     for row in rows.values():
         if row["key"] == "signin" and row.get("hashes_per_op") is not None and (
-                row["ops"] and not 0.9 <= row["hashes_per_op"] <= 1.1):
-            # Each flow verifies one password: anything else means the meter (or the
-            # flow) is not measuring what the report says.
+                row["ops"] and not 0.5 <= row["hashes_per_op"] <= 1.5):
+            # Each flow verifies one password (give or take the flows that straddle a
+            # window's edge): none or two mean the meter, or the flow, is not measuring
+            # what the report says.
             results["problems"].append(
                 f"{row['target']}: {row['hashes_per_op']:.2f} password verifications per "
                 "sign-in counted by bench/hash_meter.py, not 1")
@@ -651,7 +653,7 @@ def start_without_hash(args, stack: contextlib.ExitStack, workdir: Path) -> Meas
     """Our provider once more, its accounts' hashes (and settings) at
     :data:`NEGLIGIBLE_ARGON2`: the sign-in's CPU without the password verification,
     measured rather than computed. Subtracting one verification timed alone undercounts
-    what the hash costs inside a loaded server (docs/performance.md, seventh pass)."""
+    what the hash costs inside a loaded server (docs/performance-history.md, seventh pass)."""
     memory, passes, lanes = NEGLIGIBLE_ARGON2
     provider = OurProvider(workdir / "nohash", sqlite=args.sqlite, workers=args.workers,
                            database="idp_bench_nohash", redis_db=11, extra_env={
