@@ -7,14 +7,14 @@ connections kept alive, a pool of threads per worker), except that a protocol re
 (token, userinfo, introspection, revocation, discovery, JWKS) whose bytes have all arrived
 is answered on the worker's event loop instead of being handed to a pool thread and back.
 Against plain ``gthread`` that saved about a third of the CPU of a discovery or JWKS
-request and a tenth of a refresh grant (docs/performance.md). Browser pages, and so every
-password check, still run in the pool; the threads share the worker's keys, client cache
-and connection pools, and the argon2 verification releases the GIL.
+request and a tenth of a refresh grant (docs/performance-history.md, third pass). Browser
+pages, and so every password check, still run in the pool; the threads share the worker's
+keys, client cache and connection pools, and the argon2 verification releases the GIL.
 
 Memory: a worker grows from about 100 MiB to 185 MiB under sign-in load, each thread
 keeping its last argon2 buffer (19 MiB) for reuse; ``MALLOC_ARENA_MAX=2`` in the service's
 environment trims that, a fixed ``MALLOC_MMAP_THRESHOLD_`` gives it all back at a cost of
-10-15 ms of CPU per sign-in (docs/performance.md).
+10-15 ms of CPU per sign-in (docs/performance-history.md, second pass).
 
 Environment: ``GUNICORN_WORKERS`` (default: one per core), ``GUNICORN_THREADS`` (4),
 ``GUNICORN_BIND`` (``0.0.0.0:8000``), ``GUNICORN_KEEPALIVE`` (75 s),

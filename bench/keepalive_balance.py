@@ -13,7 +13,7 @@ reverse proxy does right after a restart: without the cap, all six connections t
 on one worker, which serves everything on one core at half the throughput.
 
 Prints, per cap, each trial's busiest worker share of the requests and the number of
-requests served. docs/performance.md (eighth pass) has the figures.
+requests served. docs/performance-history.md (eighth pass) has the figures.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 
 ``bench/inprocess.py`` measures the provider behind Flask's test client: gunicorn's own
 work (its event loop, parser, environ, response) is not in it, and for a small protocol
-request that work was as large as the provider's (docs/performance.md, tenth pass). This
+request that work was as large as the provider's (docs/performance-history.md, tenth pass). This
 starts the provider as production does (``gunicorn -c gunicorn.conf.py``, PostgreSQL,
 Redis) with one worker, sends each kind of request from ``--threads`` kept-alive
 connections, and reads the worker's user and system CPU from ``/proc`` around each

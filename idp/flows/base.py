@@ -3,7 +3,7 @@
 A flow lives in the key-value store (Redis in production), beside the browser session
 it is bound to: it is of no use once that session is gone, so it needs no more
 durability than the session has. A sign-in creates and ends two flows; as rows, they
-cost four statements and four row writes in PostgreSQL per sign-in (docs/performance.md,
+cost four statements and four row writes in PostgreSQL per sign-in (docs/performance-history.md,
 ninth pass).
 
 A flow still moves on with the SQL transaction of the step that moves it, as when it

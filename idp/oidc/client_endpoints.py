@@ -3,7 +3,7 @@ its client credentials; userinfo with a user's access token), served below Flask
 
 They take a form body or a bearer token and answer JSON: no browser session, page, CSRF
 token, locale or URL routing, which is what a Flask request costs (about two thirds of a
-``client_credentials`` grant, docs/performance.md, sixth pass). :class:`ClientEndpoints`
+``client_credentials`` grant, docs/performance-history.md, sixth pass). :class:`ClientEndpoints`
 is a WSGI middleware in front of the Flask application: it reads the request straight
 from the WSGI environ into an Authlib :class:`OAuth2Request`, hands it to the
 framework-free :class:`~idp.oidc.server.ClientServer` (Authlib's own grants and

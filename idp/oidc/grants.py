@@ -190,7 +190,7 @@ def wants_refresh_token(client: Client, scope: str) -> bool:
 _INSERT_GRANT = insert(Grant.__table__)
 # PostgreSQL: a new family and its code in one statement, the code's INSERT reading the
 # family's id from a data-modifying CTE: one round trip instead of two, in the same
-# transaction (docs/performance.md, fourteenth pass). Every column is given: a CTE's
+# transaction (docs/performance-history.md, fourteenth pass). Every column is given: a CTE's
 # INSERT applies no Python default.
 _GRANTS_C = Grant.__table__.c
 _CODES_C = Consumable.__table__.c

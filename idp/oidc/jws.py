@@ -2,7 +2,7 @@
 
 joserfc verifies every token (ours, and clients' assertions); signing our own tokens, with
 a header we write ourselves and a key we generated, needs none of its generality, and its
-registry and key checks cost about as much as an ES256 signature (docs/performance.md,
+registry and key checks cost about as much as an ES256 signature (docs/performance-history.md,
 fourth pass). The output is an ordinary JWS that joserfc verifies (tests/oidc/test_jws.py).
 """
 

@@ -8,7 +8,7 @@ Two servers share one context and one client cache:
   relying party's server calls with its client credentials (token, introspection,
   revocation). :mod:`idp.oidc.client_endpoints` serves them below Flask: they need no
   session, template, CSRF token or locale, and Flask's request machinery was most of
-  their cost (docs/performance.md, sixth pass).
+  their cost (docs/performance-history.md, sixth pass).
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def consume_with_live_family(session: Session, kind: str, value: str
 # nothing unless every check the grant makes passes; on any other case it returns no row
 # and the caller takes the general path, which gives every failure its own answer (a
 # replay revokes the family, and so on). One round trip instead of four or five (BEGIN,
-# consume, the writes, COMMIT): docs/performance.md, thirteenth and fourteenth passes.
+# consume, the writes, COMMIT): docs/performance-history.md, thirteenth and fourteenth passes.
 _CONSUMABLES = Consumable.__table__
 _GRANTS = Grant.__table__
 _USERS = User.__table__
@@ -255,7 +255,7 @@ _FAMILY_AND_USER_COLUMNS = [*(c for _, c in _GRANT_ATTRS), *(c for _, c in _USER
 
 # A user access token's family and user, read in autocommit as plain rows (userinfo,
 # introspection): an ORM session's execute and its loading of two entities were about
-# half of a userinfo request's CPU (docs/performance.md, fourteenth pass).
+# half of a userinfo request's CPU (docs/performance-history.md, fourteenth pass).
 _LIVE_FAMILY_OF_TOKEN = (*_LIVE_FAMILY, _UNREVOKED_JTI)
 _FAMILY_JOIN_USER = _GRANTS.join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
 _LIVE_FAMILY_AND_USER = (

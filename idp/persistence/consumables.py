@@ -65,7 +65,7 @@ def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = N
     which is never stored. A negative ``ttl`` makes an expired one."""
     value = value or new_bearer_value()
     # A plain INSERT, not an ORM object: no caller needs the row, and the unit of work
-    # costs more than the statement on a refresh (docs/performance.md, fourth pass).
+    # costs more than the statement on a refresh (docs/performance-history.md, fourth pass).
     # Through the session, which flushes what is pending first (the user, the grant it
     # refers to), Core statements included (SQLAlchemy 2.0, issue 9809).
     session.execute(_INSERT_CONSUMABLE, bearer_row(kind, ttl, value, **fields))
@@ -102,10 +102,10 @@ def find_bearer_with_grant(session: Session, kind: str, value: str
 
 
 # Built once, with bound parameters: on a hot path, building a statement and computing
-# its cache key cost about a third of running it (see docs/performance.md, fourth pass).
+# its cache key cost about a third of running it (see docs/performance-history.md, fourth pass).
 # The bound parameters are not named after columns: an UPDATE reserves those names.
 # A Core UPDATE on the table, not an ORM one: the ORM's bulk-update path costs about 40 %
-# more for the same statement (docs/performance.md, fifth pass), and no caller changes
+# more for the same statement (docs/performance-history.md, fifth pass), and no caller changes
 # the row it gets back.
 _CONSUMABLES = Consumable.__table__
 # Public so that a caller can read more in the same statement (``consume_bearer``'s
@@ -121,7 +121,7 @@ CONSUME_BEARER = (
 
 
 # On the table, not the ORM entity: the ORM's bulk-insert path cost about 0.07 ms more
-# per INSERT (docs/performance.md, fifth pass).
+# per INSERT (docs/performance-history.md, fifth pass).
 _INSERT_CONSUMABLE = insert(_CONSUMABLES)
 
 

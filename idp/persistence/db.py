@@ -62,7 +62,7 @@ def lean_description_cursor() -> type:
     ``Column`` object per column, with a type lookup, at every access. SQLAlchemy reads
     it once per statement, if only to see whether rows came back, and indexes [0] and
     [1]: for a read of a grant and its user (37 columns) that was 40 % of the
-    statement's CPU on the client (docs/performance.md, ninth pass)."""
+    statement's CPU on the client (docs/performance-history.md, ninth pass)."""
     import psycopg
     from psycopg import pq
 

@@ -2,7 +2,7 @@
 
 On the sign-in path the ORM's unit of work cost more than the statements it emits: a new
 object waits in the session, then the flush sorts, batches and writes it with whatever
-else is pending (docs/performance.md, seventh pass). ``insert_attached`` puts an object
+else is pending (docs/performance-history.md, seventh pass). ``insert_attached`` puts an object
 of the row in the session as a persistent one: reading it loads nothing, and changing it
 later is an ordinary UPDATE at the next flush, as for any loaded object.
 
@@ -12,7 +12,7 @@ does next finds it, as if it had been written at once. Pending rows cost no roun
 their own on PostgreSQL: those of a commit go in one statement, and a statement run by
 :func:`execute_with_pending` carries them in its own WITH clause (the login's audit event
 and SSO session are written by the statement that stores its authorization code:
-docs/performance.md, fifteenth pass). A rollback drops them with the rest.
+docs/performance-history.md, fifteenth pass). A rollback drops them with the rest.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _row_params(rows: list[Base], start: int = 0) -> dict[str, Any]:
 
 
 # Built once per shape: building a statement costs about a third of running it
-# (docs/performance.md, fourth pass).
+# (docs/performance-history.md, fourth pass).
 _SHAPES: dict[type, tuple[Any, frozenset[str], frozenset[str]]] = {}
 _PLAIN: dict[tuple[type, int], Any] = {}
 _CARRYING: dict[tuple[Any, tuple[type, ...]], Any] = {}

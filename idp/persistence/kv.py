@@ -215,7 +215,7 @@ class RedisStore:
     Each thread talks to Redis on a connection of its own (redis-py's ``Connection``
     and its hiredis parser), not through the client's pool: redis-py 8's client spent
     about 20 µs per command on checking a connection out and in, its deprecation
-    wrappers and its metrics, over a 35 µs command (docs/performance.md, twelfth pass).
+    wrappers and its metrics, over a 35 µs command (docs/performance-history.md, twelfth pass).
     What made the pool safe stays: redis-py closes a connection on any error while
     reading (an interrupted read cannot hand its reply to the next command), a reply
     that is an error is read before it is raised (every reply of a batch is read), a

@@ -1,7 +1,7 @@
 """A protocol request answered without gunicorn's parser, environ builder and response.
 
 For a ``client_credentials`` grant, gunicorn's HTTP parser, its WSGI environ builder and
-its response object cost as much CPU as the provider's own work (docs/performance.md,
+its response object cost as much CPU as the provider's own work (docs/performance-history.md,
 tenth pass). The provider's worker (``gunicorn_worker.ProtocolWorker``) already holds the
 whole request, peeked and checked strictly (``peek_request``), when it decides to answer
 it on its event loop. This module turns those bytes into the WSGI environ gunicorn would

@@ -3,8 +3,8 @@
 gunicorn's ``gthread`` worker hands every request from its event loop to a pool thread
 and the finished connection back again: a queue, a wake-up pipe, two ``epoll_ctl`` and a
 GIL hand-off each way. For a small protocol request that hand-off is a good part of its
-whole cost (docs/performance.md: about a third of the CPU of a discovery or JWKS request,
-a tenth of a refresh grant, on two cores shared with the load).
+whole cost (docs/performance-history.md, third pass: about a third of the CPU of a
+discovery or JWKS request, a tenth of a refresh grant, on two cores shared with the load).
 
 This worker answers a request on the loop itself when two things hold:
 
@@ -22,7 +22,7 @@ A plain ``GET`` of the discovery document or the JWKS on a kept-alive connection
 answered by the worker itself, from the bytes the application keeps in memory
 (``find_documents``: ``PublicDocuments.document``), without gunicorn's parser, WSGI
 environ or response object: the same bytes gunicorn would send, at about half the CPU
-(docs/performance.md, eighth pass). The other protocol requests on a kept-alive
+(docs/performance-history.md, eighth pass). The other protocol requests on a kept-alive
 connection go through the application without gunicorn's parser, environ builder and
 response object: ``idp.web.direct`` builds the environ gunicorn would build and sends the
 bytes gunicorn would send, or leaves the request to gunicorn when anything in it is
@@ -281,7 +281,7 @@ class ProtocolWorker(ThreadWorker):
     def _answer_directly(self, conn: TConn, peeked: tuple[PeekedRequest, bytes]) -> bool:
         """Answer the peeked request without gunicorn's parser, environ or response
         object, which were most of what a document request cost and half of a
-        ``client_credentials`` grant (docs/performance.md, eighth and tenth passes):
+        ``client_credentials`` grant (docs/performance-history.md, eighth and tenth passes):
 
         - a plain ``GET`` of the discovery document or the JWKS with the bytes the
           application keeps in memory, without calling it;

@@ -4,8 +4,9 @@ Some pages have the same shape for every visitor of a kind: the login page that 
 authorization request carries the same words, fields and links for every citizen arriving in
 French from a named démarche; only the flow's id, the CSRF token and a few URLs differ.
 Rendering it through Jinja and WTForms costs about two thirds of that request's CPU
-(docs/performance.md, eleventh pass). A :class:`Skeleton` is such a page rendered once with a
-marker in place of each per-request value and split at the markers: filling it in is one join.
+(docs/performance-history.md, eleventh pass). A :class:`Skeleton` is such a page rendered
+once with a marker in place of each per-request value and split at the markers: filling it
+in is one join.
 
 Each slot declares how its value is escaped where the template puts it (:data:`TEXT` for HTML
 text and attribute values, :data:`QUERY` for a value in a URL's query string inside an
