@@ -7,6 +7,7 @@ Each process adds to a file of its own, ``$BENCH_HASH_METER/<pid>``: two little-
 unsigned 64-bit numbers, nanoseconds and verifications, updated in a shared mapping under a
 lock, so that the suite can read them at any moment. Nothing happens without
 BENCH_HASH_METER. The provider's code is not touched: this patches the library's class.
+A ``sitecustomize`` further down the path (a distribution's own) still runs after this one.
 """
 
 from __future__ import annotations
@@ -55,5 +56,22 @@ def _install(directory: str) -> None:
     PasswordHasher.verify = metered_verify
 
 
+def _run_the_shadowed_one() -> None:
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        if os.path.abspath(entry or os.curdir) == here:
+            continue
+        spec = importlib.machinery.PathFinder.find_spec("sitecustomize", [entry])
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return
+
+
 if _DIRECTORY:
     _install(_DIRECTORY)
+_run_the_shadowed_one()
