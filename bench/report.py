@@ -234,6 +234,7 @@ def render(results: dict) -> str:
             ("Floor of the stack per flow, no password hash (ms; bench/signin_floor)",
              _f(signin.get("floor_cpu_ms"), 2)),
             ("floor / node", _f(signin.get("floor_ratio"), 2, "×")),
+            ("ours with a negligible hash / that floor", _f(signin.get("nohash_over_floor"), 2, "×")),
             ("Floor of the stack per flow, checking the password (ms)",
              _f(signin.get("floor_hash_cpu_ms"), 2)),
             ("what the hash costs inside the floor's flow (ms)",

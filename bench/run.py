@@ -382,6 +382,11 @@ def compute_checks(results: dict, args) -> None:
             signin["floor_cpu_ms"] = floor["cpu_ms_per_op"]
             signin["floor_ratio"] = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
                                      if node and node["cpu_ms_per_op"] else None)
+            if nohash and floor["cpu_ms_per_op"]:
+                # What the provider's layers cost over the bare stack, both without a hash
+                # and both Python on the same machine: steadier from round to round than
+                # any ratio to node.
+                signin["nohash_over_floor"] = nohash["cpu_ms_per_op"] / floor["cpu_ms_per_op"]
         floor_hash = rows.get(("signin", "floor-hash", "closed"))
         if floor_hash:
             # The check below, applied to the floor that verifies the password: what no
