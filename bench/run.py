@@ -374,14 +374,12 @@ def compute_checks(results: dict, args) -> None:
         nohash = rows.get(("signin", "ours-nohash", "closed"))
         if nohash:
             signin["nohash_cpu_ms"] = nohash["cpu_ms_per_op"]
-            signin["nohash_ratio"] = (nohash["cpu_ms_per_op"] / node["cpu_ms_per_op"]
-                                      if node and node["cpu_ms_per_op"] else None)
+            signin["nohash_ratio"] = nohash["cpu_ms_per_op"] / node_ms if node_ms else None
             signin["hash_in_flow_ms"] = ours["cpu_ms_per_op"] - nohash["cpu_ms_per_op"]
         floor = rows.get(("signin", "floor", "closed"))
         if floor:
             signin["floor_cpu_ms"] = floor["cpu_ms_per_op"]
-            signin["floor_ratio"] = (floor["cpu_ms_per_op"] / node["cpu_ms_per_op"]
-                                     if node and node["cpu_ms_per_op"] else None)
+            signin["floor_ratio"] = floor["cpu_ms_per_op"] / node_ms if node_ms else None
             if nohash and floor["cpu_ms_per_op"]:
                 # What the provider's layers cost over the bare stack, both without a hash
                 # and both Python on the same machine: steadier from round to round than
@@ -395,8 +393,7 @@ def compute_checks(results: dict, args) -> None:
             signin["floor_hash_in_flow_ms"] = (floor_hash["cpu_ms_per_op"] - floor["cpu_ms_per_op"]
                                                if floor else None)
             signin["floor_check_ratio"] = (
-                (floor_hash["cpu_ms_per_op"] - (hash_ms or 0)) / node["cpu_ms_per_op"]
-                if node and node["cpu_ms_per_op"] else None)
+                (floor_hash["cpu_ms_per_op"] - (hash_ms or 0)) / node_ms if node_ms else None)
             if floor_hash.get("hash_cpu_ms_per_op") is not None:
                 in_server = floor_hash["hash_cpu_ms_per_op"]
                 signin["floor_hash_in_server_ms"] = in_server
