@@ -28,6 +28,27 @@ def main() -> None:
     """compte-usager: OpenID Connect identity provider."""
 
 
+# -- server -------------------------------------------------------------------------
+@main.command("serve", with_appcontext=False)
+@click.option("--host", default=None, help="default: server.host")
+@click.option("--port", type=int, default=None, help="default: server.port")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="worker processes (0: one per core; default: server.workers)")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Python threads per worker (default: server.threads)")
+def serve(host: str | None, port: int | None, workers: int | None,
+          threads: int | None) -> None:
+    """Run the production server (granian) with the settings of config/."""
+    from .config import load_settings
+    from .server import effective, serve as run_server
+
+    settings = load_settings()
+    server = effective(settings.server, host=host, port=port, workers=workers, threads=threads)
+    click.echo(f"serving {settings.issuer} on http://{server.host}:{server.port} "
+               f"({server.workers} worker(s), {server.threads} thread(s) each)")
+    run_server(settings, server)
+
+
 # -- database -----------------------------------------------------------------------
 @main.group()
 def db() -> None:

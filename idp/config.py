@@ -175,6 +175,26 @@ class SupportSettings:
 
 
 @dataclass
+class ServerSettings:
+    """``idp serve``: granian, unmodified, serving ``idp.wsgi:app``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Worker processes; 0: one per core.
+    workers: int = 0
+    # Python threads per worker answering requests. A password hash releases the GIL, so a
+    # few more threads than cores keep the CPU busy while some threads wait on one.
+    threads: int = 4
+    # Connections waiting to be accepted.
+    backlog: int = 1024
+    # Seconds a client has to send a request's headers; a slow client never holds a
+    # Python thread (the server reads requests in its own event loop).
+    header_read_timeout: int = 10
+    # One line per request on the standard output (method, path without query, status).
+    access_log: bool = False
+
+
+@dataclass
 class AuditSettings:
     retention_days: int = 365
 
@@ -184,9 +204,8 @@ class Settings:
     issuer: str = "http://127.0.0.1:5000"
     # Empty: a SQLite file in the instance folder, migrated on first start.
     database_url: str = ""
-    # PostgreSQL: a statement running longer is cancelled (0: no limit). Below gunicorn's
-    # worker timeout (30 s), so that a stuck query fails its request instead of getting
-    # the worker killed with every other request it holds. Migrations, purges: no limit.
+    # PostgreSQL: a statement running longer is cancelled (0: no limit), so that a stuck
+    # query fails its request instead of holding a thread. Migrations, purges: no limit.
     database_statement_timeout: float = 15.0
     # Empty: an in-process store, acceptable for one process only.
     redis_url: str = ""
@@ -219,6 +238,7 @@ class Settings:
     verification: VerificationSettings = field(default_factory=VerificationSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
     support: SupportSettings = field(default_factory=SupportSettings)
     populations: list[Population] = field(default_factory=_default_populations)
 
@@ -342,6 +362,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"unknown display_timezone {settings.display_timezone!r}") from None
     if settings.passwords.min_length < 8:
         raise ConfigError("passwords.min_length may never be below 8")
+    if settings.server.threads < 1 or settings.server.workers < 0:
+        raise ConfigError("server.threads must be at least 1, server.workers at least 0")
+    if not 1 <= settings.server.header_read_timeout <= 60:
+        raise ConfigError("server.header_read_timeout must be between 1 and 60 seconds")
     if settings.verification.code_length < 4:
         raise ConfigError("verification.code_length must be at least 4")
     for alg in settings.tokens.signing_algs:

@@ -98,8 +98,7 @@ class PublicDocuments:
 
     def document(self, path: str | None) -> tuple[bytes, list[tuple[str, str]]] | None:
         """The body and headers of a ``GET`` of ``path``, if it is one of the documents.
-        The provider's gunicorn worker sends them itself for a plain ``GET``
-        (idp/web/gunicorn_worker.py)."""
+"""
         if path in self.DISCOVERY_PATHS:
             body, content_type = _discovery_json(self.svc), "application/json"
         elif path == JWKS_PATH:
