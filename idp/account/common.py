@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import lazy_gettext as _l
 
 from ..web.common import absolute_url, format_when, ui_locale  # noqa: F401 (used by the sections)
 from ..web.common import send_templated_email as send_email
+from ..web.notices import recovery_url, security_notice, sms_allowed  # noqa: F401
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import MessageTemplateError, render_sms
 from ..persistence.models import User
@@ -33,12 +34,6 @@ def page(template: str, status: int = 200, *, section: str, **context):
                            **context), status
 
 
-def recovery_url() -> str:
-    endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
-        else "login.start"
-    return absolute_url(endpoint)
-
-
 def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:
     settings = services().settings
     try:
@@ -52,19 +47,6 @@ def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:
     return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text))
 
 
-def sms_allowed(user: User) -> bool:
-    return bool(user.phone_number and user.phone_number_verified)
-
-
 def notify(user: User, name: str, **context) -> bool:
-    """A security notice to the user, by their preferred contact mode.
-
-    By SMS when they chose it, their phone is verified and the message has an SMS
-    version; otherwise (or when the SMS cannot go) by e-mail to the contact address
-    (verified by code), or the login address. Security notices are sent whatever
-    ``notifications_email`` says."""
-    locale = user.locale or services().settings.default_locale
-    if user.preferred_contact == "sms" and sms_allowed(user):
-        if send_sms(user.phone_number, name, locale, **context):
-            return True
-    return send_email(user.contact_email or user.email, name, locale, **context)
+    """A security notice to the user (idp.web.notices: one rule for all of them)."""
+    return security_notice(user, name, **context)

@@ -21,7 +21,8 @@ from ..persistence.models import Consumable, User, utcnow
 from ..services import audit, services
 from ..web.auth import current_sso, login_required, recent_auth_required
 from . import bp
-from .common import absolute_url, format_when, notify, page, recovery_url, send_email, ui_locale
+from ..web.notices import security_notice
+from .common import absolute_url, format_when, notify, page, send_email, ui_locale
 from .forms import ButtonForm, LoginEmailForm, PasswordChangeForm
 
 LOGIN_EMAIL_KIND = "login_email_change"
@@ -92,8 +93,7 @@ def _apply_password(user: User, password: str) -> None:
     audit("password.changed", user_id=user.id, other_sessions_ended=ended)
     svc.db.session.commit()
     session.regenerate()
-    notify(user, "password_changed", when=format_when(now, user.locale),
-           recovery_url=recovery_url())
+    notify(user, "password_changed", when=format_when(now, user.locale))
 
 
 # -- login e-mail -----------------------------------------------------------------------
@@ -208,9 +208,10 @@ def confirm_login_email():
                                 "ne peut pas devenir votre adresse de connexion.")
                 else:
                     session.pop("account_login_email", None)
-                    send_email(old, "login_email_changed", user.locale or ui_locale(),
-                               when=format_when(utcnow(), user.locale),
-                               new_email=mask_email(new))
+                    # To the old address: the one a thief would have replaced.
+                    security_notice(user, "login_email_changed", to_address=old,
+                                    when=format_when(utcnow(), user.locale),
+                                    new_email=mask_email(new))
                     flash(_("Votre adresse e-mail de connexion est désormais %(email)s.",
                             email=new), "success")
                     return redirect(url_for("account.security"))

@@ -8,7 +8,7 @@ import logging
 from functools import partial
 from types import SimpleNamespace
 
-from flask import (Blueprint, after_this_request, current_app, g, make_response, redirect,
+from flask import (Blueprint, current_app, g, make_response, redirect,
                    render_template, request, session, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,12 +16,11 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from ..identity import users
-from ..messaging.email import EmailMessage
-from ..messaging.templates import render_message
 from ..persistence.models import User, utcnow
 from ..security import lockout, ratelimit
 from ..services import audit, client_ip, services
 from ..web.auth import login_required, sign_in
+from ..web.notices import security_notice
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
 from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
@@ -296,31 +295,12 @@ def _failed(flow, email: str) -> Refusal:
 
 
 def _notify_owner(user: User, blocked_until: float) -> None:
-    """Tell the owner their account is blocked (once per block), after the answer has
-    left: the time it takes must not tell that the address has an account."""
-    svc = services()
-    settings = svc.settings
-    locale = user.locale or settings.default_locale
-    recovery_endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
-        else "login.start"
+    """Tell the owner their account is blocked (once per block). Queued, not sent by this
+    request: the time it takes must not tell that the address has an account."""
+    locale = user.locale or services().settings.default_locale
     when = dt.datetime.fromtimestamp(blocked_until, dt.timezone.utc)
-    try:
-        subject, text, html = render_message(
-            "account_locked", locale, service_name=settings.service_name,
-            organisation_name=settings.organisation_name,
-            recovery_url=settings.issuer + url_for(recovery_endpoint),
-            until=format_when(when, locale, settings.display_timezone))
-    except Exception:  # noqa: BLE001 - a broken template must not make a 500
-        log.exception("cannot render the account_locked message")
-        return
-    message = EmailMessage(to=user.contact_email or user.email, subject=subject, text=text,
-                           html=html)
-    messenger = svc.messenger
-
-    @after_this_request
-    def _send_after(response):
-        response.call_on_close(lambda: messenger.send_email(message))
-        return response
+    security_notice(user, "account_locked", later=True,
+                    until=format_when(when, locale, services().settings.display_timezone))
 
 
 @bp.route("/login/reauth", methods=["GET", "POST"])

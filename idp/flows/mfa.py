@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import (Blueprint, current_app, flash, g, redirect, render_template, request,
+from flask import (Blueprint, flash, g, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -38,7 +38,8 @@ from ..web.auth import login_required, recent_auth_required, sign_in
 from ..web.forms import BaseForm
 from .base import Flow, FlowError, delete_flow, load_flow
 from .continuation import continue_to
-from ..web.common import absolute_url, add_error, format_when, send_templated_email
+from ..web.common import add_error, format_when
+from ..web.notices import security_notice
 
 bp = Blueprint("mfa", __name__)
 
@@ -95,11 +96,7 @@ def _population_requires(user: User) -> bool:
 
 
 def _notify(user: User, action: str) -> None:
-    when = format_when(utcnow(), user.locale)
-    endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
-        else "login.start"
-    send_templated_email(user.email, "mfa_changed", user.locale, action=action, when=when,
-                         recovery_url=absolute_url(endpoint))
+    security_notice(user, "mfa_changed", action=action, when=format_when(utcnow(), user.locale))
 
 
 def _enrolment_page(user: User, form, action_url: str, status: int = 200, **context):

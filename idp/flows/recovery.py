@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -44,6 +44,7 @@ from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha
                           check_new_password, checked_email, format_when, has_errors,
                           policy_hint, send_templated_email)
 from ..web.forms import BaseForm, email_field, password_field
+from ..web.notices import security_notice
 from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,10 @@ def directory():
 @bp.route("/assistance")
 @_guarded
 def support():
+    if request.args.get("flow") is None:  # the help desk's page, linked from the notices
+        return render_template("recovery/support.html", flow=None, population=None,
+                               back_url=url_for("recovery.start"),
+                               support=services().settings.support)
     return _population_page("support", "recovery/support.html",
                             support=services().settings.support)
 
@@ -441,20 +446,9 @@ def password():
     flow.state = "done"
     flow.expires_at = now + dt.timedelta(seconds=RECOVERY_FLOW_TTL)
     db.commit()
-    when = format_when(now, user.locale)
-    notice = {"to": user.email, "locale": user.locale, "when": when,
-              "recovery_url": absolute_url("recovery.start")}
-    response = redirect(url_for("recovery.progress", flow=flow.id), code=303)
-    # The notice goes out while the browser shows the progress page (SMTP may be slow).
-    app = current_app._get_current_object()
-    response.call_on_close(lambda: _send_reset_notice(app, notice))
-    return response
-
-
-def _send_reset_notice(app, notice: dict) -> None:
-    with app.test_request_context(base_url=app.extensions["idp"].settings.issuer):
-        send_templated_email(notice["to"], "password_changed", notice["locale"],
-                             when=notice["when"], recovery_url=notice["recovery_url"])
+    # Sent by this request, before the answer: a close hook may never run.
+    security_notice(user, "password_changed", when=format_when(now, user.locale))
+    return redirect(url_for("recovery.progress", flow=flow.id), code=303)
 
 
 @bp.route("/en-cours")

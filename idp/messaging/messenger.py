@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +48,9 @@ class Messenger:
         self.backoff = backoff
         self.max_seconds = max_seconds
         self._sleep = sleep
+        self._later: queue.Queue[Callable[[], object]] = queue.Queue()
+        self._sender: threading.Thread | None = None
+        self._sender_lock = threading.Lock()
 
     def _deliver(self, send: Callable[[], None], what: str) -> bool:
         started = time.monotonic()
@@ -91,6 +97,45 @@ class Messenger:
             log.info("%s: refused by the guard: %s", what, reason)
             return False
         return self._deliver(lambda: self.sms_backend.send(message), what)
+
+    # -- sending without waiting ----------------------------------------------------------
+    def send_later(self, message: EmailMessage | SmsMessage) -> None:
+        """Queue the message for this process's sender thread and return at once.
+
+        For a notice whose sending time must not show in the answer (the account-locked
+        notice would tell that an address has an account). The message is queued while
+        the request runs, so that a browser dropping the connection cannot lose it, as it
+        can with a response-close hook; ``drain`` waits for the queue (tests, exit). An
+        SMS must have passed ``check_sms`` in the request: the guard counts per request."""
+        if isinstance(message, EmailMessage):
+            def send() -> bool:
+                return self.send_email(message)
+        else:
+            def send() -> bool:
+                return self._deliver(lambda: self.sms_backend.send(message),
+                                     f"SMS to {mask_phone(message.to_e164)}")
+        with self._sender_lock:
+            if self._sender is None or not self._sender.is_alive():
+                self._sender = threading.Thread(target=self._send_queued, daemon=True,
+                                                name="messenger-sender")
+                self._sender.start()
+                atexit.register(self.drain)
+        self._later.put(send)
+
+    def _send_queued(self) -> None:
+        while True:
+            send = self._later.get()
+            try:
+                send()
+            except Exception:  # noqa: BLE001 - the sender thread must outlive a bad message
+                log.exception("queued message failed")
+            finally:
+                self._later.task_done()
+
+    def drain(self) -> None:
+        """Wait until every queued message has been handed to its backend (or given up)."""
+        if self._sender is not None and self._sender.is_alive():
+            self._later.join()
 
 
 def resolve_outbox(outbox_dir: str) -> Path:

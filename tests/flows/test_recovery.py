@@ -37,7 +37,6 @@ def ask_code(browser, email, start="/login", captcha="test-pass"):
 
 def through_progress(browser, done):
     """From the new-password POST, through the progress page, to the success page."""
-    done.close()  # the notice is sent when the response closes
     assert "/mot-de-passe-perdu/en-cours?flow=" in done.headers["Location"]
     progress = browser.get(done.headers["Location"])
     assert progress.status_code == 200
@@ -132,6 +131,8 @@ def test_reset_by_email_link_ends_sessions_and_tokens(app, svc, browser, new_bro
     done = post_form(browser, mismatch, "password", {"password": STRONG_PASSWORD,
                                                      "password_confirm": STRONG_PASSWORD})
     assert done.status_code == 303
+    # Sent by the request itself: there before the answer is read or closed.
+    assert [m["subject"] for m in outbox(to=user.email)][-1] == "Votre mot de passe a été modifié"
     success = through_progress(browser, done)
     assert success.status_code == 200
     assert "Votre mot de passe a été modifié" in text(success)
@@ -253,10 +254,20 @@ def test_code_by_sms_when_preferred_and_verified(app, svc, browser, user_factory
         assert round((item.expires_at - item.created_at).total_seconds() / 60) == 10
         svc.db.session.remove()
     page = browser.get(response.headers["Location"])
-    assert browser.submit(page, "code", {"code": code}).status_code == 303
+    accepted = browser.submit(page, "code", {"code": code})
+    assert accepted.status_code == 303
     with app.app_context():
         assert svc.db.session.get(User, person.id).email_verified is True  # unchanged
         svc.db.session.remove()
+    # The password-changed notice follows the preferred mode, as in "Mon compte".
+    form = browser.get(accepted.headers["Location"])
+    done = post_form(browser, form, "password", {"password": STRONG_PASSWORD,
+                                                  "password_confirm": STRONG_PASSWORD})
+    assert done.status_code == 303
+    notice = outbox(kind="sms")[-1]
+    assert notice["to"] == "+33612345678"
+    assert "mot de passe de votre compte a été modifié" in notice["text"]
+    assert outbox(to=person.email) == []
 
 
 def test_captcha_is_required_and_bad_input_is_a_french_message(browser, user, outbox):

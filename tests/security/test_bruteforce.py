@@ -110,6 +110,7 @@ def clock(monkeypatch):
 @pytest.fixture
 def outbox(svc):
     def read(to: str) -> list[dict]:
+        svc.messenger.drain()  # the account-locked notice is queued
         folder = svc.settings.resolve_path(svc.settings.messaging.outbox_dir)
         return [m for m in read_outbox(folder) if m["to"] == to]
     return read
