@@ -9,9 +9,15 @@ recommendations on authentication:
 * every character is allowed (spaces, accents, emoji), nothing is truncated,
   at least 64 characters are always accepted, and there is no composition rule
   ("one upper case, one digit...");
-* a password from the shipped list of common or breached passwords is refused,
-  and so is one that contains the user's e-mail address, its local part or their
-  names (case- and accent-insensitively).
+* a password from the shipped list of common or breached passwords is refused, and so
+  is one made of such a password, a keyboard walk ("azertyuiop", "qwerty") or a common
+  French word with digits or symbols around it ("azertyuiop123", "soleil2024!");
+* a password that contains the user's e-mail address or its local part is refused; the
+  pieces of their names and of the local part (4 letters or more) count as whole words
+  only ("Ali" is not in "aligot"), and refuse the password only when what is left
+  without them is shorter than the minimum: a passphrase may hold a word that happens to
+  be someone's name ("mot de passe sans script" for Mme Sans), "marie dupont 1" may not
+  (case- and accent-insensitively).
 
 Minimum length:
 
@@ -43,6 +49,19 @@ MIN_CONTAINED_LENGTH = 3
 # from this length on: three-letter pieces ("the", "abc") would refuse too much.
 MIN_TOKEN_LENGTH = 4
 
+# Rows of the French (AZERTY) and English (QWERTY) keyboards, and the digits.
+KEYBOARD_ROWS = ("azertyuiop", "qsdfghjklm", "wxcvbn", "qwertyuiop", "asdfghjkl", "zxcvbnm",
+                 "1234567890", "azqswxedcrfvtgbyhnujikolpm", "qazwsxedcrfvtgbyhnujmikolp")
+# A keyboard walk is refused from this length on.
+MIN_WALK_LENGTH = 4
+# Common French words and names of places not all in the breached-password list.
+FRENCH_WORDS = frozenset({
+    "motdepasse", "bonjour", "bonsoir", "salut", "soleil", "amour", "jetaime", "doudou",
+    "loulou", "chouchou", "bisous", "coucou", "chocolat", "princesse", "papillon", "france",
+    "paris", "marseille", "lyon", "noumea", "caledonie", "nouvellecaledonie", "provincesud",
+    "tahiti", "vacances", "famille", "maison", "bienvenue", "secret", "motdepasse",
+    "utilisateur", "compte", "usager", "administrateur", "azerty", "qwerty"})
+
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common-passwords.txt.gz"
 
 _common: frozenset[str] | None = None
@@ -72,12 +91,37 @@ def common_passwords() -> frozenset[str]:
     return _common
 
 
+def is_keyboard_walk(text: str) -> bool:
+    """A run of neighbouring keys of one row, either way ("azertyuiop", "poiuy", "1234")."""
+    return len(text) >= MIN_WALK_LENGTH and any(
+        text in row or text in row[::-1] for row in KEYBOARD_ROWS)
+
+
 def is_common(password: str) -> bool:
-    """True when the password, ignoring case, is in the common-password list."""
+    """True when the password, ignoring case, is in the common-password list, or is one
+    of those, a keyboard walk or a common French word with digits and symbols around."""
     candidate = normalise(password)
     forms = {candidate.lower(), candidate.casefold(), candidate.strip().lower()}
     listed = common_passwords()
-    return any(form in listed for form in forms)
+    if any(form in listed for form in forms):
+        return True
+    folded = "".join(_fold(candidate).split())
+    core = folded.strip("0123456789!?.,;:*#@$%&_-+=/\\'\"()[]{}<>~^")
+    if not core or not core.isalnum():
+        return False
+    if len(core) < MIN_WALK_LENGTH:
+        return core.isdigit() or not core.isalpha()
+    return core in listed or core in FRENCH_WORDS or is_keyboard_walk(core) or \
+        _made_of_walks(core)
+
+
+def _made_of_walks(text: str) -> bool:
+    """Letters then digits that are each a walk ("azerty123456" after the digits are
+    stripped is handled above; "qsdf1234qsdf" here)."""
+    pieces = [p for p in "".join(c if c.isalpha() else " " for c in text).split()]
+    digits = [p for p in "".join(c if c.isdigit() else " " for c in text).split()]
+    return bool(pieces) and all(is_keyboard_walk(p) or p in FRENCH_WORDS for p in pieces) \
+        and all(is_keyboard_walk(d) or len(d) <= 4 for d in digits)
 
 
 def effective_min_length(min_length: int, mfa_enabled: bool = False) -> int:
@@ -102,24 +146,19 @@ def _tokens(text: str) -> set[str]:
     return {p for p in pieces.split() if len(p) >= MIN_TOKEN_LENGTH}
 
 
-def _personal_fragments(email: str, names: Iterable[str]) -> tuple[set[str], set[str]]:
-    """(e-mail fragments, name fragments), folded, to be looked for in a password."""
-    email_parts: set[str] = set()
+def _personal_fragments(email: str, names: Iterable[str]) -> tuple[str, str, set[str], set[str]]:
+    """(address, local part, its words, the names' words), folded, to be looked for in a
+    password: the address and a local part of 3 or more characters as they are, the words
+    (4 letters or more) as whole words."""
     folded_email = _fold(email.strip())
-    if folded_email:
-        email_parts.add(folded_email)
-        local = folded_email.split("@", 1)[0]
-        if len(local) >= MIN_CONTAINED_LENGTH:
-            email_parts.add(local)
-        email_parts |= _tokens(local)
-    name_parts: set[str] = set()
+    local = folded_email.split("@", 1)[0] if folded_email else ""
+    local_kept = local if len(local) >= MIN_CONTAINED_LENGTH else ""
+    email_words = _tokens(local)
+    name_words: set[str] = set()
     for name in names:
         folded = " ".join(_fold(name or "").split())
-        if len(folded) >= MIN_CONTAINED_LENGTH:
-            name_parts.add(folded)
-            name_parts.add(folded.replace(" ", ""))
-        name_parts |= _tokens(folded)
-    return email_parts, name_parts
+        name_words |= _tokens(folded)
+    return folded_email, local_kept, email_words, name_words
 
 
 def check_password(password: str, *, min_length: int, max_length: int = 128,
@@ -152,14 +191,43 @@ def check_password(password: str, *, min_length: int, max_length: int = 128,
                         "déjà divulgués : choisissez-en un autre."))
 
     folded = _fold(normalised)
-    compact = "".join(folded.split())
-    email_parts, name_parts = _personal_fragments(email, names)
-    if any(part in folded for part in email_parts):
+    address, local, email_words, name_words = _personal_fragments(email, names)
+    if (address and address in folded) or (local and local in folded) or \
+            _leans_on(folded, email_words, minimum):
         errors.append(_("Le mot de passe ne doit pas contenir votre adresse e-mail "
                         "ni une partie de celle-ci."))
-    if any(part in folded or part in compact for part in name_parts):
+    if _leans_on(folded, name_words, minimum):
         errors.append(_("Le mot de passe ne doit pas contenir votre nom ni votre prénom."))
     return errors
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c if c.isalnum() else " " for c in text).split()
+
+
+def _leans_on(folded: str, personal: set[str], minimum: int) -> bool:
+    """True when ``personal`` words appear as whole words of the password, or glued
+    together ("mariedupont"), and what is left without them is below the minimum."""
+    if not personal:
+        return False
+    kept: list[str] = []
+    found = False
+    for word in _words(folded):
+        rest = word
+        for part in sorted(personal, key=len, reverse=True):
+            if part in rest and (rest == part or _glued(rest, personal)):
+                rest = rest.replace(part, "")
+                found = True
+        kept.append(rest)
+    return found and len("".join(kept)) < minimum
+
+
+def _glued(word: str, personal: set[str]) -> bool:
+    """``word`` made only of personal words and digits ("mariedupont", "dupont1990")."""
+    rest = word
+    for part in sorted(personal, key=len, reverse=True):
+        rest = rest.replace(part, "")
+    return rest == "" or rest.isdigit()
 
 
 def describe_policy(min_length: int, *, mfa_enabled: bool = False, max_length: int = 128) -> str:
