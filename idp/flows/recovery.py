@@ -11,7 +11,8 @@
 4. ``/mot-de-passe-perdu/code``: the code, ``verification.max_attempts`` tries.
 5. ``/mot-de-passe-perdu/nouveau``: the new password, twice. Then every SSO session and
    grant of the account ends, and the owner is told by e-mail.
-6. ``/mot-de-passe-perdu/termine``: "Continuer" goes back where the user was going.
+6. ``/mot-de-passe-perdu/termine``: the change is done and the notice sent; "Continuer"
+   goes back where the user was going.
 """
 
 from __future__ import annotations
@@ -448,17 +449,16 @@ def password():
     db.commit()
     # Sent by this request, before the answer: a close hook may never run.
     security_notice(user, "password_changed", when=format_when(now, user.locale))
-    return redirect(url_for("recovery.progress", flow=flow.id), code=303)
+    return redirect(url_for("recovery.done", flow=flow.id), code=303)
 
 
 @bp.route("/en-cours")
 @_guarded
 def progress():
-    """The seed's "progress" step: the change is applied and the notice is on its way;
-    the page moves on to the success page by itself (meta refresh, no script)."""
+    """The former progress page (it moved on by itself, which WCAG 2.2.1 forbids): the
+    notice now leaves with the change, so the success page says it all."""
     flow = _load("done")
-    return render_template("recovery/progress.html", flow=flow,
-                           next_url=url_for("recovery.done", flow=flow.id))
+    return redirect(url_for("recovery.done", flow=flow.id), code=303)
 
 
 def _code_channel(flow: Flow) -> str | None:

@@ -8,6 +8,7 @@ from idp.security.captcha import parse_answer
 
 STRONG_PASSWORD = "un aligot bien chaud sous la pluie"
 LINK_RE = re.compile(r"https?://\S+")
+CODE_RE = re.compile(r"\b[A-Z0-9]{6}\b")
 
 
 def captcha(visit) -> None:
@@ -48,3 +49,9 @@ def link_in(message: dict, path: str) -> str:
         if path in link:
             return link.rstrip(".,)")
     raise AssertionError(f"no link to {path} in {message['subject']!r}")
+
+
+def code_in(message: dict) -> str:
+    match = CODE_RE.search(message["text"])
+    assert match, f"no code in {message.get('subject') or message['text']!r}"
+    return match.group(0)

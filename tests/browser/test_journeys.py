@@ -5,13 +5,17 @@ axe-core and photographed (conftest.Visit.check)."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
+
+import pyotp
 
 import pytest
 
 from tests.browser.conftest import make_user
 from tests.browser.demarche import DemarcheApp
-from tests.browser.steps import STRONG_PASSWORD, captcha, consent, link_in, sign_in
+from tests.browser.steps import (CODE_RE, STRONG_PASSWORD, captcha, code_in, consent, link_in,
+                                 sign_in)
 
 pytestmark = pytest.mark.browser
 
@@ -92,11 +96,137 @@ def test_sign_in_then_single_sign_on_then_logout(stack, visit):
         page.get_by_role("button", name=re.compile("Se déconnecter|Me déconnecter")).first.click()
     page.wait_for_url(stack.apps[1] + "/**")
     visit.check("démarche 2 : déconnecté")
-    # Signed out of the provider too: the first démarche asks for the password again.
-    first.open()
-    page.wait_for_load_state("load")
-    if not first.is_here() or page.get_by_role("button", name=re.compile("Se déconnecter")).count():
-        pass
+    # Signed out of the provider too: signing in to the first démarche asks again.
     page.goto(stack.issuer + "/compte/")
     page.get_by_label("Mot de passe").wait_for()
     visit.check("connexion après déconnexion")
+
+
+def _sign_in_to_account(stack, visit, email, password):
+    page = visit.page
+    page.goto(stack.issuer + "/compte/")
+    visit.check("connexion à Mon compte")
+    sign_in(visit, email, password)
+    page.wait_for_url(stack.issuer + "/compte/**")
+
+
+def test_contact_change_with_a_code(stack, visit):
+    page = visit.page
+    email = unique_email("contact")
+    make_user(stack, email, STRONG_PASSWORD, given_name="Marie", family_name="Gope")
+    _sign_in_to_account(stack, visit, email, STRONG_PASSWORD)
+    visit.check("mon compte : profil")
+    page.get_by_role("link", name="Ajouter un numéro de téléphone").click()
+    visit.check("mon compte : téléphone")
+    page.get_by_label("Nouveau numéro de téléphone").fill("06 98 76 54 32")
+    page.get_by_role("button", name="Envoyer le code de validation").click()
+    page.get_by_label(re.compile("Code de validation")).wait_for()
+    visit.check("mon compte : code reçu par SMS")
+    # A wrong code first: the error is announced and the field says why.
+    page.get_by_label(re.compile("Code de validation")).fill("000000")
+    page.get_by_role("button", name="Valider").click()
+    page.locator(".error-summary").wait_for()
+    visit.check("mon compte : mauvais code")
+    code = code_in(stack.last_message("+33698765432", kind="sms"))
+    page.get_by_label(re.compile("Code de validation")).fill(code)
+    page.get_by_role("button", name="Valider").click()
+    page.wait_for_url(stack.issuer + "/compte/")
+    visit.check("mon compte : téléphone vérifié")
+    assert "98 76 54 32" in page.locator("main").inner_text()
+
+
+POPULATIONS = [("Usager des services", "usager"), ("Élu", "elu"),
+               ("Agent des lycées", None), ("Agent du siège", None),
+               ("Besoin d'assistance", None)]
+
+
+def test_lost_password_for_each_population(stack, visit):
+    page = visit.page
+    for label, population in POPULATIONS:
+        page.goto(stack.issuer + "/login")
+        visit.check("connexion")
+        page.get_by_role("link", name="Mot de passe perdu").click()
+        visit.check("mot de passe perdu : situation")
+        page.get_by_label(label, exact=True).check()
+        page.get_by_role("button", name="Continuer").click()
+        page.wait_for_load_state("load")
+        if population is None:
+            heading = page.get_by_role("heading", level=1).inner_text()
+            visit.check(f"mot de passe perdu : {label}")
+            if label.startswith("Agent"):
+                assert page.get_by_role("link", name=re.compile("annuaire des agents")).count()
+            else:
+                assert heading == "Besoin d'assistance"
+                assert page.get_by_role("link", name="assistance@example.org").count()
+            continue
+        email = unique_email(f"perdu.{population}")
+        make_user(stack, email, "ancien mot de passe oublié", population=population,
+                  given_name="Paul", family_name="Néaoutyine")
+        visit.check(f"mot de passe perdu : adresse ({label})")
+        page.get_by_label("Adresse e-mail").fill(email)
+        captcha(visit)
+        page.get_by_role("button", name="Recevoir un code").click()
+        page.get_by_label(re.compile("Code de sécurité")).wait_for()
+        visit.check(f"mot de passe perdu : code ({label})")
+        page.get_by_label(re.compile("Code de sécurité")).fill(code_in(stack.last_message(email)))
+        page.get_by_role("button", name="Valider le code").click()
+        page.get_by_label("Nouveau mot de passe", exact=False).first.wait_for()
+        visit.check(f"mot de passe perdu : nouveau mot de passe ({label})")
+        new_password = f"{STRONG_PASSWORD} et {len(population)} parapluies"
+        page.get_by_label(re.compile("^Nouveau mot de passe")).fill(new_password)
+        page.get_by_label(re.compile("^Confirmation du nouveau")).fill(new_password)
+        page.get_by_role("button", name="Enregistrer le nouveau mot de passe").click()
+        page.wait_for_url(re.compile("/mot-de-passe-perdu/termine"))
+        visit.check(f"mot de passe perdu : terminé ({label})")
+        # The notice was sent by the request that changed the password.
+        assert stack.last_message(email)["subject"] == "Votre mot de passe a été modifié"
+        page.get_by_role("link", name="Continuer").click()
+        page.get_by_label("Adresse e-mail").wait_for()
+        visit.check(f"connexion avec le nouveau mot de passe ({label})")
+        sign_in(visit, email, new_password)
+        page.wait_for_load_state("load")
+        if population == "elu":  # an elected member must set up a second factor first
+            page.get_by_role("heading", name=re.compile("double authentification")).wait_for()
+            visit.check("double authentification requise")
+        else:
+            page.wait_for_url(stack.issuer + "/compte/**")
+            visit.check("mon compte après réinitialisation")
+        page.context.clear_cookies()
+
+
+def test_mfa_enrolment_then_login_with_a_totp_code(stack, visit):
+    page = visit.page
+    email = unique_email("mfa")
+    make_user(stack, email, STRONG_PASSWORD, given_name="Sonia", family_name="Backès")
+    _sign_in_to_account(stack, visit, email, STRONG_PASSWORD)
+    visit.check("mon compte")
+    page.goto(stack.issuer + "/compte/mfa/")
+    visit.check("double authentification : gérer")
+    page.get_by_role("link", name="Activer la double authentification").click()
+    page.locator("#cle-totp").wait_for()
+    visit.check("double authentification : activer")
+    totp = pyotp.TOTP(page.locator("#cle-totp").inner_text().replace(" ", ""))
+    page.get_by_label(re.compile("Code")).first.fill(totp.now())
+    page.get_by_role("button", name="Activer").click()
+    page.locator(".recovery-codes").wait_for()
+    visit.check("double authentification : codes de secours")
+    page.get_by_role("link", name=re.compile("J'ai noté mes codes")).click()
+    page.wait_for_load_state("load")
+    visit.check("après l'activation")
+    page.context.clear_cookies()
+
+    _sign_in_to_account_with_totp(stack, visit, email, totp)
+
+
+def _sign_in_to_account_with_totp(stack, visit, email, totp):
+    page = visit.page
+    page.goto(stack.issuer + "/compte/")
+    visit.check("connexion")
+    sign_in(visit, email, STRONG_PASSWORD)
+    page.wait_for_url(re.compile("/login/mfa"))
+    visit.check("double authentification : code demandé")
+    # The code just used to enrol cannot be used again: the next one.
+    page.get_by_label(re.compile("Code")).first.fill(totp.at(time.time() + 30))
+    page.get_by_role("button", name="Valider").click()
+    page.wait_for_url(stack.issuer + "/compte/**")
+    visit.check("mon compte après la double authentification")
