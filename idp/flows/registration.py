@@ -85,7 +85,8 @@ def _default_target() -> str:
     return url_for("account.index")
 
 
-def _render_form(flow, form, captcha_failures: list[str], status: int):
+def _render_form(flow, form, captcha_failures: list[str], status: int,
+                 passwords_cleared: bool = False):
     svc = services()
     phone_required = svc.settings.registration.phone_required
     form.phone.flags.required = phone_required
@@ -95,7 +96,8 @@ def _render_form(flow, form, captcha_failures: list[str], status: int):
         captcha_errors=captcha_failures, captcha_extra=extra,
         password_hint=policy_hint(DEFAULT_POPULATION), phone_required=phone_required,
         terms_url=svc.settings.registration.terms_url,
-        terms_version=svc.settings.registration.terms_version), status
+        terms_version=svc.settings.registration.terms_version,
+        passwords_cleared=passwords_cleared), status
 
 
 def _disabled_page():
@@ -150,8 +152,10 @@ def start():
     check_new_password(form.password, form.password_confirm, email=email,
                        names=[given_name, family_name], population=DEFAULT_POPULATION)
     if has_errors(form) or captcha_failures:
+        # Never sent back to the browser: the page says so next to the fields.
+        typed = bool(form.password.data or form.password_confirm.data)
         form.password.data = form.password_confirm.data = ""
-        return _render_form(flow, form, captcha_failures, 400)
+        return _render_form(flow, form, captcha_failures, 400, passwords_cleared=typed)
 
     password = form.password.data
     user, existing = _create_account(email, password, given_name, family_name, phone)

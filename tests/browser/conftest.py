@@ -250,7 +250,11 @@ def visit(request, chromium):
     page.on("framenavigated", landed)
     yield current
     try:
-        if not request.node.rep_call_failed:
+        if request.node.rep_call_failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{name}--{request.param}--failed.png"),
+                            full_page=True)
+        else:
             current.assert_every_page_checked()
     finally:
         context.close()

@@ -118,7 +118,10 @@ def test_contact_change_with_a_code(stack, visit):
     visit.check("mon compte : profil")
     page.get_by_role("link", name="Ajouter un numéro de téléphone").click()
     visit.check("mon compte : téléphone")
-    page.get_by_label("Nouveau numéro de téléphone").fill("06 98 76 54 32")
+    digits = f"{uuid.uuid4().int % 10**8:08d}"
+    national = "06 " + " ".join(digits[i:i + 2] for i in range(0, 8, 2))
+    page.get_by_label("Nouveau numéro de téléphone").fill(national)
+    captcha(visit)
     page.get_by_role("button", name="Envoyer le code de validation").click()
     page.get_by_label(re.compile("Code de validation")).wait_for()
     visit.check("mon compte : code reçu par SMS")
@@ -126,13 +129,15 @@ def test_contact_change_with_a_code(stack, visit):
     page.get_by_label(re.compile("Code de validation")).fill("000000")
     page.get_by_role("button", name="Valider").click()
     page.locator(".error-summary").wait_for()
+    # The error summary has the focus (its links lead to the fields), with or without JS.
+    assert page.evaluate("document.activeElement.id") == "erreurs"
     visit.check("mon compte : mauvais code")
-    code = code_in(stack.last_message("+33698765432", kind="sms"))
+    code = code_in(stack.last_message("+336" + digits, kind="sms"))
     page.get_by_label(re.compile("Code de validation")).fill(code)
     page.get_by_role("button", name="Valider").click()
     page.wait_for_url(stack.issuer + "/compte/")
     visit.check("mon compte : téléphone vérifié")
-    assert "98 76 54 32" in page.locator("main").inner_text()
+    assert national[3:] in page.locator("main").inner_text()
 
 
 POPULATIONS = [("Usager des services", "usager"), ("Élu", "elu"),
@@ -230,3 +235,84 @@ def _sign_in_to_account_with_totp(stack, visit, email, totp):
     page.get_by_role("button", name="Valider").click()
     page.wait_for_url(stack.issuer + "/compte/**")
     visit.check("mon compte après la double authentification")
+
+
+# -- keyboard only -------------------------------------------------------------------------
+def tab_to(page, name: str, max_presses: int = 40) -> None:
+    """Press Tab until the focused element's accessible text or label holds ``name``."""
+    for _ in range(max_presses):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => {
+            const e = document.activeElement;
+            if (!e) return "";
+            const label = e.labels && e.labels.length ? e.labels[0].innerText : "";
+            return (label + " " + (e.innerText || "") + " " + (e.value || "")).trim();
+        }""")
+        if name.lower() in focused.lower():
+            return
+    raise AssertionError(f"{name!r} cannot be reached with the Tab key")
+
+
+def test_keyboard_only_login_and_recovery(stack, visit):
+    page = visit.page
+    email = unique_email("clavier")
+    make_user(stack, email, "ancien mot de passe oublié", given_name="Kim", family_name="Ngo")
+    app = DemarcheApp(page, stack.apps[0])
+    app.open()
+    visit.check("démarche : accueil")
+    tab_to(page, "Se connecter avec Compte usager")
+    page.keyboard.press("Enter")
+    page.get_by_label("Adresse e-mail").wait_for()
+    visit.check("connexion")
+
+    # Recovery, keys only.
+    tab_to(page, "Mot de passe perdu")
+    page.keyboard.press("Enter")
+    page.get_by_role("radio").first.wait_for()
+    visit.check("mot de passe perdu : situation")
+    tab_to(page, "Usager des services")
+    page.keyboard.press("Space")
+    tab_to(page, "Continuer")
+    page.keyboard.press("Enter")
+    page.get_by_label("Adresse e-mail").wait_for()
+    visit.check("mot de passe perdu : adresse")
+    tab_to(page, "Adresse e-mail")
+    page.keyboard.type(email)
+    if not visit.javascript:
+        tab_to(page, "Combien" if "Combien" in page.locator("label[for=captcha_answer]")
+               .inner_text() else "Quel")
+        captcha(visit)
+    tab_to(page, "Recevoir un code")
+    page.keyboard.press("Enter")
+    page.get_by_label(re.compile("Code de sécurité")).wait_for()
+    visit.check("mot de passe perdu : code")
+    tab_to(page, "Code de sécurité")
+    page.keyboard.type(code_in(stack.last_message(email)))
+    page.keyboard.press("Enter")
+    page.get_by_label(re.compile("^Nouveau mot de passe")).wait_for()
+    visit.check("mot de passe perdu : nouveau mot de passe")
+    tab_to(page, "Nouveau mot de passe")
+    page.keyboard.type(STRONG_PASSWORD)
+    tab_to(page, "Confirmation")
+    page.keyboard.type(STRONG_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile("/mot-de-passe-perdu/termine"))
+    visit.check("mot de passe perdu : terminé")
+    tab_to(page, "Continuer")
+    page.keyboard.press("Enter")
+
+    # Login, keys only, back to the démarche.
+    page.get_by_label("Adresse e-mail").wait_for()
+    visit.check("connexion avec le nouveau mot de passe")
+    tab_to(page, "Adresse e-mail")
+    page.keyboard.type(email)
+    tab_to(page, "Mot de passe")
+    page.keyboard.type(STRONG_PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Autoriser").wait_for()
+    visit.check("consentement")
+    tab_to(page, "Autoriser")
+    page.keyboard.press("Enter")
+    page.wait_for_url(stack.apps[0] + "/**")
+    app.assert_signed_in_as("Kim", "Ngo")
+    visit.check("démarche : formulaire prérempli")

@@ -291,3 +291,17 @@ def test_signed_in_user_is_sent_on(browser, user):
     browser.login(user.email)
     response = browser.get("/inscription")
     assert response.status_code == 302 and response.headers["Location"] == "/compte/"
+
+
+def test_passwords_cleared_after_an_error_are_announced_next_to_the_fields(browser):
+    # A wrong anti-robot answer: the passwords are not sent back, and the page says so.
+    page = register(browser, captcha_payload="wrong")
+    assert page.status_code == 400
+    body = text(page)
+    assert re.search(r'id="password-aide"[^>]*>[^<]*le mot de passe saisi a été effacé', body)
+    assert re.search(r'id="password_confirm-aide"[^>]*>Saisissez à nouveau la confirmation', body)
+    assert 'aria-describedby="password-aide' in body
+    # The error summary takes the focus when the page loads (no script needed).
+    assert 'id="erreurs" autofocus' in body
+    # A first visit says nothing of the kind.
+    assert "a été effacé" not in text(open_form(browser))
