@@ -67,6 +67,28 @@ EVENT_LABELS = {
     "account.deleted": _l("Suppression du compte"),
     "mfa.enabled": _l("Double authentification activée"),
     "mfa.disabled": _l("Double authentification désactivée"),
+    "mfa.challenge_failed": _l("Code de double authentification refusé"),
+    "mfa.recovery_code_used": _l("Connexion avec un code de secours"),
+    "mfa.recovery_codes_renewed": _l("Nouveaux codes de secours"),
+    "login.password_ok": _l("Mot de passe accepté, second facteur demandé"),
+    "account.locked": _l("Compte bloqué temporairement après des échecs de connexion"),
+    "recovery.send_failed": _l("Échec d'envoi d'un code de récupération"),
+    "registration.existing_email": _l("Tentative de création d'un compte avec votre adresse"),
+    "terms.accepted": _l("Conditions d'utilisation acceptées"),
+    "token.issued": _l("Accès donné à une application (jeton émis)"),
+    "token.revoked": _l("Accès d'une application révoqué"),
+    "token.code_replayed": _l("Code d'autorisation réutilisé : accès de l'application révoqué"),
+    "token.refresh_token_reused": _l("Jeton de renouvellement réutilisé : accès de "
+                                     "l'application révoqué"),
+    "admin.user_created": _l("Compte créé par l'administration"),
+    "admin.user_disabled": _l("Compte désactivé par l'administration"),
+    "admin.user_enabled": _l("Compte réactivé par l'administration"),
+    "admin.user_password_reset": _l("Mot de passe réinitialisé par l'administration"),
+    "admin.client_created": _l("Application enregistrée par l'administration"),
+    "admin.client_updated": _l("Application modifiée par l'administration"),
+    "admin.client_deleted": _l("Application supprimée par l'administration"),
+    "admin.client_secret_rotated": _l("Secret d'une application renouvelé"),
+    "admin.audit_purged": _l("Purge du journal"),
 }
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
@@ -93,7 +115,7 @@ def describe_device(user_agent: str | None) -> str:
 
 def event_label(type_: str) -> str:
     label = EVENT_LABELS.get(type_)
-    return str(label) if label else _("Autre événement (%(type)s)", type=type_)
+    return str(label) if label else _("Autre événement")
 
 
 def session_handle(sso_id: str) -> str:

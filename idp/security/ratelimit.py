@@ -34,6 +34,7 @@ which applies :class:`ClientFailures` itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import functools
 import hashlib
@@ -44,8 +45,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
@@ -265,14 +268,29 @@ def rules_for(endpoint: str | None) -> list[str]:
 
 
 def format_wait(seconds: int) -> str:
-    """``"2 secondes"``, ``"5 minutes"``, ``"1 heure"`` (rounded up), in the UI language."""
+    """``"2 secondes"``, ``"5 minutes"`` (rounded up), ``"1 heure"``, ``"environ 1 heure"``
+    (63 minutes: to the nearest hour, not "2 heures"), in the UI language."""
     seconds = max(1, int(seconds))
     if seconds < 60:
         return ngettext("%(num)d seconde", "%(num)d secondes", seconds)
     minutes = math.ceil(seconds / 60)
     if minutes < 60:
         return ngettext("%(num)d minute", "%(num)d minutes", minutes)
-    return ngettext("%(num)d heure", "%(num)d heures", math.ceil(minutes / 60))
+    hours = max(1, round(minutes / 60))
+    if minutes == hours * 60:
+        return ngettext("%(num)d heure", "%(num)d heures", hours)
+    return ngettext("environ %(num)d heure", "environ %(num)d heures", hours)
+
+
+def format_return_time(seconds: int, timezone: str, locale: str | None = None) -> str:
+    """When to come back: ``"14:05"`` today, ``"07/12/2026 à 14:05"`` another day, in the
+    service's time zone (with its abbreviation)."""
+    now = dt.datetime.now(dt.timezone.utc).astimezone(ZoneInfo(timezone))
+    back = now + dt.timedelta(seconds=max(0, int(seconds)) + 59)
+    back = back.replace(second=0, microsecond=0)
+    joiner = "at" if (locale or "fr").startswith("en") else "à"
+    day = "" if back.date() == now.date() else f"{back:%d/%m/%Y} {joiner} "
+    return f"{day}{back:%H:%M} ({back.tzname()})"
 
 
 def too_many_requests(retry_after: int):
@@ -283,8 +301,11 @@ def too_many_requests(retry_after: int):
         response = jsonify(slow_down(retry_after))
         response.status_code = 429
     else:
-        response = make_response(render_template("errors/429.html", message=message,
-                                                 retry_after=retry_after), 429)
+        settings = current_app.extensions["idp"].settings
+        response = make_response(render_template(
+            "errors/429.html", message=message, retry_after=retry_after,
+            return_time=format_return_time(retry_after, settings.display_timezone,
+                                           str(get_locale() or "fr"))), 429)
     response.headers["Retry-After"] = str(retry_after)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -140,3 +140,20 @@ def test_delete_account_removes_everything(logged_in, new_browser, user, svc, cl
     assert other.get("/compte/").status_code == 302
     assert "supprimé" in outbox.last(user.email)["subject"]
     assert new_browser().login(user.email).status_code != 302
+
+
+def test_every_audited_event_type_has_a_french_label():
+    """Confidentialité lists the account's events: none may show a technical name."""
+    import re
+    from pathlib import Path
+
+    from idp.account.privacy import EVENT_LABELS
+
+    root = Path(__file__).resolve().parents[2] / "idp"
+    source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py"))
+    types = set(re.findall(r'\baudit\(\s*"([a-z_.]+)"', source))
+    types |= set(re.findall(r'record_event\(\s*\w+,\s*"([a-z_.]+)"', source))
+    types |= {f"token.{reason}" for reason in
+              re.findall(r'consume_or_revoke_family\([^)]*"([a-z_]+)"\)', source)}
+    assert len(types) > 40
+    assert sorted(types - set(EVENT_LABELS)) == []

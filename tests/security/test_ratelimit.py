@@ -110,3 +110,25 @@ def test_concurrent_requests_never_exceed_the_limit(app, new_browser):
     assert len(statuses) == 16
     assert statuses.count(429) == 13, statuses
     assert statuses.count(400) == 3, statuses
+
+
+def test_waits_are_said_as_people_would(app):
+    from idp.security.ratelimit import format_wait
+    with app.test_request_context():
+        assert format_wait(30) == "30 secondes"
+        assert format_wait(61) == "2 minutes"
+        assert format_wait(3600) == "1 heure"
+        assert format_wait(63 * 60) == "environ 1 heure"  # not "2 heures"
+        assert format_wait(100 * 60) == "environ 2 heures"
+        assert format_wait(7200) == "2 heures"
+
+
+def test_the_limit_page_says_when_to_come_back(browser, user, clock):
+    import re as re_
+    for _ in range(3):
+        attempt(browser, user.email, "wrong password here")
+    response = attempt(browser, user.email, PASSWORD)
+    assert response.status_code == 429
+    # The time of day to come back, in the service's time zone.
+    assert re_.search(r"Vous pourrez réessayer à partir de \d\d:\d\d \([A-Z+\-0-9]+\)",
+                      text_of(response))
