@@ -202,6 +202,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .flows.registration import bp as registration_bp
     from .flows.terms import bp as terms_bp
     from .flows.terms import enforce_terms
+    from .web.legal import bp as legal_bp
 
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
@@ -211,6 +212,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     app.register_blueprint(account_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(terms_bp)
+    app.register_blueprint(legal_bp)
     app.before_request(enforce_terms)
     for endpoint in csrf_exempt:
         csrf.exempt(app.view_functions[endpoint])
@@ -229,6 +231,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
 def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -> None:
     from .services import services
     from .web.common import language_url, ui_locale
+    from .web.territory import template_globals as territory_globals
 
     @app.context_processor
     def _template_globals():
@@ -239,6 +242,7 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
             "terms_version": lambda: settings.registration.terms_version,
             "url_map_endpoints": lambda: app.view_functions.keys(),
             "language_url": language_url,
+            **territory_globals(settings),
         }
 
     @app.teardown_appcontext

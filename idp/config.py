@@ -175,6 +175,24 @@ class SupportSettings:
 
 
 @dataclass
+class LegalSettings:
+    """The legal pages (legal notice, personal data, cookies): who publishes the service,
+    who hosts it, who is responsible for the personal data and how to reach them."""
+
+    # The publisher, with its address ("Province Sud, 6 route des Artifices, 98800 Nouméa").
+    publisher: str = ""
+    publication_director: str = ""
+    # The host, with its address.
+    host: str = ""
+    # The data controller (RGPD art. 4), usually the organisation, with its address.
+    data_controller: str = ""
+    # How to reach the data protection officer (an address, e-mail or postal).
+    dpo_contact: str = ""
+    # Where to complain.
+    supervisory_authority: str = "la CNIL, 3 place de Fontenoy, 75007 Paris (www.cnil.fr)"
+
+
+@dataclass
 class ServerSettings:
     """``idp serve``: granian, unmodified, serving ``idp.wsgi:app``."""
 
@@ -221,7 +239,8 @@ class Settings:
     display_timezone: str = "Europe/Paris"
     locales: list[str] = field(default_factory=lambda: ["fr", "en"])
     service_name: str = "Compte usager"
-    organisation_name: str = "Région"
+    # With its article, as it reads in a sentence: "la Province Sud", "le Département".
+    organisation_name: str = "la Région"
     # Salt for pairwise subject identifiers; empty: derived from secret_key.
     pairwise_salt: str = ""
     auto_migrate: bool = True
@@ -240,6 +259,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     support: SupportSettings = field(default_factory=SupportSettings)
+    legal: LegalSettings = field(default_factory=LegalSettings)
     populations: list[Population] = field(default_factory=_default_populations)
 
     # -- derived values ---------------------------------------------------

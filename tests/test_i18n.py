@@ -115,7 +115,7 @@ def test_login_page_in_english_and_the_choice_sticks(browser):
 
 def test_french_by_default(browser):
     html = browser.get("/login").get_data(as_text=True)
-    assert '<html lang="fr">' in html and "Mot de passe perdu ?" in html
+    assert '<html lang="fr">' in html and "Mot de passe perdu\u202f?" in html
 
 
 def test_registration_page_in_english(browser):
@@ -190,7 +190,7 @@ def test_captcha_question_and_answer_in_the_page_language(app):
         assert TestCaptcha().challenge()["question"] == "What is one plus one?"
         assert parse_answer("Seventeen") == 17 and parse_answer("dix-sept") == 17
     with app.test_request_context("/?lang=fr"):
-        assert TestCaptcha().challenge()["question"] == "Combien font un plus un ?"
+        assert TestCaptcha().challenge()["question"] == "Combien font un plus un\u202f?"
 
 
 def test_the_language_link_keeps_the_sign_in_going_to_its_demarche(browser, rp, user):
@@ -207,3 +207,23 @@ def test_the_language_link_keeps_the_sign_in_going_to_its_demarche(browser, rp, 
     done = browser.submit(english, "email", {"email": user.email, "password": PASSWORD})
     assert done.status_code == 302 and done.headers["Location"].startswith(rp.redirect_uri)
     assert "code=" in done.headers["Location"]
+
+
+def test_french_spacing_everywhere(browser):
+    """French pages put a no-break space before « ? ! ; : » and inside « », from the
+    generated French catalogue; no message id is left out of it."""
+    from babel.messages.pofile import read_po
+    from idp.i18n import NARROW_NBSP, NBSP, french_typography
+
+    root = Path(__file__).resolve().parent.parent / "idp" / "translations"
+    template = read_po((root / "messages.pot").open("rb"))
+    french = read_po((root / "fr" / "LC_MESSAGES" / "messages.po").open("rb"), locale="fr")
+    for message in template:
+        if message.id and not isinstance(message.id, tuple):
+            assert french.get(message.id, message.context).string == \
+                french_typography(message.id), message.id
+    assert french_typography("Mot de passe perdu ?") == f"Mot de passe perdu{NARROW_NBSP}?"
+    assert french_typography("« Mon compte » : ici") == f"«{NBSP}Mon compte{NBSP}»{NBSP}: ici"
+    assert french_typography("https://exemple.fr/a:b") == "https://exemple.fr/a:b"
+    html = browser.get("/login").get_data(as_text=True)
+    assert f"Mot de passe perdu{NARROW_NBSP}?" in html and "perdu ?" not in html

@@ -16,6 +16,7 @@ import secrets
 
 from flask import abort, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..web.common import captcha_error_markup
 from ..identity.users import is_valid_email, normalize_email
@@ -198,8 +199,8 @@ def contact(slug: str):
 # -- step 2: the code ------------------------------------------------------------------
 def _outcome_message(outcome: Outcome, attempts_left: int) -> str:
     if outcome is Outcome.WRONG_CODE:
-        return _("Ce code est incorrect. Il vous reste %(count)s essai(s).",
-                 count=attempts_left)
+        return ngettext("Ce code est incorrect. Il vous reste %(num)d essai.",
+                        "Ce code est incorrect. Il vous reste %(num)d essais.", attempts_left)
     if outcome is Outcome.TOO_MANY_ATTEMPTS:
         return _("Trop d'essais incorrects : ce code n'est plus valable. Demandez un "
                  "nouveau code.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..messaging.phone import format_international
+from ..messaging.phone import format_for
 from ..services import audit, services
 from ..web.auth import login_required
 from . import bp
@@ -23,7 +23,7 @@ def display_phone(e164: str | None) -> str:
     if not e164:
         return ""
     try:
-        return format_international(e164)
+        return format_for(e164, services().settings.messaging.default_region)
     except Exception:  # noqa: BLE001 - a stored value we cannot parse is shown as is
         return e164
 

@@ -26,6 +26,7 @@ import functools
 from flask import (Blueprint, flash, g, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import StringField
@@ -265,8 +266,10 @@ def recovery(flow: Flow, user: User):
         left = mfa.recovery_codes_left(db, user)
         audit("mfa.recovery_code_used", user_id=user.id, codes_left=left)
         if left <= 3:
-            flash(_("Il vous reste %(count)d code(s) de secours. Générez-en de nouveaux "
-                    "depuis votre espace « Mon compte ».", count=left), "error")
+            flash(ngettext("Il vous reste %(num)d code de secours. Générez-en de nouveaux "
+                           "depuis votre espace « Mon compte ».",
+                           "Il vous reste %(num)d codes de secours. Générez-en de nouveaux "
+                           "depuis votre espace « Mon compte ».", left), "error")
         return "recovery_code", None
     return _challenge_page(flow, user, RecoveryCodeForm(), "mfa/recovery.html", check)
 

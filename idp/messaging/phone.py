@@ -58,6 +58,18 @@ def format_international(e164: str) -> str:
     return phonenumbers.format_number(_parse(e164, None), PhoneNumberFormat.INTERNATIONAL)
 
 
+def format_for(e164: str, service_region: str) -> str:
+    """A number as the service's people read it: their own numbers in the national form
+    with spaces ("06 12 34 56 78", "71 22 33" in New Caledonia), others international
+    ("+687 71 22 33" in metropolitan France)."""
+    number = _parse(e164, None)
+    if phonenumbers.region_code_for_number(number) == (service_region or "").upper():
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        return " ".join(national.replace(".", " ").split())
+    international = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+    return " ".join(international.replace(".", " ").split())
+
+
 def region_of(e164: str) -> str:
     """The ISO region code of a number (``FR``, ``NC``...), "" when unknown."""
     return phonenumbers.region_code_for_number(_parse(e164, None)) or ""

@@ -20,10 +20,11 @@ from pathlib import Path
 import jinja2
 
 from idp.config import PROJECT_ROOT
+from idp.i18n import of_name, sentence_start, to_name
 
 MESSAGES_DIR = PROJECT_ROOT / "templates" / "messages"
 FALLBACK_LOCALE = "fr"
-DEFAULTS = {"service_name": "Compte usager", "organisation_name": "Région"}
+DEFAULTS = {"service_name": "Compte usager", "organisation_name": "la Région"}
 MESSAGE_NAMES = ("verification_code", "recovery_code", "email_confirmation", "account_exists",
                  "password_changed", "login_email_changed", "mfa_changed", "account_locked",
                  "account_deleted")
@@ -37,7 +38,7 @@ class MessageTemplateError(LookupError):
 
 @functools.lru_cache(maxsize=4)
 def _environment(directory: str) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
                                             default_for_string=False),
@@ -46,6 +47,9 @@ def _environment(directory: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+    # The organisation's name comes with its article: "{{ organisation_name|of }}".
+    env.filters.update(of=of_name, to=to_name, sentence_start=sentence_start)
+    return env
 
 
 def _locale(locale: str) -> str:

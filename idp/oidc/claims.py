@@ -40,8 +40,8 @@ SCOPE_LABELS_FR = {
     "email": _l("Votre adresse e-mail"),
     "phone": _l("Votre numéro de téléphone"),
     "address": _l("Votre adresse postale"),
-    "offline_access": _l("Rester connecté à ce service quand vous n'êtes pas là "
-                         "(accès prolongé)"),
+    "offline_access": _l("Permettre à ce service d'accéder à ces informations même quand "
+                         "vous ne l'utilisez pas (accès prolongé)"),
     "relations": _l("Les personnes et organismes pour lesquels vous agissez (Mes relations)"),
 }
 

@@ -17,7 +17,7 @@ def test_used_app_listed_with_scopes_and_revoked(logged_in, user, client_factory
     page = logged_in.get("/compte/applications")
     html = text(page)
     assert "Aide aux transports" in html
-    assert "Votre identité : nom, prénom, date de naissance" in html
+    assert "Votre identité\u00a0: nom, prénom, date de naissance" in html
     assert "Votre adresse e-mail" in html
     assert "Votre adresse postale" not in html
     action = next(f["action"] for f in forms(page.data) if f["action"].endswith("/retirer"))

@@ -45,7 +45,7 @@ def test_add_phone_with_sms_code(logged_in, user, svc, outbox, app):
     # not changed before the code is typed
     assert load_user(svc, user.id).phone_number is None
     page = logged_in.get("/compte/contact/telephone/code")
-    assert "+33 6 12 34 56 78" in page.data.decode()
+    assert "06 12 34 56 78" in page.data.decode()
     response = enter_code(logged_in, "telephone", code)
     assert response.status_code == 302
     saved = load_user(svc, user.id)
@@ -116,7 +116,7 @@ def test_wrong_code_then_right_code(logged_in, user, svc, outbox):
     response = enter_code(logged_in, "telephone", wrong(code))
     assert response.status_code == 400
     html = text(response)
-    assert "Ce code est incorrect. Il vous reste 4 essai(s)." in html
+    assert "Ce code est incorrect. Il vous reste 4 essais." in html
     assert 'href="#code"' in html
     assert load_user(svc, user.id).phone_number is None
     assert enter_code(logged_in, "telephone", code).status_code == 302

@@ -75,7 +75,7 @@ def test_population_selector_is_an_accessible_radio_group(browser, svc):
     for population in svc.settings.populations:
         assert population.label in html
         assert f'value="{population.key}"' in html
-    assert "Exemples : demandeur d'aide" in html
+    assert "Exemples\u00a0: demandeur d'aide" in html
     assert 'aria-describedby="population-exemples"' in html
     missing = post_form(browser, page, "/mot-de-passe-perdu?", {})
     assert missing.status_code == 400 and 'href="#population"' in text(missing)
