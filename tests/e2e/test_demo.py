@@ -69,3 +69,32 @@ def test_idp_demo_command_serves_both_apps(live, tmp_path):
         demo.stop()  # SIGTERM: the demo stops the sample app too
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{app_port}/", timeout=2)
+
+
+def test_demo_script_refuses_an_unknown_preset():
+    import subprocess
+    from idp.config import PROJECT_ROOT
+    result = subprocess.run(["bash", "scripts/demo", "--preset", "atlantide"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "no preset atlantide" in result.stderr and "province-sud" in result.stderr
+
+
+@pytest.mark.live_server
+def test_idp_demo_with_the_province_sud_preset(live, tmp_path):
+    from idp.config import PROJECT_ROOT
+    app_port = free_port()
+    env = dict(live.env, IDP_CONFIG=str(PROJECT_ROOT / "config/examples/province-sud.toml"))
+    demo = LiveProcess("idp demo", [sys.executable, "-c", "from idp.cli import main; main()",
+                                    "demo", "--port", str(live.port),
+                                    "--client-port", str(app_port)],
+                       env, tmp_path / "demo.log", live.issuer,
+                       "/.well-known/openid-configuration")
+    try:
+        page = requests.get(live.issuer + "/mot-de-passe-perdu/assistance", timeout=10).text
+        assert "La Province Sud" in page and "l'assistance de la Province Sud" in page
+        assert "assistance.compte@province-sud.nc" in page
+        legal = requests.get(live.issuer + "/donnees-personnelles", timeout=10).text
+        assert "Informatique et Libertés" in legal and "Province Sud, représentée" in legal
+    finally:
+        demo.stop()
