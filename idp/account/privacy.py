@@ -26,6 +26,7 @@ from ..web.auth import current_sso, login_required, recent_auth_required, sign_o
 from . import bp
 from .common import format_when, notify, page, ui_locale
 from .forms import ButtonForm, DeleteAccountForm
+from .applications import used_apps
 from .relations import relation_as_dict, user_relations
 
 RECENT_EVENTS = 50
@@ -200,6 +201,7 @@ def export_data(user: User) -> dict[str, Any]:
     clients = {c.client_id: c.name for c in db.scalars(select(Client).where(
         Client.client_id.in_(select(Grant.client_id).where(Grant.user_id == user.id).union(
             select(Consent.client_id).where(Consent.user_id == user.id)))))}
+    last_used = {app.client.client_id: app.last_used for app in used_apps(db, user.id)}
     return {
         "generated_at": _iso(utcnow()),
         "service": services().settings.service_name,
@@ -224,9 +226,10 @@ def export_data(user: User) -> dict[str, Any]:
         "relations": [{**relation_as_dict(r), "created_at": _iso(r.created_at),
                        "updated_at": _iso(r.updated_at)}
                       for r in user_relations(db, user.id)],
+        # The last use Applications shows (the latest consent or authorization).
         "consents": [{"client_id": c.client_id, "application": clients.get(c.client_id),
                       "scope": c.scope, "granted_at": _iso(c.granted_at),
-                      "last_used_at": _iso(c.last_used_at)}
+                      "last_used_at": _iso(last_used.get(c.client_id) or c.last_used_at)}
                      for c in db.scalars(select(Consent).where(Consent.user_id == user.id))],
         "authorizations": [{"client_id": gr.client_id, "application": clients.get(gr.client_id),
                             "scope": gr.scope, "created_at": _iso(gr.created_at),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import json
 
 from sqlalchemy import select
@@ -81,6 +84,15 @@ def test_export_contains_everything_but_secrets(logged_in, user, svc, client_fac
     assert data["profile"]["email"] == user.email
     assert {r["type"] for r in data["relations"]} == {"person", "organisation"}
     assert data["consents"][0]["application"] == "Démarche export"
+    # The export tells the same last use as the Applications page, never null for an
+    # application in use.
+    last_used = data["consents"][0]["last_used_at"]
+    assert last_used is not None
+    grants = [a for a in data["authorizations"] if a["client_id"] == client.client_id]
+    assert last_used == max([data["consents"][0]["granted_at"]] + [g["created_at"] for g in grants])
+    applications = logged_in.get("/compte/applications").get_data(as_text=True)
+    shown = dt.datetime.fromisoformat(last_used).astimezone(ZoneInfo(svc.settings.display_timezone))
+    assert f"{shown:%d/%m/%Y}" in applications and f"{shown:%H:%M}" in applications
     assert data["sessions"] and data["security_events"]
     raw = response.data.decode()
     saved = load_user(svc, user.id)
