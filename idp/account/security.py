@@ -7,6 +7,7 @@ then gets a notice."""
 from __future__ import annotations
 
 from flask import abort, flash, g, redirect, request, session, url_for
+from flask_login import current_user
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -175,8 +176,17 @@ def _link_problem(item: Consumable | None, user: User) -> str | None:
 
 
 @bp.route("/identifiant/confirmer", methods=["GET", "POST"])
-@login_required
 def confirm_login_email():
+    if not current_user.is_authenticated:
+        # Opened in another browser, or after signing out: say which address signs in.
+        flash(_("Pour confirmer votre nouvelle adresse de connexion, connectez-vous d'abord "
+                "avec votre adresse actuelle, celle que vous remplacez : la nouvelle ne "
+                "fonctionnera qu'une fois confirmée."), "info")
+    return _confirm_login_email()
+
+
+@login_required
+def _confirm_login_email():
     user = g.user
     svc = services()
     db = svc.db.session

@@ -165,3 +165,22 @@ def test_changing_the_phone_needs_a_recent_authentication(logged_in, user, svc):
         assert response.status_code == 302 and "/login/reauth" in response.headers["Location"]
     age_sessions(svc, user.id, minutes=2)
     assert logged_in.get("/compte/contact/telephone").status_code == 200
+
+
+def test_login_email_link_in_another_browser_says_which_address_signs_in(
+        logged_in, new_browser, user, svc, outbox):
+    page = logged_in.get("/compte/securite/identifiant")
+    logged_in.submit(page, "new_email", {"new_email": "marie.ailleurs@example.org"})
+    link = outbox.link("marie.ailleurs@example.org")
+    other = new_browser()
+    response = other.get(link)
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    login = other.get(response.headers["Location"])
+    assert login.status_code == 200
+    assert "connectez-vous d'abord avec votre adresse actuelle" in text(login)
+    # Signed in with the old address, the browser comes back to the confirmation.
+    back = other.submit(login, "email", {"email": user.email, "password": PASSWORD})
+    assert back.status_code in (302, 303)
+    assert "/compte/identifiant/confirmer?jeton=" in back.headers["Location"]
+    confirm = other.get(back.headers["Location"])
+    assert confirm.status_code == 200 and "marie.ailleurs@example.org" in text(confirm)
