@@ -91,7 +91,18 @@ class Browser:
         return self.client.get(path_of(url) if url.startswith("http") else url, **kw)
 
     def post(self, url, **kw):
-        return self.client.post(path_of(url) if url.startswith("http") else url, **kw)
+        response = self.client.post(path_of(url) if url.startswith("http") else url, **kw)
+        return self.after_post(response)
+
+    def after_post(self, response):
+        """Follow a Post/Redirect/Get to the page it shows (idp.web.prg), as a browser
+        does; ``response.prg_location`` keeps the address the POST redirected to."""
+        location = response.headers.get("Location", "") if response.status_code == 303 else ""
+        if "vue=" not in location:
+            return response
+        shown = self.client.get(path_of(location) if location.startswith("http") else location)
+        shown.prg_location = location
+        return shown
 
     def submit(self, response, field: str, values: dict | None = None, button=None):
         form = form_with(response.data, field)

@@ -44,6 +44,7 @@ from ..services import audit, services
 from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha_errors,
                           check_new_password, checked_email, format_when, has_errors,
                           policy_hint, send_templated_email)
+from ..web.prg import post_redirect_get
 from ..web.forms import BaseForm, email_field, password_field
 from ..web.notices import security_notice
 from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
@@ -51,6 +52,7 @@ from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
 log = logging.getLogger(__name__)
 
 bp = Blueprint("recovery", __name__, url_prefix="/mot-de-passe-perdu")
+post_redirect_get(bp)  # Back and reload never send a form again
 
 RECOVERY_CODE = "recovery_code"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

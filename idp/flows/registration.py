@@ -36,12 +36,14 @@ from ..web.auth import sign_in
 from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_error_markup,
                           captcha_errors, check_new_password, checked_email, has_errors,
                           policy_hint, send_templated_email, ui_locale)
+from ..web.prg import post_redirect_get
 from ..web.forms import BaseForm, email_field, password_field
 from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("registration", __name__, url_prefix="/inscription")
+post_redirect_get(bp)  # Back and reload never send a form again
 
 REGISTRATION_FLOW_TTL = 30 * 60
 # After the form: how long the answer page (and its "send again" button) stays usable.

@@ -14,7 +14,7 @@ from idp.persistence.models import Consumable, User
 from tests.conftest import basic_auth
 from tests.flows.conftest import STRONG_PASSWORD, href, link_in, post_form, text
 from tests.oidc.test_code_flow import exchange, sign_in
-from tests.support import PASSWORD, query_of
+from tests.support import PASSWORD, form_with, query_of
 
 CODE_RE = re.compile(rf"\b[{CODE_ALPHABET}]{{6}}\b")
 
@@ -360,3 +360,28 @@ def test_support_page_shows_the_configured_help_desk(make_app):
     assert 'href="tel:+68727000' in body and "du lundi au vendredi" in body
     assert 'href="https://aide.example.org/contact"' in body
     assert "Ne communiquez jamais votre mot de passe" in body
+
+
+def test_each_step_answers_its_post_by_a_redirect_back_and_reload_send_nothing(
+        browser, user, outbox):
+    """Post/Redirect/Get: a page answering a POST (here a wrong code) is shown by a GET,
+    once; Back or reload on that address shows the step afresh, never "Confirm Form
+    Resubmission"."""
+    response = ask_code(browser, user.email)
+    page = browser.get(response.headers["Location"])
+    form = form_with(page.data, "code")
+    raw = browser.client.post(form["action"], data={**form["fields"], "code": "ZZZZZZ"})
+    assert raw.status_code == 303
+    location = raw.headers["Location"]
+    assert location.startswith("/mot-de-passe-perdu/code?flow=") and "vue=" in location
+    shown = browser.get(location)
+    assert shown.status_code == 400 and "Ce code n'est pas le bon" in text(shown)
+    again = browser.get(location)  # Back, or reload
+    assert again.status_code == 303
+    fresh = browser.get(again.headers["Location"])
+    assert fresh.status_code == 200 and "Ce code n'est pas le bon" not in text(fresh)
+    # The page is kept for its own browser only.
+    raw = browser.client.post(form["action"], data={**form["fields"], "code": "ZZZZZZ"})
+    from tests.support import Browser
+    stranger = Browser(browser.client.application.test_client())
+    assert stranger.get(raw.headers["Location"]).status_code != 400
