@@ -130,7 +130,8 @@ def test_contact_change_with_a_code(stack, visit):
     page.get_by_role("button", name="Valider").click()
     page.locator(".error-summary").wait_for()
     # The error summary has the focus (its links lead to the fields), with or without JS.
-    assert page.evaluate("document.activeElement.id") == "erreurs"
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'erreurs'",
+                           timeout=5_000)
     visit.check("mon compte : mauvais code")
     code = code_in(stack.last_message("+336" + digits, kind="sms"))
     page.get_by_label(re.compile("Code de validation")).fill(code)
@@ -138,6 +139,19 @@ def test_contact_change_with_a_code(stack, visit):
     page.wait_for_url(stack.issuer + "/compte/")
     visit.check("mon compte : téléphone vérifié")
     assert national[3:] in page.locator("main").inner_text()
+    # "Modifier" and "Supprimer" side by side, or both full width on a phone.
+    edit = page.get_by_role("link", name="Modifier le numéro de téléphone").bounding_box()
+    remove = page.get_by_role("button", name="Supprimer le numéro de téléphone").bounding_box()
+    assert abs(edit["width"] - remove["width"]) < 2 or visit.width > 480, (edit, remove)
+    # Signed in, the language link stays on the right of the header, beside the account.
+    english = page.get_by_role("link", name="English").bounding_box()
+    assert english["x"] > visit.width / 2 or visit.width <= 480, english
+
+    # The legal pages, from the footer.
+    for name in ("Mentions légales", "Données personnelles", "Cookies"):
+        page.locator("footer").get_by_role("link", name=name).click()
+        page.get_by_role("heading", level=1, name=name).wait_for()
+        visit.check(f"pages légales : {name}")
 
 
 POPULATIONS = [("Usager des services", "usager"), ("Élu", "elu"),
