@@ -289,14 +289,14 @@ def config_show() -> None:
     click.echo(json.dumps(as_public_dict(_svc().settings), indent=2, default=str))
 
 
-@main.command("demo")
+@main.command("demo", with_appcontext=False)
 @click.option("--port", default=5000)
 @click.option("--client-port", default=5001)
 def demo(port: int, client_port: int) -> None:
     """Run the provider and the sample démarche app, with a demo account."""
     from .demo import run_demo
 
-    sys.exit(run_demo(current_app._get_current_object(), port, client_port))
+    sys.exit(run_demo(create_app(), port, client_port))
 
 
 # -- audit trail ------------------------------------------------------------------------

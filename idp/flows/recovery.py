@@ -35,7 +35,7 @@ from ..identity import sso as sso_service
 from ..identity import users
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import render_sms
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..security import lockout, sms_guard
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
@@ -46,8 +46,8 @@ from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha
                           policy_hint, send_templated_email)
 from ..web.prg import post_redirect_get
 from ..web.forms import BaseForm, email_field, password_field
+from ..persistence.flows import Flow, FlowError, create_flow, load_flow, safe_return_to
 from ..web.notices import security_notice
-from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 

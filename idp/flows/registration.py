@@ -38,7 +38,7 @@ from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_e
                           policy_hint, send_templated_email, ui_locale)
 from ..web.prg import post_redirect_get
 from ..web.forms import BaseForm, email_field, password_field
-from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from ..persistence.flows import FlowError, create_flow, delete_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 
