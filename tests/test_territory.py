@@ -58,7 +58,7 @@ def test_messages_name_the_organisation_with_its_article():
         service_name="Compte usager", when="01/01/2027 à 10:00",
         support_url="https://idp.example.nc/mot-de-passe-perdu/assistance",
         support_email="assistance@province-sud.nc", support_phone="20 30 40")
-    assert "Assistance de la Province Sud : assistance@province-sud.nc, 20 30 40" in text
+    assert "Assistance de la Province Sud\u00a0: assistance@province-sud.nc, 20 30 40" in text
     assert "Compte usager – La Province Sud" in text
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import jinja2
 
 from idp.config import PROJECT_ROOT
-from idp.i18n import of_name, sentence_start, to_name
+from idp.i18n import french_typography, of_name, sentence_start, to_name
 
 MESSAGES_DIR = PROJECT_ROOT / "templates" / "messages"
 FALLBACK_LOCALE = "fr"
@@ -79,7 +79,10 @@ def render_message(name: str, locale: str, /, *, templates_dir: Path | str | Non
     subject = " ".join(first[len(_SUBJECT_PREFIX):].split())
     html_template, _ = _pick(env, name, used, "html")
     html = html_template.render(values)
-    return subject, body.strip() + "\n", html
+    body = body.strip() + "\n"
+    if used == "fr":  # French spacing, as on the pages (not in SMS: it would cost more)
+        subject, body, html = (french_typography(part) for part in (subject, body, html))
+    return subject, body, html
 
 
 def render_sms(name: str, locale: str, /, *, templates_dir: Path | str | None = None,

@@ -1,6 +1,6 @@
 """Real-browser journeys: Playwright driving Debian's Chromium against live processes.
 
-One stack per test session (``stack``): the provider (``tests.e2e.serve``, its own SQLite
+One stack per test session (``stack``): the provider (``idp serve``, its own SQLite
 file, in-process store, a cheap proof-of-work captcha) and the sample démarche app started
 twice, as two relying parties (SSO). Every page a journey lands on goes through
 ``Visit.check``: axe-core (WCAG 2.1 A and AA rules, no violation allowed) and a full-page
@@ -72,7 +72,7 @@ class Stack:
 def stack(tmp_path_factory):
     if not ENABLED:
         pytest.skip("browser journeys disabled")
-    from tests.e2e.conftest import LiveProcess, free_port
+    from tests.e2e.conftest import IDP_COMMAND, LiveProcess, free_port
     from tests.support import provider_environment
 
     workdir = tmp_path_factory.mktemp("browser-stack")
@@ -91,7 +91,9 @@ def stack(tmp_path_factory):
         IDP_MESSAGING__SMS_PER_DESTINATION="100/hour", IDP_MESSAGING__SMS_PER_ACCOUNT="100/hour")
     app_ports = [free_port(), free_port()]
     secrets_ = _prepare(env, app_ports)
-    processes = [LiveProcess("provider", [sys.executable, "-m", "tests.e2e.serve", str(port)],
+    # As production runs it (idp serve: granian), one worker: the store is in-process.
+    processes = [LiveProcess("provider", [*IDP_COMMAND, "serve", "--port", str(port),
+                                          "--workers", "1"],
                              env, workdir / "provider.log", issuer,
                              "/.well-known/openid-configuration")]
     try:

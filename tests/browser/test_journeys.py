@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.conftest import make_user
 from tests.browser.demarche import DemarcheApp
-from tests.browser.steps import (CODE_RE, STRONG_PASSWORD, captcha, code_in, consent, link_in,
+from tests.browser.steps import (STRONG_PASSWORD, captcha, code_in, consent, link_in,
                                  sign_in)
 
 pytestmark = pytest.mark.browser

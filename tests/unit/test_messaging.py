@@ -438,7 +438,7 @@ def test_verification_code_french_wording():
     subject, text, html = render_message("verification_code", "fr", code="123456",
                                          expires_minutes=10)
     assert subject == "Votre code de validation"
-    assert "Votre code de validation est : 123456. Il expire dans 10 minutes." in text
+    assert "Votre code de validation est\u00a0: 123456. Il expire dans 10 minutes." in text
     assert "123456" in html
     assert "généré automatiquement" in text and "généré automatiquement" in html
 
