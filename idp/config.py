@@ -34,6 +34,10 @@ class TokenSettings:
     id_token_ttl: int = 300
     refresh_token_ttl: int = 30 * 24 * 3600
     refresh_token_idle_ttl: int = 14 * 24 * 3600
+    # A rotated refresh token presented again by its client within this many seconds
+    # (two tabs refreshing at once) gets new tokens instead of revoking its family.
+    # 0: every reuse revokes the family.
+    refresh_token_reuse_grace: int = 10
     client_credentials_ttl: int = 300
     access_token_alg: str = "ES256"
     id_token_alg: str = "RS256"
