@@ -79,6 +79,8 @@ EVENT_LABELS = {
     "token.issued": _l("Accès donné à une application (jeton émis)"),
     "token.revoked": _l("Accès d'une application révoqué"),
     "token.code_replayed": _l("Code d'autorisation réutilisé : accès de l'application révoqué"),
+    "token.reused_within_grace": _l("Jeton de renouvellement présenté deux fois de suite "
+                                    "(accepté : envois simultanés de l'application)"),
     "token.refresh_token_reused": _l("Jeton de renouvellement réutilisé : accès de "
                                      "l'application révoqué"),
     "admin.user_created": _l("Compte créé par l'administration"),
