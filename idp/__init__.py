@@ -183,6 +183,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
     _register_handlers(app, apply_security_headers, settings)
+    if settings.session.logout_propagation_interval > 0:
+        from .oidc.logout_propagation import Propagator
+
+        svc.logout_propagator = Propagator(app, settings.session.logout_propagation_interval)
+        svc.logout_propagator.start()
     logs.configure(settings.observability)
     logs.install(app, settings.server.access_log)
     if settings.trusted_proxies:

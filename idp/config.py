@@ -55,6 +55,9 @@ class SessionSettings:
     cookie_secure: str = "auto"
     # A re-authentication is asked for sensitive actions older than this.
     reauth_max_age: int = 10 * 60
+    # Seconds between two passes of back-channel logout delivery in each process (0:
+    # none in process; run `idp logout deliver` from a timer instead).
+    logout_propagation_interval: float = 5.0
 
 
 @dataclass
