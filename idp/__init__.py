@@ -141,13 +141,15 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
                                 settings.passwords.argon2_parallelism)
     from .messaging.messenger import make_messenger
     from .security.captcha import make_captcha
-    from .security.sms_guard import make_sms_guard
+    from .security.message_guard import make_email_guard, make_sms_guard
 
     svc = Services(settings=settings, db=db, kv=kv, keys=keys, passwords=passwords,
                    secret_key=secret_key,
                    messenger=make_messenger(settings.messaging,
                                             settings.resolve_path(settings.messaging.outbox_dir),
-                                            sms_guard=make_sms_guard(kv, settings.messaging)),
+                                            sms_guard=make_sms_guard(kv, settings.messaging),
+                                            email_guard=make_email_guard(kv,
+                                                                         settings.messaging)),
                    captcha=make_captcha(settings.registration.captcha_backend, secret_key,
                                         settings.registration.captcha_difficulty, kv,
                                         ttl=settings.registration.captcha_ttl))

@@ -117,9 +117,14 @@ class MessagingSettings:
     default_region: str = "FR"
     sms_allowed_regions: list[str] = field(default_factory=lambda: ["FR", "NC"])
     sms_daily_budget: int = 5000
+    # The last part of the budget, kept for password recovery and security notices.
+    sms_budget_reserve_percent: int = 20
     # Throttles, "N/unit" separated by commas (unit: second, minute, hour, day).
     sms_per_destination: str = "3/hour, 6/day"
     sms_per_account: str = "5/hour, 10/day"
+    # E-mails with a code or a link (security notices are never capped).
+    email_per_destination: str = "5/hour, 12/day"
+    email_per_account: str = "10/hour, 20/day"
 
 
 @dataclass
@@ -366,6 +371,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("server.threads must be at least 1, server.workers at least 0")
     if not 1 <= settings.server.header_read_timeout <= 60:
         raise ConfigError("server.header_read_timeout must be between 1 and 60 seconds")
+    if not 0 <= settings.messaging.sms_budget_reserve_percent <= 100:
+        raise ConfigError("messaging.sms_budget_reserve_percent must be between 0 and 100")
     if settings.verification.code_length < 4:
         raise ConfigError("verification.code_length must be at least 4")
     for alg in settings.tokens.signing_algs:

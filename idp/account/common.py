@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from ..web.common import absolute_url, format_when, ui_locale  # noqa: F401 (used by the sections)
 from ..web.common import send_templated_email as send_email
 from ..messaging.sms import SmsMessage
-from ..messaging.templates import MessageTemplateError, render_sms
+from ..messaging.templates import MessageTemplateError, purpose_of, render_sms
 from ..persistence.models import User
 from ..services import services
 
@@ -49,7 +49,8 @@ def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:
     except Exception:  # noqa: BLE001
         log.exception("cannot render the SMS %s", name)
         return False
-    return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text))
+    return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text),
+                                         purpose_of(name))
 
 
 def sms_allowed(user: User) -> bool:

@@ -17,7 +17,7 @@ from flask_wtf.csrf import generate_csrf
 
 from ..identity import users
 from ..messaging.email import EmailMessage
-from ..messaging.templates import render_message
+from ..messaging.templates import purpose_of, render_message
 from ..persistence.models import User, utcnow
 from ..security import lockout, ratelimit
 from ..services import audit, client_ip, services
@@ -319,7 +319,8 @@ def _notify_owner(user: User, blocked_until: float) -> None:
 
     @after_this_request
     def _send_after(response):
-        response.call_on_close(lambda: messenger.send_email(message))
+        response.call_on_close(lambda: messenger.send_email(message,
+                                                            purpose_of("account_locked")))
         return response
 
 

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from ..messaging.email import EmailMessage
-from ..messaging.templates import render_message
+from ..messaging.templates import purpose_of, render_message
 from ..security.password_policy import check_password, describe_policy
 from ..services import services
 from .skeleton import SkeletonCache
@@ -93,7 +93,8 @@ def page_skeletons() -> SkeletonCache:
 
 
 def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
-    """Render the message ``name`` and send it; False (never an exception) on failure."""
+    """Render the message ``name`` and send it, capped as its purpose says
+    (``messaging.templates.purpose_of``); False (never an exception) on failure."""
     settings = services().settings
     try:
         subject, text, html = render_message(
@@ -103,7 +104,7 @@ def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
         log.exception("cannot render the message %s", name)
         return False
     return services().messenger.send_email(EmailMessage(to=to, subject=subject, text=text,
-                                                        html=html))
+                                                        html=html), purpose_of(name))
 
 
 def captcha_error_markup(message: str) -> Markup:

@@ -257,7 +257,7 @@ def test_registration_inside_an_authorization_request_lands_at_the_client(
 
 
 def test_a_failed_send_is_offered_again_never_a_500(app, svc, browser, outbox, monkeypatch):
-    monkeypatch.setattr(svc.messenger, "send_email", lambda message: False)
+    monkeypatch.setattr(svc.messenger, "send_email", lambda message, purpose=None: False)
     response = register(browser)
     assert response.status_code == 303
     done = browser.get(response.headers["Location"])

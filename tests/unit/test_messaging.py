@@ -346,7 +346,7 @@ def test_guard_refusal_does_not_send():
     sms = Recorder()
     seen = []
 
-    def guard(to):
+    def guard(to, purpose):
         seen.append(to)
         return "Les SMS vers ce pays ne sont pas disponibles." if to.startswith("+1") else None
 
@@ -358,7 +358,7 @@ def test_guard_refusal_does_not_send():
 
 
 def test_guard_that_raises_refuses():
-    def guard(to):
+    def guard(to, purpose):
         raise RuntimeError("budget store down")
 
     sms = Recorder()
