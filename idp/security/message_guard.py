@@ -116,6 +116,20 @@ def region_names(codes: list[str]) -> str:
     return ", ".join(names.get(code.upper(), code.upper()) for code in codes)
 
 
+def region_refusal(to_e164: str, allowed_regions: list[str]) -> str | None:
+    """Why a number cannot get SMS for its country (or as it is), None when it can.
+    Counts nothing: a form may ask before anything is sent."""
+    try:
+        region = region_of(to_e164)
+    except Exception:  # noqa: BLE001 - unparsable: not sendable
+        return _tr(REFUSED_INVALID)
+    allowed = [r.upper() for r in allowed_regions]
+    if allowed and region not in allowed:
+        log.info("SMS refused: region %s not allowed", region or "?")
+        return _tr(REFUSED_REGION, regions=region_names(allowed))
+    return None
+
+
 def _digest(prefix: str, value: str) -> str:
     return hashlib.sha256(prefix.encode() + b":" + value.encode()).hexdigest()[:32]
 
@@ -158,13 +172,9 @@ class SmsGuard:
                                  lambda: self._decide(to_e164, purpose))
 
     def _decide(self, to_e164: str, purpose: Purpose) -> str | None:
-        try:
-            region = region_of(to_e164)
-        except Exception:  # noqa: BLE001 - unparsable: not sendable
-            return _tr(REFUSED_INVALID)
-        if self.allowed_regions and region not in self.allowed_regions:
-            log.info("SMS refused: region %s not allowed", region or "?")
-            return _tr(REFUSED_REGION, regions=region_names(self.allowed_regions))
+        refusal = region_refusal(to_e164, self.allowed_regions)
+        if refusal:
+            return refusal
         now = clock()
         if purpose is not Purpose.NOTICE:
             wait = _over(self.kv, "sms_to", _digest("sms", to_e164), self.per_destination, now)
