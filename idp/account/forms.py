@@ -101,6 +101,17 @@ class CodeForm(BaseForm):
                    "spellcheck": "false", "class": "code-input"})
 
 
+class LinkCodeForm(BaseForm):
+    """The code of an e-mailed link (security/link_codes.py), filled in from the link's
+    fragment by the page's script, or typed."""
+    code = StringField(_l("Code de confirmation"), validators=[
+        DataRequired(message=_l("Saisissez le code de confirmation reçu par e-mail.")),
+        Length(max=600, message=_l("Ce code est trop long."))],
+        render_kw={"autocomplete": "one-time-code", "spellcheck": "false",
+                   "autocapitalize": "characters", "size": "30",
+                   "data-fragment-field": "code"})
+
+
 class PasswordChangeForm(BaseForm):
     current_password = password_field(_l("Mot de passe actuel"))
     new_password = password_field(_l("Nouveau mot de passe"), autocomplete="new-password")
