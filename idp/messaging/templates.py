@@ -27,11 +27,12 @@ FALLBACK_LOCALE = "fr"
 DEFAULTS = {"service_name": "Compte usager", "organisation_name": "Région"}
 MESSAGE_NAMES = ("verification_code", "recovery_code", "email_confirmation", "account_exists",
                  "password_changed", "login_email_changed", "mfa_changed", "account_locked",
-                 "account_deleted")
+                 "account_deleted", "mfa_locked", "mfa_reset")
 # How each message is capped (security.message_guard); codes and links unless listed.
 PURPOSES = {"recovery_code": Purpose.SIGN_IN, "password_changed": Purpose.NOTICE,
             "login_email_changed": Purpose.NOTICE, "mfa_changed": Purpose.NOTICE,
-            "account_locked": Purpose.NOTICE, "account_deleted": Purpose.NOTICE}
+            "account_locked": Purpose.NOTICE, "account_deleted": Purpose.NOTICE,
+            "mfa_locked": Purpose.NOTICE, "mfa_reset": Purpose.NOTICE}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SUBJECT_PREFIX = "Subject:"
 

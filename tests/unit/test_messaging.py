@@ -421,7 +421,8 @@ def test_make_messenger_real_backends():
 CONTEXT = {"code": CODE, "expires_minutes": 10, "link": LINK, "expires_hours": 48,
            "login_url": "https://idp.example.org/connexion",
            "recovery_url": "https://idp.example.org/mot-de-passe-oublie",
-           "when": "23/11/2026 à 13:05", "new_email": "n***@example.org", "action": "enabled"}
+           "when": "23/11/2026 à 13:05", "new_email": "n***@example.org", "action": "enabled",
+           "until": "23/11/2026 à 14:05", "stage": "requested", "effective": "26/11/2026 à 13:05"}
 
 
 @pytest.mark.parametrize("name", MESSAGE_NAMES)
