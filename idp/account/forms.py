@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation
 from wtforms.widgets import DateInput
 
-from ..web.forms import BaseForm, email_field, password_field
+from ..web.forms import BaseForm, email_field, link_code_field, password_field
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 
@@ -102,14 +102,7 @@ class CodeForm(BaseForm):
 
 
 class LinkCodeForm(BaseForm):
-    """The code of an e-mailed link (security/link_codes.py), filled in from the link's
-    fragment by the page's script, or typed."""
-    code = StringField(_l("Code de confirmation"), validators=[
-        DataRequired(message=_l("Saisissez le code de confirmation reçu par e-mail.")),
-        Length(max=600, message=_l("Ce code est trop long."))],
-        render_kw={"autocomplete": "one-time-code", "spellcheck": "false",
-                   "autocapitalize": "characters", "size": "30",
-                   "data-fragment-field": "code"})
+    code = link_code_field()
 
 
 class PasswordChangeForm(BaseForm):

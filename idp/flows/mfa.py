@@ -39,7 +39,7 @@ from ..persistence.models import Consumable, User, utcnow
 from ..security import mfa
 from ..services import audit, services
 from ..web.auth import sign_in
-from ..web.common import add_error, format_when, send_templated_email
+from ..web.common import add_error, format_when, send_templated_email, send_templated_sms
 from . import second_factor
 from .base import Flow, FlowError, delete_flow, load_flow
 from .continuation import continue_to
@@ -236,14 +236,12 @@ def _effective_date(item: Consumable | None, user: User) -> str | None:
 def _tell(user: User, stage: str, **context) -> None:
     """The owner told of the request's stage, at the login address and, when the account
     has a verified phone, by SMS too (the mailbox may be what was taken)."""
-    from ..account.common import send_sms  # the one SMS renderer of "Mon compte"
-
     when = format_when(utcnow(), user.locale)
     send_templated_email(user.email, "mfa_reset", user.locale, stage=stage, when=when,
                          recovery_url=recovery_url(), **context)
     if user.phone_number and user.phone_number_verified:
-        send_sms(user.phone_number, "mfa_reset", user.locale, stage=stage, when=when,
-                 **context)
+        send_templated_sms(user.phone_number, "mfa_reset", user.locale, stage=stage,
+                           when=when, **context)
 
 
 def _cancel_resets(user: User) -> None:

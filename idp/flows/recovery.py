@@ -41,8 +41,6 @@ from wtforms.validators import DataRequired, Length
 from ..identity import sso as sso_service
 from ..identity import users
 from ..messaging.base import Purpose
-from ..messaging.sms import SmsMessage
-from ..messaging.templates import render_sms
 from ..oidc.grants import revoke_user_grants
 from ..security import lockout, message_guard
 from ..persistence import consumables
@@ -51,7 +49,7 @@ from ..persistence.models import Consumable, User, utcnow
 from ..services import audit, services
 from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha_errors,
                           check_new_password, checked_email, format_when, has_errors,
-                          policy_hint, send_templated_email)
+                          policy_hint, send_templated_email, send_templated_sms)
 from ..web.forms import BaseForm, email_field, password_field
 from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
 
@@ -338,7 +336,8 @@ def _send_code(flow: Flow, user: User | None) -> None:
         return
     sent = False
     if channel == "sms":
-        sent = _send_sms(user, code, minutes)
+        sent = send_templated_sms(user.phone_number, RECOVERY_CODE, user.locale, code=code,
+                                  expires_minutes=minutes)
         if not sent:
             # Another code, with the e-mail's lifetime: the SMS one may have gone after all.
             channel, sms_unavailable = "email", "failed"
@@ -360,19 +359,6 @@ def _send_code(flow: Flow, user: User | None) -> None:
         log.warning("recovery code not sent (flow %s)", flow.id)
         audit("recovery.send_failed", outcome="failure", user_id=user.id, channel=channel)
     db.commit()
-
-
-def _send_sms(user: User, code: str, minutes: int) -> bool:
-    svc = services()
-    try:
-        text = render_sms(RECOVERY_CODE, user.locale, code=code, expires_minutes=minutes,
-                          service_name=svc.settings.service_name,
-                          organisation_name=svc.settings.organisation_name)
-        return svc.messenger.send_sms(SmsMessage(to_e164=user.phone_number, text=text),
-                                      Purpose.SIGN_IN)
-    except Exception:  # noqa: BLE001
-        log.exception("cannot send the recovery SMS")
-        return False
 
 
 # -- step 4: the code ----------------------------------------------------------------------

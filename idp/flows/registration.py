@@ -34,24 +34,23 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, StringField, TelField
 from wtforms.validators import DataRequired, Length
 
-from ..account.forms import LinkCodeForm
 from ..identity import users
 from ..messaging.messenger import SEND_FAILED_MESSAGE
 from ..messaging.phone import InvalidPhone, parse_phone
 from ..persistence import consumables
-from ..persistence.models import Consumable, User, utcnow
+from ..persistence.models import Consumable, SsoSession, User, utcnow
 from ..security import link_codes
 from ..services import audit, services
 from ..web.auth import sign_in
 from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_error_markup,
                           captcha_errors, check_new_password, checked_email, has_errors,
                           policy_hint, send_templated_email, ui_locale)
-from ..web.forms import BaseForm, email_field, password_field
+from ..web.forms import BaseForm, email_field, link_code_field, password_field
 from .base import Flow, FlowError, create_flow, delete_flow, load_flow, safe_return_to
 from .continuation import continue_to
 
@@ -97,8 +96,8 @@ class ResendForm(BaseForm):
     pass
 
 
-# The confirmation page's form: the link's code (security/link_codes.py).
-ConfirmForm = LinkCodeForm
+class ConfirmForm(BaseForm):
+    code = link_code_field()
 
 
 def _default_target() -> str:
@@ -416,17 +415,22 @@ def _registration_of_this_browser(user: User) -> Flow | None:
 
 
 def _disown(user: User):
-    """The owner of the address did not create this account: it goes, while it has never
-    been confirmed (nothing was ever done with it), and the address is free again."""
-    if user.email_verified:
-        return _problem_page((_("Compte déjà confirmé"),
-                              _("Ce compte a déjà été confirmé : il ne peut plus être annulé "
-                                "ainsi. Si vous n'en êtes pas à l'origine, utilisez « Mot de "
-                                "passe perdu » pour en reprendre le contrôle.")))
-    from ..account.privacy import delete_account  # the one way an account and its data go
-
+    """The owner of the address did not create this account: it goes, and the address is
+    free again. Only an account never signed in to: nothing was ever done with it but
+    its creation (one created before sign-in waited for confirmation may have been used:
+    its owner takes it back through "mot de passe perdu")."""
+    db = services().db.session
+    used = db.scalar(select(SsoSession.id).where(SsoSession.user_id == user.id).limit(1))
+    if user.email_verified or used is not None:
+        return _problem_page((_("Compte déjà utilisé"),
+                              _("Ce compte a déjà été confirmé ou utilisé : il ne peut plus "
+                                "être annulé ainsi. Si vous n'en êtes pas à l'origine, "
+                                "utilisez « Mot de passe perdu » pour en reprendre le "
+                                "contrôle.")))
     audit("registration.disowned", user_id=user.id)
-    delete_account(user)
+    db.execute(delete(Consumable).where(Consumable.user_id == user.id))
+    db.delete(user)
+    db.commit()
     return render_template("registration/disowned.html"), 200
 
 

@@ -396,3 +396,26 @@ def test_signed_in_user_is_sent_on(browser, user):
     browser.login(user.email)
     response = browser.get("/inscription")
     assert response.status_code == 302 and response.headers["Location"] == "/compte/"
+
+
+def test_an_account_already_used_cannot_be_cancelled_from_the_link(app, svc, user_factory,
+                                                                    browser):
+    """One created before sign-in waited for confirmation may hold data: its owner takes
+    it back through "mot de passe perdu" instead."""
+    from idp.identity import sso
+    from idp.persistence import consumables
+
+    person = user_factory(email=NEW_EMAIL, email_verified=False)
+    with app.app_context():
+        db = svc.db.session
+        sso.start(db, db.get(User, person.id), amr=["pwd"], acr="eidas1", lifetime=3600,
+                  ip_address=None, user_agent="")
+        consumables.issue_bearer(db, "email_confirmation", 3600, value="A" * 20,
+                                 user_id=person.id, destination=f"email:{NEW_EMAIL}")
+        db.commit()
+        db.remove()
+    page = browser.get("/inscription/confirmer")
+    refused = browser.submit(page, "code", {"code": "AAAA-AAAA-AAAA-AAAA-AAAA"},
+                             button=("disown", "1"))
+    assert refused.status_code == 400 and "Mot de passe perdu" in text(refused)
+    assert load_user(app, svc, NEW_EMAIL) is not None
