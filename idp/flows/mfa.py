@@ -40,9 +40,8 @@ from ..security import mfa
 from ..services import audit, services
 from ..web.auth import sign_in
 from ..web.common import add_error, format_when, send_templated_email, send_templated_sms
+from ..persistence.flows import Flow, FlowError, delete_flow, load_flow
 from . import second_factor
-from .base import Flow, FlowError, delete_flow, load_flow
-from .continuation import continue_to
 from .mfa_setup import (AddressCheck, ConfirmForm, RecoveryCodeForm, TotpForm, check_code,
                         confirm_enrolment, enrolment_page, population_requires, recovery_url)
 
@@ -122,11 +121,8 @@ def _sign_in(flow: Flow, user: User, method: str, *, amr: list[str], acr: str, p
     services().kv.delete(_failure_key(flow))
     delete_flow(db, flow)
     audit("login.success", user_id=user.id, method=method)
-    if page is not None:
-        sign_in(user, amr=amr, acr=acr)
-        return page(target)
-    sign_in(user, amr=amr, acr=acr, commit=False)
-    return continue_to(target)
+    sign_in(user, amr=amr, acr=acr)
+    return page(target) if page is not None else redirect(target)
 
 
 def _complete_login(flow: Flow, user: User, method: str, page=None):

@@ -41,7 +41,7 @@ from wtforms.validators import DataRequired, Length
 from ..identity import sso as sso_service
 from ..identity import users
 from ..messaging.base import Purpose
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..security import lockout, message_guard
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
@@ -51,7 +51,7 @@ from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha
                           check_new_password, checked_email, format_when, has_errors,
                           policy_hint, send_templated_email, send_templated_sms)
 from ..web.forms import BaseForm, email_field, password_field
-from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
+from ..persistence.flows import Flow, FlowError, create_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 

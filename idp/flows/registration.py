@@ -51,8 +51,7 @@ from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_e
                           captcha_errors, check_new_password, checked_email, has_errors,
                           policy_hint, send_templated_email, ui_locale)
 from ..web.forms import BaseForm, email_field, link_code_field, password_field
-from .base import Flow, FlowError, create_flow, delete_flow, load_flow, safe_return_to
-from .continuation import continue_to
+from ..persistence.flows import Flow, FlowError, create_flow, delete_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 
@@ -396,8 +395,8 @@ def confirm_email():
         target = flow.return_to or _default_target()
         delete_flow(db, flow)
         session.pop(SESSION_FLOW, None)
-        sign_in(user, amr=["pwd"], acr="eidas1", commit=False)
-        return continue_to(target)
+        sign_in(user, amr=["pwd"], acr="eidas1")
+        return redirect(target)
     db.commit()
     return render_template("registration/confirmed.html",
                            signed_in=current_user.is_authenticated)

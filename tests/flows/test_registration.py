@@ -176,7 +176,7 @@ def test_the_login_page_of_an_unconfirmed_account_sends_the_link_again(
     too_soon = other.submit(refused, "resend", button=("resend", "1"))
     assert too_soon.status_code == 400 and "Patientez" in text(too_soon)
     with app.app_context():
-        from idp.flows.base import load_flow, read_flow
+        from idp.persistence.flows import load_flow, read_flow
 
         flow_id = re.search(r"flow=([0-9a-f-]{36})", text(refused)).group(1)
         flow = load_flow(svc.db.session, flow_id, "login", read_flow(svc.kv, flow_id).browser)
@@ -340,6 +340,7 @@ def test_overseas_number_with_default_region(make_app):
 def test_registration_inside_an_authorization_request_lands_at_the_client(
         app, svc, browser, rp, outbox):
     login, verifier, query = browser.authorize(rp)
+    login = browser.get(login.headers["Location"])
     assert login.status_code == 200
     page = browser.get(href(login, "Créer un compte"))
     assert page.status_code == 200
