@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import render_template
 from flask_babel import lazy_gettext as _l
 
 from ..web.common import absolute_url, format_when, ui_locale  # noqa: F401 (used by the sections)
 from ..web.common import send_templated_email as send_email
+from ..web.common import send_templated_sms as send_sms  # noqa: F401 (used by the sections)
 from ..web.notices import recovery_url, security_notice, sms_allowed  # noqa: F401
-from ..messaging.sms import SmsMessage
-from ..messaging.templates import MessageTemplateError, render_sms
 from ..persistence.models import User
-from ..services import services
-
-log = logging.getLogger(__name__)
 
 # The sections of "Mon compte", in the order of the navigation: (endpoint, label).
 SECTIONS = (
@@ -32,19 +26,6 @@ def page(template: str, status: int = 200, *, section: str, **context):
     """Render a page of "Mon compte"; ``section`` is the endpoint of its nav entry."""
     return render_template(template, account_sections=SECTIONS, account_section=section,
                            **context), status
-
-
-def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:
-    settings = services().settings
-    try:
-        text = render_sms(name, locale, service_name=settings.service_name,
-                          organisation_name=settings.organisation_name, **context)
-    except MessageTemplateError:
-        return False
-    except Exception:  # noqa: BLE001
-        log.exception("cannot render the SMS %s", name)
-        return False
-    return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text))
 
 
 def notify(user: User, name: str, **context) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, or_, select
 
 from ..identity import sso as sso_service
 from ..identity.grants import revoke_user_grants
+from ..oidc.logout_propagation import queue_for_user
 from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Grant,
                                   MfaCredential, SsoSession, User, utcnow)
 from ..persistence.models.relations import Relation
@@ -69,7 +70,6 @@ EVENT_LABELS = {
     "mfa.enabled": _l("Double authentification activée"),
     "mfa.disabled": _l("Double authentification désactivée"),
     "mfa.challenge_failed": _l("Code de double authentification refusé"),
-    "mfa.recovery_code_used": _l("Connexion avec un code de secours"),
     "mfa.recovery_codes_renewed": _l("Nouveaux codes de secours"),
     "login.password_ok": _l("Mot de passe accepté, second facteur demandé"),
     "account.locked": _l("Compte bloqué temporairement après des échecs de connexion"),
@@ -92,6 +92,22 @@ EVENT_LABELS = {
     "admin.client_deleted": _l("Application supprimée par l'administration"),
     "admin.client_secret_rotated": _l("Secret d'une application renouvelé"),
     "admin.audit_purged": _l("Purge du journal"),
+    "mfa.locked": _l("Double authentification bloquée après des codes incorrects"),
+    "mfa.recovery_code_used": _l("Code de secours utilisé"),
+    "mfa.address_confirmed": _l("Adresse de connexion confirmée par un code"),
+    "mfa.reset_requested": _l("Désactivation de la double authentification demandée"),
+    "mfa.reset_cancelled": _l("Demande de désactivation de la double authentification "
+                              "annulée"),
+    "mfa.reset": _l("Double authentification désactivée à votre demande"),
+    "mfa.address_code_sent": _l("Code envoyé à l'adresse de connexion (double "
+                                "authentification)"),
+    "mfa.address_code_rejected": _l("Code envoyé à l'adresse de connexion refusé"),
+    "recovery.refused": _l("Récupération du compte refusée : trop de messages envoyés"),
+    "registration.disowned": _l("Compte annulé par le propriétaire de l'adresse"),
+    "logout.backchannel_failed": _l("Échec de l'avis de déconnexion à une application "
+                                    "(nouvel essai prévu)"),
+    "logout.backchannel_abandoned": _l("Avis de déconnexion à une application abandonné "
+                                       "après plusieurs échecs"),
 }
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
@@ -281,6 +297,8 @@ def delete_account(user: User) -> None:
     uid = user.id
     revoke_user_grants(db, uid, "account_deleted")
     sso_service.end_all_for_user(db, uid, "account_deleted")
+    # The sessions go with the account: their clients are told now (back-channel logout).
+    queue_for_user(db, services(), uid, "account_deleted")
     grant_ids = select(Grant.id).where(Grant.user_id == uid)
     for statement in (
             delete(Consumable).where(or_(Consumable.user_id == uid,

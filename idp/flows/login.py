@@ -21,6 +21,7 @@ from ..web.notices import security_notice
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
 from ..persistence.flows import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from .registration import unconfirmed_login
 from ..web.common import captcha_error_markup, format_when
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,8 @@ def _attempt(flow, form):
     if user is None:
         return _failed(flow, email)
     lockout.succeeded(kv, email)
+    if not user.email_verified:  # nobody signs in before the address is confirmed
+        return unconfirmed_login(flow, user)
     if "mfa.challenge" in current_app.view_functions and \
             second_factor.required(svc.settings, user, flow.data.get("acr")):
         flow.state = "second_factor"

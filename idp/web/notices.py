@@ -5,6 +5,9 @@ something changed or happened to their account (templates/messages/README.md).
   number is verified and the notice has an SMS version; otherwise (or when the SMS
   cannot go) by e-mail to the contact address, or the login address when there is none.
   It is sent whatever ``notifications_email`` says.
+- Its purpose is ``Purpose.NOTICE``: the message guard never caps it (an attacker
+  filling a mailbox must not silence the notice of what he does next), though an SMS
+  still needs an allowed country and the day's budget (its reserve included).
 - It is sent by the request that made the change, after its commit, never from a
   response-close hook (a server may skip those when the browser drops the connection).
   A notice whose sending time must not show in the answer is queued instead
@@ -18,6 +21,7 @@ import logging
 
 from flask import current_app
 
+from ..messaging.base import Purpose
 from ..messaging.email import EmailMessage
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import MessageTemplateError, render_message, render_sms
@@ -70,20 +74,20 @@ def security_notice(user: User, name: str, *, later: bool = False,
             message = None  # no SMS version of this notice: by e-mail
         except Exception:  # noqa: BLE001 - a broken template must not make a 500
             log.exception("cannot render the SMS %s", name)
-    if message is not None and svc.messenger.check_sms(message.to_e164) is None:
+    if message is not None and svc.messenger.check_sms(message.to_e164, Purpose.NOTICE) is None:
         if later:
-            svc.messenger.send_later(message)
+            svc.messenger.send_later(message, Purpose.NOTICE)
             return True
-        if svc.messenger.send_sms(message):
+        if svc.messenger.send_sms(message, Purpose.NOTICE):
             return True
     try:
         subject, text, html = render_message(name, locale, **values)
     except Exception:  # noqa: BLE001 - a broken template must not make a 500
         log.exception("cannot render the message %s", name)
         return False
-    email = EmailMessage(to=to_address or user.contact_email or user.email, subject=subject, text=text,
-                         html=html)
+    email = EmailMessage(to=to_address or user.contact_email or user.email, subject=subject,
+                         text=text, html=html)
     if later:
-        svc.messenger.send_later(email)
+        svc.messenger.send_later(email, Purpose.NOTICE)
         return True
-    return svc.messenger.send_email(email)
+    return svc.messenger.send_email(email, Purpose.NOTICE)
