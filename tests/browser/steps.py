@@ -9,6 +9,8 @@ from idp.security.captcha import parse_answer
 STRONG_PASSWORD = "un aligot bien chaud sous la pluie"
 LINK_RE = re.compile(r"https?://\S+")
 CODE_RE = re.compile(r"\b[A-Z0-9]{6}\b")
+# The code a link carries after its "#" (security/link_codes.py), as the message shows it.
+LINK_CODE_RE = re.compile(r"\b[A-Z2-9]{4}(?:-[A-Z2-9]{4}){4}\b")
 
 
 def captcha(visit) -> None:
@@ -35,13 +37,27 @@ def sign_in(visit, email: str, password: str) -> None:
     page.get_by_role("button", name="Se connecter").click()
 
 
-def consent(visit) -> None:
-    """Answer the consent screen when the provider shows it."""
-    page = visit.page
+def consent(visit, page=None) -> None:
+    """Answer the consent screen when the provider shows it (in ``page``, another tab of
+    the visit's browser, when given)."""
+    page = page or visit.page
     allow = page.get_by_role("button", name="Autoriser")
     if allow.count():
-        visit.check("consentement")
+        visit.check("consentement", page)
         allow.click()
+
+
+def fragment_code(visit, page, label: str, code: str) -> None:
+    """A page opened from a link whose code follows the "#": its script fills the field in
+    and drops the code from the address bar; without JavaScript the citizen types the code
+    shown in the message."""
+    field = page.get_by_label(label)
+    if visit.javascript:
+        assert field.input_value() == code, "the page's script did not fill the code in"
+        assert "#" not in page.url, f"the code stays in the address bar: {page.url}"
+    else:
+        assert field.input_value() == "", "a code filled in without JavaScript"
+        field.fill(code)
 
 
 def link_in(message: dict, path: str) -> str:
@@ -49,6 +65,12 @@ def link_in(message: dict, path: str) -> str:
         if path in link:
             return link.rstrip(".,)")
     raise AssertionError(f"no link to {path} in {message['subject']!r}")
+
+
+def link_code_in(message: dict) -> str:
+    match = LINK_CODE_RE.search(message["text"])
+    assert match, f"no link code in {message['subject']!r}"
+    return match.group(0)
 
 
 def code_in(message: dict) -> str:

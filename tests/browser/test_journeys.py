@@ -14,8 +14,8 @@ import pytest
 
 from tests.browser.conftest import make_user
 from tests.browser.demarche import DemarcheApp
-from tests.browser.steps import (STRONG_PASSWORD, captcha, code_in, consent, link_in,
-                                 sign_in)
+from tests.browser.steps import (STRONG_PASSWORD, captcha, code_in, consent, fragment_code,
+                                 link_code_in, link_in, sign_in)
 
 pytestmark = pytest.mark.browser
 
@@ -46,21 +46,34 @@ def test_registration_from_the_demarche_app(stack, visit):
     page.get_by_role("heading", name="Vérifiez votre messagerie").wait_for()
     visit.check("inscription : vérifiez votre messagerie")
 
-    # The confirmation link, opened from the mailbox in another tab of the same browser.
-    message = stack.last_message(email)
-    mailbox = page.context.new_page()
-    mailbox.goto(link_in(message, "/inscription/confirmer/"))
-    visit.check("inscription : confirmer l'adresse", mailbox)
-    mailbox.get_by_role("button", name=re.compile("Confirmer")).click()
-    mailbox.get_by_role("heading", name="Adresse e-mail confirmée").wait_for()
-    visit.check("inscription : adresse confirmée", mailbox)
-    mailbox.close()
-
+    # "Continuer" leads to the login page; nobody is signed in before the address is
+    # confirmed: the right password gets a page asking for the confirmation.
     page.get_by_role("button", name="Continuer").click()
-    consent(visit)
-    page.wait_for_url(stack.apps[0] + "/**")
-    app.assert_signed_in_as("Léa", "Wamytan")
-    visit.check("démarche : formulaire prérempli")
+    page.get_by_label("Adresse e-mail").wait_for()
+    visit.check("connexion après l'inscription")
+    sign_in(visit, email, STRONG_PASSWORD)
+    page.get_by_role("heading", name="Confirmez votre adresse e-mail").wait_for()
+    visit.check("connexion : adresse pas encore confirmée")
+    assert page.get_by_role("button", name="Renvoyer le message").count()
+
+    # The confirmation link, opened from the mailbox in another tab of the same browser:
+    # its code follows the "#" (filled in by the page, typed without JavaScript).
+    message = stack.last_message(email)
+    code = link_code_in(message)
+    link = link_in(message, "/inscription/confirmer")
+    assert link.endswith("/inscription/confirmer#code=" + code), link
+    mailbox = page.context.new_page()
+    mailbox.goto(link)
+    fragment_code(visit, mailbox, "Code de confirmation", code)
+    visit.check("inscription : confirmer l'adresse", mailbox)
+    mailbox.get_by_role("button", name="Confirmer mon adresse e-mail").click()
+
+    # Confirmed in the browser that registered: signed in, on to the démarche.
+    mailbox.get_by_role("button", name="Autoriser").wait_for()
+    consent(visit, mailbox)
+    mailbox.wait_for_url(stack.apps[0] + "/**")
+    DemarcheApp(mailbox, stack.apps[0]).assert_signed_in_as("Léa", "Wamytan")
+    visit.check("démarche : formulaire prérempli", mailbox)
 
 
 def test_sign_in_then_single_sign_on_then_logout(stack, visit):
@@ -204,8 +217,11 @@ def test_lost_password_for_each_population(stack, visit):
         visit.check(f"connexion avec le nouveau mot de passe ({label})")
         sign_in(visit, email, new_password)
         page.wait_for_load_state("load")
-        if population == "elu":  # an elected member must set up a second factor first
-            page.get_by_role("heading", name=re.compile("double authentification")).wait_for()
+        if population == "elu":  # an elected member must set up a second factor first,
+            # once a code sent to the login address is typed
+            page.get_by_role("heading", name="Confirmer votre adresse e-mail").wait_for()
+            assert "la double authentification est obligatoire" in \
+                page.locator("main").inner_text()
             visit.check("double authentification requise")
         else:
             page.wait_for_url(stack.issuer + "/compte/**")
@@ -222,6 +238,14 @@ def test_mfa_enrolment_then_login_with_a_totp_code(stack, visit):
     page.goto(stack.issuer + "/compte/mfa/")
     visit.check("double authentification : gérer")
     page.get_by_role("link", name="Activer la double authentification").click()
+    # The password is not enough: first a code sent to the login address.
+    page.get_by_role("heading", name="Confirmer votre adresse e-mail").wait_for()
+    visit.check("double authentification : confirmer l'adresse")
+    page.get_by_role("button", name="Recevoir un code par e-mail").click()
+    page.get_by_label("Code reçu par e-mail").wait_for()
+    visit.check("double authentification : code envoyé à l'adresse")
+    page.get_by_label("Code reçu par e-mail").fill(code_in(stack.last_message(email)))
+    page.get_by_role("button", name="Valider").click()
     page.locator("#cle-totp").wait_for()
     visit.check("double authentification : activer")
     totp = pyotp.TOTP(page.locator("#cle-totp").inner_text().replace(" ", ""))
