@@ -20,8 +20,8 @@ from .storage import EncryptedStore
 KINDS = {"png": "image/png", "pdf": "application/pdf", "jpg": "image/jpeg",
          "dwg": "image/vnd.dwg"}
 KIND_LABELS = {"png": "PNG", "pdf": "PDF", "jpg": "JPEG", "dwg": "DWG"}
-# AutoCAD drawings start with their version: AC1012 (R13) to AC1032 (2018+).
-_DWG = re.compile(rb"^AC10[0-3][0-9]")
+# AutoCAD drawings start with their version, "AC10" and two digits (AC1009 to AC1032).
+_DWG = re.compile(rb"^AC10[0-9]{2}")
 
 
 class WalletError(ValueError):
