@@ -1,4 +1,4 @@
-"""``python -m clients.demarches``: serve the sample app on DEMARCHES_BASE_URL's host and port."""
+"""``python -m clients.demarches``: serve the app on DEMARCHES_BASE_URL's host and port."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .app import create_app
 
 def main() -> None:
     app = create_app()
-    base = urlsplit(app.config["DEMARCHES_BASE_URL"])
+    base = urlsplit(app.config["BASE_URL"])
     port = base.port or (443 if base.scheme == "https" else 80)
     run_simple(base.hostname or "127.0.0.1", port, app, threaded=True, use_reloader=False)
 
