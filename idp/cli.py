@@ -292,11 +292,12 @@ def config_show() -> None:
 @main.command("demo")
 @click.option("--port", default=5000)
 @click.option("--client-port", default=5001)
-def demo(port: int, client_port: int) -> None:
-    """Run the provider and the sample démarche app, with a demo account."""
+@click.option("--news-port", default=5002)
+def demo(port: int, client_port: int, news_port: int) -> None:
+    """Run the provider, the démarche app and the news app, with a demo account."""
     from .demo import run_demo
 
-    sys.exit(run_demo(current_app._get_current_object(), port, client_port))
+    sys.exit(run_demo(current_app._get_current_object(), port, client_port, news_port))
 
 
 # -- audit trail ------------------------------------------------------------------------
