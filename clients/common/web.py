@@ -280,11 +280,13 @@ def setup(app: Flask, settings: dict[str, Any], scope: str, *, cookie: str,
         if not refresh_token:
             return sign_in_again("Reconnectez-vous pour mettre à jour vos informations.")
         try:
+            # The scope granted (the provider may have granted less than asked).
             token = provider.fetch_access_token(grant_type="refresh_token",
-                                                refresh_token=refresh_token)
+                                                refresh_token=refresh_token,
+                                                scope=current.token.get("scope"))
             userinfo = dict(provider.userinfo(token=token))
         except (OAuthError, requests.HTTPError) as exc:
-            log.info("refresh failed: %s", exc)
+            log.warning("refresh failed: %s", exc)
             return sign_in_again("Votre accès a expiré : reconnectez-vous.")
         if userinfo.get("sub") != current.id_claims["sub"]:
             return sign_in_again("Reconnectez-vous.")
