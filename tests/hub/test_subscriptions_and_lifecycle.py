@@ -157,3 +157,24 @@ def test_the_openapi_document_describes_every_route(app, api):
                 for ref in json.dumps(operation).split('"$ref": "')[1:]:
                     name = ref.split('"')[0].rsplit("/", 1)[-1]
                     assert name in document["components"]["schemas"], name
+
+
+def test_themes_are_configured_by_the_administration(app, svc):
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from idp.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+    result = run("themes", "set", "marches-publics", "Marchés publics",
+                 "--description", "Les consultations en cours", "--position", "1")
+    assert result.exit_code == 0, result.output
+    assert "marches-publics  Marchés publics  (active" in run("themes", "list").output
+    run("themes", "set", "marches-publics", "Marchés publics", "--inactive")
+    assert "(inactive" in run("themes", "list").output
+    bad = run("themes", "set", "Pas Un Slug", "x")
+    assert bad.exit_code != 0 and "lower-case" in bad.output
+    purged = run("purge")
+    assert '"document_grants": 0' in purged.output and '"hub_events": 0' in purged.output
