@@ -19,6 +19,8 @@ class ReplyForm(BaseForm):
 
 
 class RequiredFile:
+    field_flags = {"required": True}
+
     def __call__(self, form, field):
         if not field.data or not getattr(field.data, "filename", ""):
             raise StopValidation(_l("Choisissez un fichier."))

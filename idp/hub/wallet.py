@@ -44,7 +44,9 @@ def detect_kind(data: bytes) -> str | None:
 
 def format_size(size: int) -> str:
     if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} Mo".replace(".", ",")
+        megabytes = size / (1024 * 1024)
+        text = f"{megabytes:.0f}" if megabytes == int(megabytes) else f"{megabytes:.1f}"
+        return text.replace(".", ",") + " Mo"
     return f"{max(1, round(size / 1024))} ko"
 
 

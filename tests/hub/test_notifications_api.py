@@ -21,7 +21,7 @@ def test_a_notification_shows_in_the_account_and_the_header(api, citizen, demarc
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["sent_by"] == ["email"]
     home = browser.get("/compte/").get_data(as_text=True)
-    assert 'class="badge count-badge">1' in home  # the header's unread count
+    assert 'class="count-badge">1' in home  # the header's unread count
     page = browser.get("/compte/notifications")
     html = page.get_data(as_text=True)
     assert "Votre demande avance" in html and "Aide au logement" in html and "Non lue" in html
