@@ -254,7 +254,9 @@ def theme_subscribers(client: Client, theme_id: str):
 @protected("events:read")
 def list_events(client: Client):
     try:
-        after = max(0, int(request.args.get("after", "0")))
+        after = int(request.args.get("after", "0"))
+        if not 0 <= after < 2**62:
+            raise ValueError
     except ValueError:
         return error("invalid_request", "after: must be an integer", 400)
     events = lifecycle.events_for(services().db.session, client, after)

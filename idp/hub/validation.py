@@ -53,11 +53,14 @@ def timestamp(data: dict[str, Any], field: str) -> dt.datetime | None:
         raise invalid(field, "must be an RFC 3339 date-time")
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            raise invalid(field, "must carry a time zone offset")
+        parsed = parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         raise invalid(field, "must be an RFC 3339 date-time") from None
-    if parsed.tzinfo is None:
-        raise invalid(field, "must carry a time zone offset")
-    return parsed.astimezone(dt.timezone.utc)
+    if not 2000 <= parsed.year <= 2200:
+        raise invalid(field, "out of range")
+    return parsed
 
 
 def _app_hosts(client: Client) -> set[str]:

@@ -136,6 +136,8 @@ def test_a_status_change_goes_to_the_history(api, citizen, demarche, browser):
     ({"expected_days": -1}, "expected_days"),
     ({"submitted_at": "yesterday"}, "submitted_at"),
     ({"submitted_at": "2026-01-01T10:00:00"}, "submitted_at"),
+    ({"submitted_at": "0001-01-01T00:00:00+05:00"}, "submitted_at"),
+    ({"submitted_at": "1850-01-01T00:00:00Z"}, "submitted_at"),
     ({"link": "https://evil.example.com/phish"}, "link"),
     ({"link": "javascript:alert(1)"}, "link"),
 ])
@@ -216,3 +218,24 @@ def test_unknown_api_paths_answer_json(api, demarche):
     assert response.status_code == 404 and response.is_json
     response = api("DELETE", "/api/requests", demarche.token)
     assert response.status_code == 405 and response.is_json
+
+
+def test_remember_records_a_pairwise_subject_once(app, svc, user, make_demarche):
+    from idp.hub.subjects import remember, resolve
+    from idp.persistence.models import Client, User
+
+    demarche = make_demarche(host="logement.example.org")
+    with app.app_context():
+        db = svc.db.session
+        client = db.get(Client, demarche.client_id)
+        # Never signed in: the fallback finds nobody.
+        assert resolve(db, client, "issued-sub", "salt") is None
+        remember(db, client, user.id, "issued-sub")
+        remember(db, client, user.id, "issued-sub")  # the same code path twice: no error
+        db.commit()
+        assert db.query(HubSubject).filter_by(subject="issued-sub").count() == 1
+        assert resolve(db, client, "issued-sub", "salt").id == user.id
+        db.get(User, user.id).disabled = True
+        db.commit()
+        assert resolve(db, client, "issued-sub", "salt") is None
+        assert resolve(db, client, "x" * 300, "salt") is None

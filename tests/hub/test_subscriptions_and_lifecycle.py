@@ -135,7 +135,8 @@ def test_deleting_the_account_deletes_the_hub_data_and_tells_the_apps(
 def test_events_are_per_app(api, demarche, make_demarche):
     other = make_demarche(name="x", host="x.example.org")
     assert api("GET", "/api/events", other.token).get_json() == {"events": [], "last_id": 0}
-    assert api("GET", "/api/events?after=x", other.token).status_code == 400
+    for after in ("x", "-1", "9" * 30):
+        assert api("GET", f"/api/events?after={after}", other.token).status_code == 400
 
 
 def test_the_openapi_document_describes_every_route(app, api):
