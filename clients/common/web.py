@@ -307,6 +307,10 @@ def setup(app: Flask, settings: dict[str, Any], scope: str, *, cookie: str,
                                         id_token_hint=current.token["id_token"])
 
     app.register_blueprint(bp)
+    # The stylesheet and the error page the apps share.
+    app.register_blueprint(Blueprint("common", __name__, static_folder="static",
+                                     static_url_path="/static/common",
+                                     template_folder="templates"))
 
     def logout_return() -> Any:
         """On the home page: back from the provider's end_session_endpoint."""
@@ -322,6 +326,18 @@ def setup(app: Flask, settings: dict[str, Any], scope: str, *, cookie: str,
 
     app.extensions["signin_logout_return"] = logout_return
     return provider
+
+
+def serve(create_app: Callable[[], Flask]) -> None:
+    """``python -m clients.<app>``: serve the app on its BASE_URL's host and port."""
+    from urllib.parse import urlsplit
+
+    from werkzeug.serving import run_simple
+
+    app = create_app()
+    base = urlsplit(app.config["BASE_URL"])
+    port = base.port or (443 if base.scheme == "https" else 80)
+    run_simple(base.hostname or "127.0.0.1", port, app, threaded=True, use_reloader=False)
 
 
 def login_required(view: Callable) -> Callable:
