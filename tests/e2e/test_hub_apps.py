@@ -178,6 +178,14 @@ def test_a_wallet_document_reaches_the_app_with_consent_only(stack):
     piece = re.search(r'href="(/agent/pieces/[^"]+)"', agent_page.text).group(1)
     assert Agent(app_url).http.get(app_url + piece, timeout=HTTP_TIMEOUT).content == PNG
 
+    # The citizen deletes their account: the app hears of it and deletes the dossier.
+    confirm = browser.get(issuer + "/compte/supprimer")
+    deleted = browser.post(issuer + "/compte/supprimer",
+                           data={"csrf_token": csrf_token(confirm.text), "confirm": "y"})
+    assert deleted.status_code == 200 and "a été supprimé" in html.unescape(deleted.text)
+    index = Agent(app_url).http.get(app_url + "/agent", timeout=HTTP_TIMEOUT)
+    assert "1 dossier(s) supprimé(s)" in index.text and number not in index.text
+
 
 def test_single_sign_on_and_news_to_subscribers(stack):
     news_url, issuer, user = stack["actualites"], stack["issuer"], stack["user"]
