@@ -289,7 +289,7 @@ def config_show() -> None:
     click.echo(json.dumps(as_public_dict(_svc().settings), indent=2, default=str))
 
 
-@main.command("demo")
+@main.command("demo", with_appcontext=False)
 @click.option("--port", default=5000)
 @click.option("--client-port", default=5001)
 @click.option("--news-port", default=5002)
@@ -297,7 +297,7 @@ def demo(port: int, client_port: int, news_port: int) -> None:
     """Run the provider, the démarche app and the news app, with a demo account."""
     from .demo import run_demo
 
-    sys.exit(run_demo(current_app._get_current_object(), port, client_port, news_port))
+    sys.exit(run_demo(create_app(), port, client_port, news_port))
 
 
 # -- audit trail ------------------------------------------------------------------------

@@ -222,8 +222,6 @@ def app_environment(app: DemoApp, issuer: str, port: int, secret: str, **extra: 
 
 
 def run_demo(app: Flask, port: int, client_port: int, news_port: int | None = None) -> int:
-    # The CLI passes ``current_app``: unwrap the proxy, the server's threads have no context.
-    app = getattr(app, "_get_current_object", lambda: app)()
     news_port = news_port or client_port + 1
     svc = app.extensions["idp"]
     settings = svc.settings

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..oidc.claims import SCOPE_LABELS_FR
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..persistence.models import Client, Consent, Grant
 from ..services import audit, services
 from ..web.auth import login_required

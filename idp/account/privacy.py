@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select
 from ..hub import lifecycle as hub_lifecycle
 from ..hub.context import pairwise_salt, wallet_store
 from ..identity import sso as sso_service
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Grant,
                                   MfaCredential, SsoSession, User, utcnow)
 from ..persistence.models.relations import Relation

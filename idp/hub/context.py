@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import threading
 
+from flask import current_app
+
 from ..services import Services
 from .storage import EncryptedStore, make_store
 
 _lock = threading.Lock()
+_EXTENSION = "idp_wallet_store"
 
 
 def wallet_store(svc: Services) -> EncryptedStore:
-    """The application's wallet store, built on first use."""
-    store = svc.extras.get("wallet_store")
+    """The application's wallet store, built on first use (in an application context)."""
+    extensions = current_app.extensions
+    store = extensions.get(_EXTENSION)
     if store is None:
         with _lock:
-            store = svc.extras.get("wallet_store")
+            store = extensions.get(_EXTENSION)
             if store is None:
-                store = svc.extras["wallet_store"] = make_store(svc.settings, svc.secret_key)
+                store = extensions[_EXTENSION] = make_store(svc.settings, svc.secret_key)
     return store
 
 
 def pairwise_salt(svc: Services) -> str:
-    return svc.settings.pairwise_salt or svc.secret_key
+    return svc.pairwise_salt

@@ -1,5 +1,5 @@
 """Resources protected by the provider's own access tokens (RFC 6750), with Authlib's
-Flask ``ResourceProtector``.
+Flask ``ResourceProtector``: userinfo, and the APIs démarche apps call.
 
     from idp.oidc.resource import current_token, require_oauth
 
@@ -8,31 +8,28 @@ Flask ``ResourceProtector``.
     def things():
         token = current_token  # an AccessToken: .client_id, .subject, .user, .scopes
 
-Provisional copy on the hub branch, with the interface the lead is landing on main
-(main's version replaces it at the merge).
+A token is accepted when it is one of ours (signature, ``typ: at+jwt``, issuer, expiry)
+and still active: not revoked, and for a user's token its family alive and its user
+enabled (:meth:`idp.oidc.tokens.TokenService.status`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from authlib.integrations.flask_oauth2 import ResourceProtector
-from authlib.integrations.flask_oauth2 import current_token as _authlib_current_token
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.integrations.flask_oauth2 import ResourceProtector as FlaskResourceProtector
+from authlib.integrations.flask_oauth2 import current_token as authlib_current_token
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
+from flask import request
 
 from ..persistence.models import Grant, User
 from ..services import services
-from .tokens import live_grant_and_user
+from .tokens import TokenStatus
 
-current_token: AccessToken = _authlib_current_token  # type: ignore[assignment]
+REALM = "compte-usager"
 
-
-@dataclass
-class TokenStatus:
-    active: bool
-    grant: Grant | None = None
-    user: User | None = None
+current_token: AccessToken = authlib_current_token  # type: ignore[assignment]
 
 
 class AccessToken:
@@ -48,14 +45,18 @@ class AccessToken:
 
     @property
     def subject(self) -> str:
+        """``sub`` as the client knows it (pairwise or public); the client's own id for a
+        ``client_credentials`` token."""
         return self.claims["sub"]
 
     @property
     def user(self) -> User | None:
+        """The user behind a user's token (None for a client's own token)."""
         return self.status.user if self.status else None
 
     @property
     def grant(self) -> Grant | None:
+        """The token family of a user's token (None for a client's own token)."""
         return self.status.grant if self.status else None
 
     @property
@@ -65,27 +66,78 @@ class AccessToken:
     def get_scope(self) -> str:
         return self.claims.get("scope", "")
 
-    def is_expired(self) -> bool:
-        return False  # decode_access_token refuses an expired token
-
     def is_revoked(self) -> bool:
         if self.status is None:
-            ctx = services().extras["client_server"].ctx
-            with ctx.db.single_statement() as connection:
-                active = ctx.tokens.is_access_token_active(connection, self.claims)
-            status = TokenStatus(active)
-            if active and self.claims.get("gid"):
-                found = live_grant_and_user(services().db.session, self.claims["gid"])
-                status = TokenStatus(True, *found) if found else TokenStatus(False)
-            self.status = status
+            svc = services()
+            self.status = svc.tokens.status(svc.db.session, self.claims)
         return not self.status.active
 
 
+class ScopeMissing(InvalidTokenError):
+    """RFC 6750 §3.1: 403 with the error in the Bearer challenge too."""
+
+    error = "insufficient_scope"
+    status_code = 403
+    description = "The access token does not grant the scope this resource needs."
+
+
 class AccessTokenValidator(BearerTokenValidator):
+    """Our own JWT access tokens, checked against the database for revocation."""
+
     def authenticate_token(self, token_string: str) -> AccessToken | None:
-        claims = services().extras["client_server"].ctx.tokens.decode_access_token(token_string)
+        claims = services().tokens.decode_access_token(token_string)
         return AccessToken(claims) if claims is not None else None
+
+    def validate_token(self, token, scopes, request) -> None:
+        if token is None or token.is_revoked():
+            raise InvalidTokenError(realm=self.realm)
+        if self.scope_insufficient(token.get_scope(), scopes):
+            raise ScopeMissing(realm=self.realm)
+
+
+class TokenSentTwice(InvalidTokenError):
+    """RFC 6750 §2: one method only; answered with a Bearer challenge (§3.1)."""
+
+    error = "invalid_request"
+    status_code = 400
+    description = "Use one method only to send the access token."
+
+
+class TokenMissing(OAuth2Error):
+    """RFC 6750 §3.1: a request without any token gets a challenge with no error code."""
+
+    status_code = 401
+
+    def get_body(self):
+        return []
+
+    def get_headers(self):
+        return [*super().get_headers(), ("WWW-Authenticate", f'Bearer realm="{REALM}"')]
+
+
+class ResourceProtector(FlaskResourceProtector):
+    def parse_request_authorization(self, request_):
+        """The Authorization header, or else a form body's ``access_token`` (RFC 6750
+        §2.2); a token sent both ways, or twice, is refused (§2)."""
+        in_body = request.form.getlist("access_token") if request.mimetype == \
+            "application/x-www-form-urlencoded" else []
+        header = request_.headers.get("Authorization")
+        if len(in_body) > 1 or (in_body and header):
+            raise TokenSentTwice(realm=REALM)
+        if in_body:
+            return self.get_token_validator("bearer"), in_body[0]
+        if not header:
+            raise TokenMissing()
+        return super().parse_request_authorization(request_)
+
+    def invalid_token(self):
+        """Answer 401 ``invalid_token``, as for a token that failed validation."""
+        self.raise_error_response(InvalidTokenError(realm=REALM))
+
+    def insufficient_scope(self):
+        """Answer 403 ``insufficient_scope``."""
+        self.raise_error_response(ScopeMissing(realm=REALM))
 
 
 require_oauth = ResourceProtector()
-require_oauth.register_token_validator(AccessTokenValidator())
+require_oauth.register_token_validator(AccessTokenValidator(realm=REALM))

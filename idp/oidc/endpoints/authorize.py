@@ -4,8 +4,8 @@ interactions, code issuance.
 An interaction that needs the user (login, consent) is a ``Flow`` of type
 ``authorize`` holding the request parameters; the browser comes back to
 ``/authorize/resume/<flow id>`` and the request is validated again from what was stored.
-A sign-in that ends well answers that resume itself, in place (:func:`resume_in_place`,
-idp/flows/continuation.py), unless the user still has something to see (consent).
+The protocol knows the login only by its URL: it sends the browser to ``/login`` with
+the resume as ``return_to``, an ordinary redirect.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import get_locale, refresh
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from ...flows.base import Flow, FlowError, create_flow, delete_flow, load_flow
-from ...flows.login import login_page
-from ...identity.sso import add_client
+from ...persistence.flows import Flow, FlowError, create_flow, delete_flow, load_flow
 from ...persistence.models import Client, Consent, utcnow
 from ...services import audit, services
 from .. import claims as claims_mod
@@ -74,11 +73,7 @@ class Interaction:
 
 
 def _server():
-    return services().extras["oidc_server"]
-
-
-def _oidc_ctx():
-    return _server().ctx
+    return services().oauth
 
 
 def _issuer() -> str:
@@ -147,7 +142,7 @@ def _validate(oauth_request: OAuth2Request) -> tuple[object, Interaction]:
             interaction.acr_values = [*interaction.acr_values, *wanted]
     hint = params.get("id_token_hint")
     if hint:
-        hint_claims = _oidc_ctx().tokens.decode_id_token_hint(hint)
+        hint_claims = services().tokens.decode_id_token_hint(hint)
         aud = hint_claims.get("aud") if hint_claims else None
         audiences = aud if isinstance(aud, list) else [aud]
         if not hint_claims or client.client_id not in audiences:
@@ -175,9 +170,8 @@ def _login_reason(interaction: Interaction, flow: Flow | None) -> str | None:
             time.time() - sso.auth_time.timestamp() > interaction.max_age:
         return "max_age"
     if interaction.hint_sub is not None:
-        ctx = _oidc_ctx()
         if claims_mod.subject_for(current_user.user.id, interaction.client,
-                                  ctx.pairwise_salt) != interaction.hint_sub:
+                                  services().pairwise_salt) != interaction.hint_sub:
             return "hint_mismatch"
     wanted = _required_acr(interaction)
     if wanted and ACR_ORDER.index(sso.acr) < ACR_ORDER.index(wanted):
@@ -221,20 +215,15 @@ def _interaction_flow(interaction: Interaction, flow: Flow | None, state: str) -
     return flow
 
 
-def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction, *,
-                commit: bool):
+def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
     sso = current_user.sso
-    # The SSO session remembers the clients it signed in to (written with the code).
-    add_client(services().db.session, sso, interaction.client.client_id)
     grant.request.user = current_user.user
     grant.request.auth_context = {
-        "auth_time": int(sso.auth_time.timestamp()), "sid": sso.id, "acr": sso.acr,
-        "amr": list(sso.amr), "claims": interaction.claims,
+        "auth_time": int(sso.auth_time.timestamp()), "sso": sso, "claims": interaction.claims,
     }
     response = _server().create_authorization_response(
         request=oauth_request, grant_user=current_user.user, grant=grant)
-    if commit:  # else the sign-in answered in place commits (flows/continuation.py)
-        services().db.session.commit()
+    services().db.session.commit()
     location = response.headers.get("Location")
     if location:
         response.headers["Location"] = add_params_to_uri(location, [("iss", _issuer())])
@@ -242,12 +231,20 @@ def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction, *
     return response
 
 
+def _login_redirect(interaction: Interaction, flow: Flow):
+    """To the login page, which comes back to this request's resume once signed in."""
+    services().db.session.commit()
+    return redirect(url_for(
+        "login.start", return_to=url_for("oidc.authorize_resume", flow_id=flow.id),
+        client_id=interaction.client.client_id, acr=_required_acr(interaction),
+        login_hint=interaction.params.get("login_hint"),
+        force=1 if current_user.is_authenticated else None))
+
+
 def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
-           decision: str | None = None, in_place: bool = False):
+           decision: str | None = None):
     """Answer an authorization request, new or resumed (``flow``). ``decision``: the
-    user's answer on the consent screen; ``in_place``: answered within the sign-in's own
-    request, where a page to show answers None instead (the browser is then redirected
-    to the resume, which shows it)."""
+    user's answer on the consent screen."""
     try:
         grant, interaction = _validate(oauth_request)
     except OAuth2Error as error:
@@ -265,26 +262,21 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
     ui_locales = interaction.params.get("ui_locales")
     if ui_locales:
         g.ui_locales = ui_locales.split()
+        refresh()
+        get_locale()  # chosen again with them, and remembered for the pages that follow
 
     reason = _login_reason(interaction, flow)
     if reason is not None:
         if "none" in interaction.prompt:
             error = "interaction_required" if reason == "step_up" else "login_required"
             return _redirect_with(interaction.redirect_uri, {"error": error, "state": state})
-        flow = _interaction_flow(interaction, flow, "login")
-        # The login page is this request's answer (committing both flows at once).
-        return login_page(url_for("oidc.authorize_resume", flow_id=flow.id),
-                          client_id=interaction.client.client_id,
-                          acr=_required_acr(interaction),
-                          login_hint=interaction.params.get("login_hint"))
+        return _login_redirect(interaction, _interaction_flow(interaction, flow, "login"))
 
     user_id = current_user.user.id
     if _consent_needed(interaction, user_id):
         if "none" in interaction.prompt:
             return _redirect_with(interaction.redirect_uri,
                                   {"error": "consent_required", "state": state})
-        if in_place:
-            return None
         if decision is None or (flow is not None and flow.state != "consent"):
             flow = _interaction_flow(interaction, flow, "consent")
             services().db.session.commit()
@@ -299,7 +291,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
     if flow is not None:
         # Deleted in the transaction that saves the code (save_authorization_code).
         delete_flow(services().db.session, flow)
-    return _issue_code(grant, oauth_request, interaction, commit=not in_place)
+    return _issue_code(grant, oauth_request, interaction)
 
 
 def grant_redirect(oauth_request: OAuth2Request) -> str:
@@ -324,24 +316,13 @@ def authorize_resume(flow_id: str):
     return _resume(flow_id, decision=decision)
 
 
-def resume_in_place(flow_id: str):
-    """The resume, answered in the request of the sign-in that it was waiting for: the
-    code's redirect, or None when there is a page to show (idp/flows/continuation.py)."""
-    response = _resume(flow_id, in_place=True)
-    if response is None or getattr(response, "status_code", 200) != 302:
-        return None
-    return response
-
-
-def _resume(flow_id: str, *, decision: str | None = None, in_place: bool = False):
+def _resume(flow_id: str, *, decision: str | None = None):
     try:
         flow = load_flow(services().db.session, flow_id, "authorize", session.browser_id)
     except FlowError:
-        if in_place:
-            return None
         return _error_page("invalid_request",
                            _("Cette demande de connexion a expiré. Retournez sur le service "
                              "que vous utilisiez et recommencez."))
     params = flow.data.get("params") or {}
     stored = StoredAuthorizationRequest(params, url_for("oidc.authorize", _external=True))
-    return handle(stored, flow, decision=decision, in_place=in_place)
+    return handle(stored, flow, decision=decision)

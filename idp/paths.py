@@ -4,11 +4,10 @@
 # JSON, never with a page, and never reading or writing the browser session.
 API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/api/")
 
-# Public documents, served from memory (idp/oidc/endpoints/discovery.py).
+# Public documents (idp/oidc/endpoints/discovery.py).
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 OAUTH_METADATA_PATH = "/.well-known/oauth-authorization-server"
 JWKS_PATH = "/jwks.json"
-DOCUMENT_PATHS = (DISCOVERY_PATH, OAUTH_METADATA_PATH, JWKS_PATH)
 
 
 def is_api_path(path: str) -> bool:
