@@ -2,7 +2,7 @@
 access tokens (docs/api.md, ``/api/openapi.json``).
 
 Every answer is JSON (errors as ``{"error", "error_description"}``); these paths never
-read or write the browser session (``idp/web/paths.py``) and need no CSRF token. Each
+read or write the browser session (``idp/paths.py``) and need no CSRF token. Each
 app's calls are counted (``hub.api_per_client``).
 """
 
