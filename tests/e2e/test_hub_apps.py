@@ -40,6 +40,12 @@ def stack(app, svc, live, start_provider, start_client_app, user_factory, tmp_pa
                         family_name="Martin", phone_number="+33612345678",
                         phone_number_verified=True, street_address="12 rue de la République",
                         postal_code="69002", locality="Lyon", country="France")
+    with app.app_context():
+        from idp.persistence.models.relations import Relation
+
+        svc.db.session.add(Relation(user_id=user.id, kind="person", relationship="child",
+                                    given_name="Léa", family_name="Martin"))
+        svc.db.session.commit()
     start_provider()
     start_client_app("clients.demarches", "DEMARCHES_", live.issuer, DEMARCHES.client_id,
                      secrets[DEMARCHES], ports[DEMARCHES], AGENT_PASSWORD=AGENT_PASSWORD)
@@ -96,6 +102,12 @@ def test_a_submitted_demarche_is_followed_in_the_account(stack):
     page = new_dossier(browser, app_url, user.email)
     assert form_with(page.text, "nom")["fields"]["prenom"] == "Camille"  # from the claims
 
+    # Acting for a relation (the ``relations`` claim): the names come from it.
+    assert "Pour Léa Martin" in page.text
+    relation_id = re.search(r'name="beneficiary" value="([^"]+)"[^>]*> <label[^>]*>Pour Léa',
+                            page.text).group(1)
+    page = follow(browser, post_dossier(browser, page, "save", beneficiary=relation_id))
+    assert form_with(page.text, "nom")["fields"]["prenom"] == "Léa"
     refused = post_dossier(browser, page, "submit",
                            files={"piece-domicile": ("bail.pdf", b"not a pdf at all")})
     assert refused.status_code == 400
@@ -111,6 +123,7 @@ def test_a_submitted_demarche_is_followed_in_the_account(stack):
     requests_page = browser.get(issuer + "/compte/demandes")
     assert requests_page.status_code == 200
     assert number in requests_page.text and "Déposée" in requests_page.text
+    assert "pour Léa Martin" in requests_page.text
     assert "Direction de l&#39;habitat et du logement" in requests_page.text
 
     # The agent moves it on: the citizen is notified by e-mail and in "Mon compte".
