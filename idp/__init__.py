@@ -20,8 +20,10 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from . import logs
 from .config import PROJECT_ROOT, Settings, load_settings
-from .paths import API_PATHS, is_api_path
+from .security.passwords import HashingBusy
+from .paths import API_PATHS, is_api_path, loggable
 
 __all__ = ["create_app"]
 
@@ -89,7 +91,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     overrides applied on top of the TOML file and the environment."""
     from .persistence.flows import attach_store as attach_flow_store
     from .messaging.messenger import make_messenger
-    from .oidc import CLIENT_AUTHENTICATING, CSRF_EXEMPT, check_client_requests
+    from .oidc import CLIENT_AUTHENTICATING, CSRF_EXEMPT, check_protocol_requests
     from .oidc import bp as oidc_bp
     from .oidc.keys import KeyStore
     from .oidc.server import AuthorizationServer
@@ -144,7 +146,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         clients=ClientCache(),
         passwords=PasswordService(settings.passwords.argon2_memory_kib,
                                   settings.passwords.argon2_time_cost,
-                                  settings.passwords.argon2_parallelism),
+                                  settings.passwords.argon2_parallelism,
+                                  settings.passwords.max_concurrent_hashes,
+                                  settings.passwords.hash_wait),
         messenger=make_messenger(settings.messaging,
                                  settings.resolve_path(settings.messaging.outbox_dir),
                                  sms_guard=make_sms_guard(kv, settings.messaging)),
@@ -169,7 +173,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     # clients call (before anything reads their form), a cross-site post refused as such
     # (403), no NUL reaching a query, then the CSRF check.
     svc.client_failures = install_rate_limits(app, kv, settings, CLIENT_AUTHENTICATING)
-    app.before_request(check_client_requests)
+    app.before_request(check_protocol_requests)
     install_origin_check(app, CSRF_EXEMPT, settings.issuer)
     install_nul_guard(app)
     csrf.init_app(app)
@@ -177,6 +181,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
     _register_handlers(app, apply_security_headers, settings)
+    logs.configure()
+    if settings.server.access_log:
+        logs.install_access_log(app)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -251,6 +258,15 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
                                message=_("Ce formulaire a expiré ou a déjà été envoyé. "
                                          "Rechargez la page et recommencez.")), 400
 
+    @app.errorhandler(HashingBusy)
+    def _hashing_busy(_error):
+        services().db.session.rollback()
+        return render_template(
+            "errors/error.html", status=503, title=_("Service très sollicité"),
+            message=_("Le service reçoit beaucoup de demandes en ce moment. Patientez "
+                      "quelques secondes, puis envoyez de nouveau le formulaire.")), \
+            503, {"Retry-After": "10"}
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         if error.response is not None:  # a complete answer (Authlib's resource errors)
@@ -267,7 +283,7 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, loggable(request.path))
         services().db.session.rollback()
         if is_api_path(request.path):
             return {"error": "server_error"}, 500

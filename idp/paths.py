@@ -12,3 +12,9 @@ JWKS_PATH = "/jwks.json"
 
 def is_api_path(path: str) -> bool:
     return path.startswith(API_PATHS)
+
+
+def loggable(path: str) -> str:
+    """A path as it may go in a log line: control characters (a decoded ``%0d%0a``
+    would start a forged line) and non-ASCII ones written as escapes."""
+    return path.encode("unicode_escape").decode("ascii")[:300]

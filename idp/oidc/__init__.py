@@ -30,9 +30,11 @@ CSRF_EXEMPT = ("oidc.authorize", "oidc.logout", "oidc.token", "oidc.introspect",
 CLIENT_AUTHENTICATING = ("oidc.token", "oidc.introspect", "oidc.revoke")
 
 
-def check_client_requests() -> Response | None:
-    """The form rules of the endpoints where clients authenticate (a ``before_request``
-    hook: it must run before any other hook reads the form)."""
+def check_protocol_requests() -> Response | None:
+    """Body limits and the form rules of the endpoints where clients authenticate (a
+    ``before_request`` hook: it must run before any other hook reads the form)."""
     if request.endpoint in CLIENT_AUTHENTICATING:
         return token.check_form_post()
+    if request.endpoint == "oidc.authorize":
+        request.max_content_length = authorize.MAX_BODY_BYTES
     return None

@@ -89,8 +89,8 @@ def parse_claims_request(raw: str | None) -> dict | None:
         return None
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise ClaimsRequestError("claims is not valid JSON") from exc
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise ClaimsRequestError("claims is not valid JSON") from None
     if not isinstance(value, dict):
         raise ClaimsRequestError("claims must be a JSON object")
     for member in value:

@@ -7,12 +7,15 @@ is a resource protected by :mod:`idp.oidc.resource`.
 
 from __future__ import annotations
 
+import time
+
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import g
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from ..persistence.models import Client
@@ -23,24 +26,47 @@ from .endpoints.revocation import RevocationEndpoint
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):
-    """private_key_jwt (RFC 7523 §2.2): a JWT signed with a key from the client's JWKS."""
+    """private_key_jwt (RFC 7523 §2.2): a JWT signed with a key from the client's JWKS,
+    short-lived and used once: its ``jti`` is remembered until it expires."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
+    LEEWAY = 30
+    # An assertion valid for longer is refused: its one-use marker must outlive it.
+    MAX_LIFETIME = 300
 
     def __init__(self, ctx: Services) -> None:
-        super().__init__(validate_jti=True, leeway=30)
+        super().__init__(validate_jti=True, leeway=self.LEEWAY)
         self.ctx = ctx
 
     def get_audiences(self) -> list[str]:
         issuer = self.ctx.settings.issuer
         return [issuer, f"{issuer}/token"]
 
+    def verify_claims(self, claims) -> None:
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int | float) or isinstance(iat, bool) or iat > now + self.LEEWAY:
+            raise InvalidClientError(description="The assertion needs a valid 'iat'.")
+        if isinstance(exp, int | float) and exp > now + self.MAX_LIFETIME + self.LEEWAY:
+            raise InvalidClientError(
+                description=f"The assertion may not be valid for more than "
+                            f"{self.MAX_LIFETIME} seconds.")
+        super().verify_claims(claims)
+
     def validate_jti(self, claims, jti) -> bool:
-        ttl = max(60, int(claims.get("exp", 0)) - int(claims.get("iat", 0)) + 60)
-        return self.ctx.kv.set_if_absent(f"assertion:{claims['sub']}:{jti}", "1", min(ttl, 3600))
+        if not isinstance(jti, str) or not 0 < len(jti) <= 256:
+            return False
+        ttl = int(claims["exp"] - time.time()) + self.LEEWAY + 1
+        return self.ctx.kv.set_if_absent(f"assertion:{claims['sub']}:{jti}", "1", max(ttl, 1))
 
     def resolve_client_public_key(self, client: Client):
-        return KeySet.import_key_set(client.jwks or {"keys": []})
+        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
+            raise InvalidClientError(
+                description="The client does not authenticate with private_key_jwt.")
+        try:
+            return KeySet.import_key_set(client.jwks)
+        except (JoseError, ValueError, TypeError):
+            raise InvalidClientError(description="The client's keys are unusable.") from None
 
 
 class AuthorizationServer(FlaskAuthorizationServer):

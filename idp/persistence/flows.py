@@ -216,9 +216,14 @@ def _undo_changes(session: Session, previous_transaction) -> None:
             setattr(entry.flow, name, value)
 
 
+MAX_RETURN_TO = 2000
+
+
 def safe_return_to(value: str | None) -> str | None:
-    """Only local paths: a flow never redirects to another site (open redirect)."""
-    if not value:
+    """Only local paths: a flow never redirects to another site (open redirect), nor
+    to anything a Location header cannot carry."""
+    if not value or len(value) > MAX_RETURN_TO \
+            or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         return None
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") \

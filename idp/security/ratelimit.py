@@ -80,6 +80,12 @@ RULES: tuple[tuple[str, str], ...] = (
     ("account.*confirm*", "code_verify_per_ip"),
 )
 
+# Endpoints that store a new flow (and with it a browser session) when called without
+# one: every such request counts against this setting, GET included, so that nobody
+# can fill the store with abandoned flows.
+FLOW_STARTS = ("oidc.authorize", "login.start", "registration.start", "recovery.start")
+FLOWS_RULE = "flows_per_ip"
+
 # Where clients authenticate (token, introspection, revocation), their failures count
 # against this setting (see the module's docstring), not every POST.
 CLIENT_FAILURES_RULE = "client_failures_per_ip"
@@ -315,7 +321,7 @@ def install(app: Flask, kv, settings, client_authenticating: tuple[str, ...]
     as much as a valid one. On ``client_authenticating`` endpoints, count failed answers
     instead (:class:`ClientFailures`)."""
     # Fail fast on a bad setting, at start-up rather than on the first request.
-    for rule in {rule for _, rule in RULES} | {CLIENT_FAILURES_RULE}:
+    for rule in {rule for _, rule in RULES} | {CLIENT_FAILURES_RULE, FLOWS_RULE}:
         parse_limits(getattr(settings.rate_limits, rule))
     failures = ClientFailures(kv, settings)
 
@@ -324,9 +330,11 @@ def install(app: Flask, kv, settings, client_authenticating: tuple[str, ...]
         if request.endpoint in client_authenticating:
             wait = failures.wait(request.remote_addr)
             return too_many_requests(wait) if wait else None
-        if request.method != "POST" or not settings.rate_limits.enabled:
+        if not settings.rate_limits.enabled:
             return None
-        rules = rules_for(request.endpoint)
+        rules = rules_for(request.endpoint) if request.method == "POST" else []
+        if request.endpoint in FLOW_STARTS and "flow" not in request.args:
+            rules.append(FLOWS_RULE)
         if not rules:
             return None
         subject = ip_key(request.remote_addr)

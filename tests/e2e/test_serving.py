@@ -81,3 +81,14 @@ def test_clients_that_send_their_headers_slowly_delay_no_one(start_provider, liv
         dripping.join(timeout=5)
         for sock in attackers:
             sock.close()
+
+
+def test_a_chunked_body_with_a_bad_chunk_size_is_a_client_error(start_provider, live):
+    server = start_provider(workers=1)
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+        sock.sendall(b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\nzz\r\ngrant_type=x\r\n0\r\n\r\n")
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 4"), status_line
+    assert requests.get(server.url + DISCOVERY, timeout=5).status_code == 200

@@ -93,8 +93,39 @@ def _error_page(error: str, description: str, status: int = 400):
                            description=description), status
 
 
-def _request_params() -> dict[str, str]:
-    return {k: v for k, v in request.values.items()}
+# The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC Core
+# §3.1.2.1, §5.5) and the longest value kept of each; any other is dropped. The request
+# waits in the store while the user signs in: unbounded, anyone could fill the store.
+PARAMETER_LIMITS = {
+    "response_type": 64, "client_id": 64, "redirect_uri": 2000, "scope": 1000,
+    "state": 1000, "nonce": 500, "code_challenge": 128, "code_challenge_method": 16,
+    "prompt": 64, "max_age": 16, "login_hint": 320, "id_token_hint": 4000,
+    "ui_locales": 100, "acr_values": 200, "claims": 2000, "response_mode": 32,
+    "display": 16, "request": 8000, "request_uri": 2000,
+}
+# All of them together (request objects aside: refused before anything is stored).
+MAX_PARAMETERS_SIZE = 8000
+# The largest authorization request body read (a form POST, OIDC Core §3.1.2.1).
+MAX_BODY_BYTES = 32 * 1024
+
+
+def authorization_parameters() -> dict[str, str]:
+    """The request's known parameters, each once and within its limit; raises
+    :class:`AuthorizeFailure` (``invalid_request``) otherwise."""
+    params: dict[str, str] = {}
+    for name, limit in PARAMETER_LIMITS.items():
+        values = request.values.getlist(name)
+        if not values:
+            continue
+        if len(values) > 1:
+            raise AuthorizeFailure("invalid_request", f"The parameter {name} is repeated.")
+        if len(values[0]) > limit:
+            raise AuthorizeFailure("invalid_request", f"The parameter {name} is too long.")
+        params[name] = values[0]
+    stored = sum(len(v) for k, v in params.items() if k not in ("request", "request_uri"))
+    if stored > MAX_PARAMETERS_SIZE:
+        raise AuthorizeFailure("invalid_request", "The request is too large.")
+    return params
 
 
 def _validate(oauth_request: OAuth2Request) -> tuple[object, Interaction]:
@@ -114,8 +145,8 @@ def _validate(oauth_request: OAuth2Request) -> tuple[object, Interaction]:
     challenge = params.get("code_challenge")
     if challenge and params.get("code_challenge_method") != "S256":
         raise AuthorizeFailure("invalid_request", "code_challenge_method must be S256.")
-    if client.is_public and not challenge:
-        raise AuthorizeFailure("invalid_request", "PKCE (S256) is required for public clients.")
+    if not challenge and (client.is_public or client.require_pkce):
+        raise AuthorizeFailure("invalid_request", "PKCE (S256) is required for this client.")
     prompt = set((params.get("prompt") or "").split())
     if prompt - PROMPT_VALUES:
         raise AuthorizeFailure("invalid_request", "Unknown prompt value.")
@@ -308,7 +339,11 @@ def render_consent(interaction: Interaction, flow: Flow):
 
 
 def authorize():
-    return handle(_server().create_oauth2_request(None))
+    try:
+        params = authorization_parameters()
+    except AuthorizeFailure as failure:
+        return _error_page(failure.error, failure.description)
+    return handle(StoredAuthorizationRequest(params, url_for("oidc.authorize", _external=True)))
 
 
 def authorize_resume(flow_id: str):

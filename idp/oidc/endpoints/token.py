@@ -4,7 +4,9 @@ Authlib server."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import base64
+import binascii
+from urllib.parse import parse_qsl, unquote_plus
 
 from flask import Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -43,7 +45,7 @@ def check_form_post() -> Response | None:
     for name, values in request.form.lists():
         if len(values) > 1:
             return form_error(f"parameter {name!r} repeated"[:100])
-    return None
+    return check_client_authentication()
 
 
 def token() -> Response:
@@ -56,3 +58,36 @@ def introspect() -> Response:
 
 def revoke() -> Response:
     return services().oauth.create_endpoint_response("revocation")
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    """The client id and secret of an ``Authorization: Basic`` header (RFC 6749 §2.3.1:
+    each form-urlencoded, then base64 of ``id:secret`` in UTF-8); None when there is no
+    such header. Raises ``ValueError`` when it is malformed."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    client_id, separator, secret = decoded.partition(":")
+    if not separator:
+        raise ValueError("no colon")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def check_client_authentication() -> Response | None:
+    """A Basic header that does not decode is a failed client authentication, not an
+    error (401 ``invalid_client``); a ``client_id`` in the body must name the client of
+    the header (RFC 6749 §2.3: one method only)."""
+    try:
+        credentials = basic_credentials()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        response = jsonify(error="invalid_client",
+                           error_description="Malformed Basic credentials.")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Basic realm="token", error="invalid_client"'
+        return response
+    body_client_id = request.form.get("client_id")
+    if credentials and body_client_id is not None and body_client_id != credentials[0]:
+        return form_error("client_id does not match the client of the Authorization header")
+    return None
