@@ -1,7 +1,7 @@
 """hub: requests, notifications, wallet, subscriptions (the usual themes inserted)
 
 Revision ID: c3fa3941d4d1
-Revises: 3c1f0a9d2b7e
+Revises: b2d4e6f8a1c3
 Create Date: 2026-12-06 11:40:45.431092
 """
 import datetime
@@ -20,7 +20,7 @@ DEFAULT_THEMES = (
 
 
 revision = 'c3fa3941d4d1'
-down_revision = '3c1f0a9d2b7e'
+down_revision = 'b2d4e6f8a1c3'
 branch_labels = None
 depends_on = None
 
