@@ -20,6 +20,7 @@ from ..hub import lifecycle as hub_lifecycle
 from ..hub.context import pairwise_salt, wallet_store
 from ..identity import sso as sso_service
 from ..identity.grants import revoke_user_grants
+from ..oidc.logout_propagation import queue_for_user
 from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Grant,
                                   MfaCredential, SsoSession, User, utcnow)
 from ..persistence.models.relations import Relation
@@ -261,6 +262,8 @@ def delete_account(user: User) -> None:
                                       pairwise_salt(services()))
     revoke_user_grants(db, uid, "account_deleted")
     sso_service.end_all_for_user(db, uid, "account_deleted")
+    # The sessions go with the account: their clients are told now (back-channel logout).
+    queue_for_user(db, services(), uid, "account_deleted")
     grant_ids = select(Grant.id).where(Grant.user_id == uid)
     for statement in (
             delete(Consumable).where(or_(Consumable.user_id == uid,

@@ -51,7 +51,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
                   description: str = "", home_url: str = "",
                   sector_identifier: str | None = None,
                   id_token_signed_response_alg: str | None = None,
-                  require_pkce: bool = True) -> tuple[Client, str | None]:
+                  require_pkce: bool = True, backchannel_logout_uri: str | None = None,
+                  frontchannel_logout_uri: str | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret in clear (shown once, never stored)."""
     if not name or len(name) > 200:
         raise ClientError("a name of 1 to 200 characters is required")
@@ -95,6 +96,10 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         scope=" ".join(scopes), token_endpoint_auth_method=auth_method,
         subject_type=subject_type, sector_identifier=sector_identifier,
         require_consent=require_consent, jwks=jwks, require_pkce=require_pkce,
+        backchannel_logout_uri=_check_uri(backchannel_logout_uri, "back-channel logout URI")
+        if backchannel_logout_uri else None,
+        frontchannel_logout_uri=_check_uri(frontchannel_logout_uri, "front-channel logout URI")
+        if frontchannel_logout_uri else None,
         id_token_signed_response_alg=id_token_signed_response_alg)
     session.add(client)
     session.flush()
@@ -127,6 +132,8 @@ def describe(client: Client, secret: str | None = None) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "subject_type": client.subject_type, "require_consent": client.require_consent,
         "require_pkce": client.require_pkce,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "public": client.is_public, "created_at": client.created_at.isoformat(),
     }

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +26,15 @@ from ..persistence.models import Client, Grant, RevokedAccessToken, User
 from .keys import KeyStore
 
 ACCESS_TOKEN_TYP = "at+jwt"
+
+
+def unverified_kid(token: str) -> str | None:
+    """The ``kid`` of a compact JWS's header, unverified: only to pick the key."""
+    try:
+        kid = jws.extract_compact(token.encode()).protected.get("kid")
+    except (JoseError, ValueError, TypeError, AttributeError):
+        return None
+    return kid if isinstance(kid, str) else None
 
 
 def half_hash(value: str) -> str:
@@ -41,7 +50,7 @@ class TokenService:
         self.issuer = settings.issuer
         self.algorithms = list(settings.tokens.signing_algs)
 
-    def _sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+    def sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
         key = self.keys.signing_key(alg)
         return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key.key,
                           algorithms=[alg])
@@ -56,14 +65,15 @@ class TokenService:
         }
         if grant_id:
             claims["gid"] = grant_id
-        return self._sign(claims, self.settings.tokens.access_token_alg, ACCESS_TOKEN_TYP), claims
+        return self.sign(claims, self.settings.tokens.access_token_alg, ACCESS_TOKEN_TYP), claims
 
     def decode_access_token(self, token: str) -> dict[str, Any] | None:
         """Claims of a well-signed, unexpired access token of ours; None otherwise."""
         if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
             return None
         try:
-            decoded = jwt.decode(token, self.keys.keyset, algorithms=self.algorithms)
+            decoded = jwt.decode(token, self.keys.keyset_for(unverified_kid(token)),
+                                 algorithms=self.algorithms)
         except (JoseError, ValueError, TypeError):
             return None
         # typ check: an ID token must never be accepted as an access token.
@@ -112,14 +122,15 @@ class TokenService:
             claims["at_hash"] = half_hash(access_token)
         if extra:
             claims.update({k: v for k, v in extra.items() if k not in claims})
-        return self._sign(claims, self.id_token_alg(client))
+        return self.sign(claims, self.id_token_alg(client))
 
     def decode_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """An ID token we issued, even expired (id_token_hint, logout)."""
         if not isinstance(token, str) or token.count(".") != 2 or len(token) > 8192:
             return None
         try:
-            decoded = jwt.decode(token, self.keys.keyset, algorithms=self.algorithms)
+            decoded = jwt.decode(token, self.keys.keyset_for(unverified_kid(token)),
+                                 algorithms=self.algorithms)
         except (JoseError, ValueError, TypeError):
             return None
         if decoded.header.get("typ") == ACCESS_TOKEN_TYP:

@@ -1,7 +1,7 @@
 """hub: requests, notifications, wallet, subscriptions (the usual themes inserted)
 
 Revision ID: c3fa3941d4d1
-Revises: b2d4e6f8a1c3
+Revises: d4f6b8c1e3a5
 Create Date: 2026-12-06 11:40:45.431092
 """
 import datetime
@@ -20,7 +20,7 @@ DEFAULT_THEMES = (
 
 
 revision = 'c3fa3941d4d1'
-down_revision = 'b2d4e6f8a1c3'
+down_revision = 'd4f6b8c1e3a5'
 branch_labels = None
 depends_on = None
 
