@@ -107,7 +107,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     from .security.passwords import PasswordService
     from .security.ratelimit import install as install_rate_limits
     from .security.sessions import ServerSessionInterface
-    from .security.sms_guard import make_sms_guard
+    from .security.message_guard import make_email_guard, make_sms_guard
     from .services import Services
     from .web.auth import login_manager
 
@@ -152,7 +152,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
                                   settings.passwords.hash_wait),
         messenger=make_messenger(settings.messaging,
                                  settings.resolve_path(settings.messaging.outbox_dir),
-                                 sms_guard=make_sms_guard(kv, settings.messaging)),
+                                 sms_guard=make_sms_guard(kv, settings.messaging),
+                                 email_guard=make_email_guard(kv, settings.messaging)),
         captcha=make_captcha(settings.registration.captcha_backend, secret_key,
                              settings.registration.captcha_difficulty, kv,
                              ttl=settings.registration.captcha_ttl),

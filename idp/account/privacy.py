@@ -70,6 +70,14 @@ EVENT_LABELS = {
     "account.deleted": _l("Suppression du compte"),
     "mfa.enabled": _l("Double authentification activée"),
     "mfa.disabled": _l("Double authentification désactivée"),
+    "mfa.challenge_failed": _l("Code de double authentification refusé"),
+    "mfa.locked": _l("Double authentification bloquée après des codes incorrects"),
+    "mfa.recovery_code_used": _l("Code de secours utilisé"),
+    "mfa.address_confirmed": _l("Adresse de connexion confirmée par un code"),
+    "mfa.reset_requested": _l("Désactivation de la double authentification demandée"),
+    "mfa.reset_cancelled": _l("Demande de désactivation de la double authentification "
+                              "annulée"),
+    "mfa.reset": _l("Double authentification désactivée à votre demande"),
 }
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
