@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..messaging import EmailMessage, SmsMessage, render_message, render_sms
+from ..messaging.base import Purpose
 from ..persistence.models import Client, HubNotification, NotificationPreference, User, utcnow
 from ..security.ratelimit import RateLimited, count, parse_limits
 from . import HubError
@@ -111,8 +112,11 @@ def deliver(session: Session, messenger, settings: Settings, user: User,
         except Exception:  # noqa: BLE001 - a broken template must not lose the notification
             log.exception("cannot render the notification e-mail")
         else:
+            # Not a code: the owner's own notice, capped per app above rather than by the
+            # guard's code limits (which would let an app use up the user's codes).
             if messenger.send_email(EmailMessage(to=user.contact_email or user.email,
-                                                 subject=subject, text=body, html=html)):
+                                                 subject=subject, text=body, html=html),
+                                    Purpose.NOTICE):
                 sent.append("email")
     if wanted["sms"] and user.phone_number and user.phone_number_verified:
         try:
@@ -120,7 +124,8 @@ def deliver(session: Session, messenger, settings: Settings, user: User,
         except Exception:  # noqa: BLE001
             log.exception("cannot render the notification SMS")
         else:
-            if messenger.send_sms(SmsMessage(to_e164=user.phone_number, text=sms)):
+            if messenger.send_sms(SmsMessage(to_e164=user.phone_number, text=sms),
+                                  Purpose.NOTICE):
                 sent.append("sms")
     notification.sent_by = sent
     return sent

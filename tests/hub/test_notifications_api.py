@@ -101,3 +101,11 @@ def test_notifications_are_limited_per_app_and_user(api, citizen, demarche, user
 def test_notifications_are_limited_per_app(api, citizen, demarche):
     assert push(api, demarche, citizen[1]).status_code == 201
     assert push(api, demarche, citizen[1]).status_code == 429
+
+
+@pytest.mark.settings(messaging={"email_per_destination": "1/hour"})
+def test_notifications_leave_the_users_code_budget_alone(api, citizen, demarche, outbox):
+    user, sub = citizen
+    for _ in range(3):
+        assert push(api, demarche, sub).get_json()["sent_by"] == ["email"]
+    assert len([m for m in outbox() if m["to"] == user.email]) >= 3
