@@ -11,23 +11,18 @@ the app, and recorded then.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..identity import subjects as identity_subjects
 from ..oidc.claims import subject_for
-from ..persistence.models import Client, Grant, HubSubject, User, new_id, utcnow
+from ..persistence.models import Client, Grant, HubSubject, User
 
 
 def remember(session: Session, client: Client, user_id: str, sub: str) -> None:
-    """Record that ``client`` knows ``user_id`` as ``sub`` (one statement; a subject
-    already recorded is left as it is)."""
-    if client.subject_type != "pairwise":
-        return  # a public subject is the user id itself
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
-    session.execute(insert(HubSubject).values(
-        id=new_id(), sector=client.sector, subject=sub, user_id=user_id,
-        created_at=utcnow()).on_conflict_do_nothing(index_elements=["sector", "subject"]))
+    """Record that ``client`` knows ``user_id`` as ``sub`` (a public subject is the user
+    id itself: nothing to record)."""
+    if client.subject_type == "pairwise":
+        identity_subjects.remember(session, client.sector, sub, user_id)
 
 
 def subject_of(client: Client, user_id: str, salt: str) -> str:
