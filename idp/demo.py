@@ -97,7 +97,8 @@ def register_app(svc, app: DemoApp, port: int) -> str:
             session, name=app.name, client_id=app.client_id, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout, auth_method="client_secret_basic",
             require_consent=True, home_url=base + "/", description=app.description,
-            grant_types=grant_types, scopes=list(app.scopes), subject_type="pairwise")
+            grant_types=grant_types, scopes=list(app.scopes), subject_type="pairwise",
+            backchannel_logout_uri=f"{base}/backchannel-logout")
         record_event(session, "admin.client_created", client_id=app.client_id,
                      details={"via": "demo"})
     else:
@@ -112,6 +113,7 @@ def register_app(svc, app: DemoApp, port: int) -> str:
         client.response_types = ["code"]
         client.scope = " ".join(app.scopes)
         client.subject_type = "pairwise"
+        client.backchannel_logout_uri = f"{base}/backchannel-logout"
         secret = rotate_secret(session, client)
         record_event(session, "admin.client_secret_rotated", client_id=app.client_id,
                      details={"via": "demo"})

@@ -7,7 +7,9 @@ store of signed-in users, CSRF tokens and security headers, shared by the sample
 - ID token validated by Authlib (signature against the JWKS, iss, aud, nonce, exp,
   at_hash), then the userinfo endpoint (its ``sub`` must match the ID token's);
 - refresh with rotation, RP-initiated logout (``id_token_hint``,
-  ``post_logout_redirect_uri``, ``state`` checked on return).
+  ``post_logout_redirect_uri``, ``state`` checked on return);
+- back-channel logout (OIDC Back-Channel Logout 1.0, ``/backchannel-logout``): a logout
+  token from the provider ends the local sessions of its ``sid``.
 
 Tokens never reach the browser: the session cookie holds only a random key into a
 server-side store (in memory: one process).
@@ -28,7 +30,9 @@ from authlib.integrations.base_client.errors import MismatchingStateError, OAuth
 from authlib.integrations.flask_client import OAuth
 from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render_template,
                    request, session, url_for)
+from joserfc import jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from .settings import origin
 
@@ -98,6 +102,49 @@ class LoginStore:
     def remove(self, key: str | None) -> Login | None:
         with self._lock:
             return self._items.pop(key, None) if key else None
+
+    def end_session(self, sid: str | None, sub: str | None) -> int:
+        """Drop the logins of the provider's session ``sid`` (or, without one, of the
+        user ``sub``); the number dropped."""
+        with self._lock:
+            gone = [key for key, login in self._items.items()
+                    if (sid and login.id_claims.get("sid") == sid)
+                    or (not sid and sub and login.sub == sub)]
+            for key in gone:
+                del self._items[key]
+            return len(gone)
+
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_MAX_AGE = 300
+
+
+class LogoutTokenError(ValueError):
+    pass
+
+
+def verify_logout_token(raw: str, jwks: dict, issuer: str, client_id: str,
+                        seen_jtis: set[str]) -> dict[str, Any]:
+    """The claims of a valid logout token (Back-Channel Logout 1.0 §2.6), or
+    ``LogoutTokenError``."""
+    try:
+        token = jwt.decode(raw, KeySet.import_key_set(jwks))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise LogoutTokenError("signature") from exc
+    claims, now = token.claims, time.time()
+    aud = claims.get("aud")
+    if token.header.get("typ") not in (None, "logout+jwt") \
+            or claims.get("iss") != issuer \
+            or client_id not in (aud if isinstance(aud, list) else [aud]) \
+            or not isinstance(claims.get("iat"), int) \
+            or abs(now - claims["iat"]) > LOGOUT_TOKEN_MAX_AGE \
+            or not isinstance(claims.get("exp"), int) or claims["exp"] < now \
+            or BACKCHANNEL_EVENT not in (claims.get("events") or {}) \
+            or "nonce" in claims or not (claims.get("sid") or claims.get("sub")) \
+            or not claims.get("jti") or claims["jti"] in seen_jtis:
+        raise LogoutTokenError("claims")
+    seen_jtis.add(claims["jti"])
+    return claims
 
 
 def current_login() -> Login | None:
@@ -295,6 +342,22 @@ def setup(app: Flask, settings: dict[str, Any], scope: str, *, cookie: str,
         current.token, current.userinfo = dict(token), userinfo
         flash("Vos informations ont été mises à jour depuis votre compte usager.", "ok")
         return redirect(safe_next(request.form.get("next")) or url_for(after_login))
+
+    seen_jtis: set[str] = set()
+
+    @bp.post("/backchannel-logout")
+    def backchannel_logout():
+        """The provider tells that a session ended: end ours (§2.8: 200, or 400)."""
+        try:
+            claims = verify_logout_token(request.form.get("logout_token", ""),
+                                         provider.fetch_jwk_set(), issuer,
+                                         settings["CLIENT_ID"], seen_jtis)
+        except LogoutTokenError as exc:
+            log.warning("logout token refused (%s)", exc)
+            return {"error": "invalid_request"}, 400, {"Cache-Control": "no-store"}
+        ended = logins.end_session(claims.get("sid"), claims.get("sub"))
+        log.info("back-channel logout: %d local session(s) ended", ended)
+        return "", 200, {"Cache-Control": "no-store"}
 
     @bp.post("/deconnexion")
     def logout():

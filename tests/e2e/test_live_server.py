@@ -167,7 +167,8 @@ def _sample_app(start_provider, start_sample_app, live):
     registered = idp_cli_json(
         live.env, "clients", "create", "--name", "Demande d'aide au logement",
         "--client-id", "demarches-e2e", "--redirect-uri", f"{app_url}/callback",
-        "--post-logout-redirect-uri", f"{app_url}/", "--json")
+        "--post-logout-redirect-uri", f"{app_url}/",
+        "--backchannel-logout-uri", f"{app_url}/backchannel-logout", "--json")
     assert registered["client_id"] == "demarches-e2e" and registered["require_consent"]
     start_provider()
     start_sample_app(live.issuer, registered["client_id"], registered["client_secret"],
@@ -261,3 +262,23 @@ def test_sample_app_explains_refused_consent(start_provider, start_sample_app, l
     forged = browser.get(app_url + "/callback", params={
         "code": "x", "state": "y", "iss": "https://evil.example"})
     assert forged.status_code == 400 and "service de connexion attendu" in forged.text
+
+
+def test_signing_out_at_the_provider_ends_the_apps_session_through_the_back_channel(
+        start_provider, start_sample_app, live, user_factory):
+    user = user_factory(email="dominique.leroy@example.org")
+    app_url = _sample_app(start_provider, start_sample_app, live)
+    browser = WebBrowser()
+    home = browser.drive(browser.get(app_url + "/connexion"), email=user.email)
+    assert home.url == app_url + "/"
+    started = browser.submit(browser.get(app_url + "/demarches/aide-logement"), "start")
+    dossier = app_url + started.headers["Location"]
+    assert browser.get(dossier).status_code == 200
+    # Signed out from the provider's own pages ("Se déconnecter" in its header), not
+    # through the app: the provider posts a logout token to the app's back channel.
+    account = browser.get(live.issuer + "/compte/")
+    assert browser.submit(account, "confirm").status_code in (200, 302)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not browser.get(dossier).is_redirect:
+        time.sleep(0.25)
+    assert browser.get(dossier).is_redirect, "the app's session survived the logout"
