@@ -16,6 +16,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import logout_user
 from sqlalchemy import delete, or_, select
 
+from ..hub import lifecycle as hub_lifecycle
+from ..hub.context import pairwise_salt, wallet_store
 from ..identity import sso as sso_service
 from ..identity.grants import revoke_user_grants
 from ..oidc.logout_propagation import queue_for_user
@@ -108,6 +110,16 @@ EVENT_LABELS = {
                                     "(nouvel essai prévu)"),
     "logout.backchannel_abandoned": _l("Avis de déconnexion à une application abandonné "
                                        "après plusieurs échecs"),
+    "hub.request_created": _l("Demande déposée par une application"),
+    "hub.request_status": _l("Suivi d'une demande mis à jour par le service"),
+    "hub.request_answered": _l("Message envoyé au service d'une demande"),
+    "hub.document_read": _l("Document du porte-documents lu par une application"),
+    "wallet.document_added": _l("Document ajouté au porte-documents"),
+    "wallet.document_deleted": _l("Document supprimé du porte-documents"),
+    "wallet.document_shared": _l("Document du porte-documents transmis à une application"),
+    "subscriptions.updated": _l("Abonnements modifiés"),
+    "subscriptions.unsubscribed": _l("Désabonnement d'un thème"),
+    "admin.theme_saved": _l("Thème d'actualités enregistré par l'administration"),
 }
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
@@ -269,6 +281,8 @@ def export_data(user: User) -> dict[str, Any]:
                              "user_agent": e.user_agent, "details": e.details}
                             for e in db.scalars(select(AuditEvent).where(
                                 AuditEvent.user_id == user.id).order_by(AuditEvent.created_at))],
+        # Requests, notifications, wallet documents (described), subscriptions.
+        **hub_lifecycle.export(db, user),
     }
 
 
@@ -295,6 +309,9 @@ def delete_account(user: User) -> None:
     finds none."""
     db = services().db.session
     uid = user.id
+    # First, while the grants still say which apps knew the user (they are told).
+    files = hub_lifecycle.forget_user(db, wallet_store(services()), uid,
+                                      pairwise_salt(services()))
     revoke_user_grants(db, uid, "account_deleted")
     sso_service.end_all_for_user(db, uid, "account_deleted")
     # The sessions go with the account: their clients are told now (back-channel logout).
@@ -313,6 +330,7 @@ def delete_account(user: User) -> None:
     db.delete(user)
     audit("account.deleted", user_id=uid)
     db.commit()
+    hub_lifecycle.delete_files(wallet_store(services()), files)
 
 
 @bp.route("/supprimer", methods=["GET", "POST"])
