@@ -258,6 +258,8 @@ def run_demo(app: Flask, port: int, client_port: int, news_port: int | None = No
     # SIGTERM (kill, a service manager, a test) stops the demo like Ctrl-C does, so that
     # the apps are never left behind.
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # The apps keep their databases and outboxes under instance/, which a clean clone lacks.
+    (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
     try:
         for demo_app, secret in secrets_by_app.items():
             env = app_environment(demo_app, settings.issuer, ports[demo_app], secret,
