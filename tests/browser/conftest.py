@@ -104,6 +104,10 @@ def stack(tmp_path_factory):
             app_env.update({"DEMARCHES_ISSUER": issuer, "DEMARCHES_CLIENT_ID": client_id,
                             "DEMARCHES_CLIENT_SECRET": secret, "DEMARCHES_BASE_URL": base,
                             "DEMARCHES_SECRET_KEY": f"browser-app-{index}-" + "c" * 32,
+                            # Each app its own dossiers and mail, in the stack's folder.
+                            "DEMARCHES_DATABASE_URL":
+                                f"sqlite:///{workdir / f'demarches-{index + 1}.sqlite3'}",
+                            "DEMARCHES_OUTBOX_DIR": str(workdir / f"demarches-{index + 1}-outbox"),
                             "PYTHONUNBUFFERED": "1"})
             processes.append(LiveProcess(f"démarche app {index + 1}",
                                          [sys.executable, "-m", "clients.demarches"], app_env,

@@ -1,8 +1,9 @@
 """What the journeys need of a démarche app, in one place (a page object).
 
 A journey depends only on what any démarche app has: a "Se connecter avec Compte usager"
-button or link on its home page, a form prefilled with the citizen's name once back
-signed in, and a way to sign out. Adapt the selectors here when the app changes.
+button or link on its home page, a démarche to open and start once back signed in, whose
+form is prefilled with the citizen's name, and a way to sign out. Adapt the selectors here
+when the app changes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import re
 
 SIGN_IN = re.compile(r"Se connecter avec Compte usager")
 SIGN_OUT = re.compile(r"Se déconnecter")
+# A démarche of the home page's list (under its heading, apart from the citizen's own
+# dossiers), and the button of its page that starts a dossier.
+OFFERED = re.compile(r"démarches proposées")
+DEMARCHE = "Demande d'aide au logement"
+START = re.compile(r"Commencer ma demande")
 
 
 class DemarcheApp:
@@ -27,6 +33,18 @@ class DemarcheApp:
 
     def start_sign_in(self) -> None:
         self.sign_in_control().click()
+
+    def open_demarche(self) -> None:
+        """From the home page, the démarche's page."""
+        offered = self.page.locator("section, .card, main").filter(
+            has=self.page.get_by_role("heading", name=OFFERED)).last
+        offered.get_by_role("link", name=DEMARCHE, exact=True).click()
+        self.page.get_by_role("heading", level=1, name=DEMARCHE).wait_for()
+
+    def start_demarche(self) -> None:
+        """From the démarche's page, its form (a new dossier)."""
+        self.page.get_by_role("button", name=START).click()
+        self.page.wait_for_url(re.compile(r"/dossiers/"))
 
     def is_here(self) -> bool:
         return self.page.url.startswith(self.base_url)

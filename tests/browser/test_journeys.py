@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from tests.browser.conftest import make_user
-from tests.browser.demarche import DemarcheApp
+from tests.browser.demarche import DEMARCHE, DemarcheApp
 from tests.browser.steps import (STRONG_PASSWORD, captcha, code_in, consent, fragment_code,
                                  link_code_in, link_in, sign_in)
 
@@ -72,7 +72,12 @@ def test_registration_from_the_demarche_app(stack, visit):
     mailbox.get_by_role("button", name="Autoriser").wait_for()
     consent(visit, mailbox)
     mailbox.wait_for_url(stack.apps[0] + "/**")
-    DemarcheApp(mailbox, stack.apps[0]).assert_signed_in_as("Léa", "Wamytan")
+    visit.check("démarche : accueil, connecté", mailbox)
+    back = DemarcheApp(mailbox, stack.apps[0])
+    back.open_demarche()
+    visit.check("démarche : présentation", mailbox)
+    back.start_demarche()
+    back.assert_signed_in_as("Léa", "Wamytan")
     visit.check("démarche : formulaire prérempli", mailbox)
 
 
@@ -88,6 +93,10 @@ def test_sign_in_then_single_sign_on_then_logout(stack, visit):
     sign_in(visit, email, STRONG_PASSWORD)
     consent(visit)
     page.wait_for_url(stack.apps[0] + "/**")
+    visit.check("démarche 1 : accueil, connecté")
+    first.open_demarche()
+    visit.check("démarche 1 : présentation")
+    first.start_demarche()
     first.assert_signed_in_as("Jean", "Dupond")
     visit.check("démarche 1 : formulaire prérempli")
 
@@ -99,6 +108,10 @@ def test_sign_in_then_single_sign_on_then_logout(stack, visit):
     assert page.get_by_label("Mot de passe").count() == 0, "signed in again: no SSO"
     consent(visit)
     page.wait_for_url(stack.apps[1] + "/**")
+    visit.check("démarche 2 : accueil, connecté")
+    second.open_demarche()
+    visit.check("démarche 2 : présentation")
+    second.start_demarche()
     second.assert_signed_in_as("Jean", "Dupond")
     visit.check("démarche 2 : formulaire prérempli")
 
@@ -352,5 +365,14 @@ def test_keyboard_only_login_and_recovery(stack, visit):
     tab_to(page, "Autoriser")
     page.keyboard.press("Enter")
     page.wait_for_url(stack.apps[0] + "/**")
+    visit.check("démarche : accueil, connecté")
+    # On to the démarche's form, keys only too.
+    tab_to(page, DEMARCHE)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", level=1, name=DEMARCHE).wait_for()
+    visit.check("démarche : présentation")
+    tab_to(page, "Commencer ma demande")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/dossiers/"))
     app.assert_signed_in_as("Kim", "Ngo")
     visit.check("démarche : formulaire prérempli")
