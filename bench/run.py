@@ -1,6 +1,6 @@
 """The benchmark of compte-usager, in its production setup, against its floors.
 
-    .venv/bin/python bench/run.py            # full run (about 12 minutes)
+    .venv/bin/python bench/run.py            # full run (about 10 minutes)
     .venv/bin/python bench/run.py --smoke    # a few seconds per scenario (CI)
 
 It starts PostgreSQL and Redis if they are not running, serves the provider with
@@ -28,7 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
+
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -54,8 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true",
                    help="short windows, 1,000 and 10,000 accounts, 4 threads: exits "
                         "non-zero on any error")
-    p.add_argument("--duration", type=float, help="measured seconds per window (15; smoke 1.5)")
-    p.add_argument("--warmup", type=float, help="seconds before each window (2; smoke 0.5)")
+    p.add_argument("--duration", type=float, help="measured seconds per window (15; smoke 1)")
+    p.add_argument("--warmup", type=float, help="seconds before each window (2; smoke 0.3)")
     p.add_argument("--concurrency", type=int,
                    help="client threads, closed loop; the sign-in uses twice as many (8; smoke 4)")
     p.add_argument("--workers", type=int, default=2, help="idp serve --workers (2)")
@@ -68,8 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
     smoke = args.smoke
-    args.duration = args.duration or (1.5 if smoke else 15.0)
-    args.warmup = args.warmup if args.warmup is not None else (0.5 if smoke else 2.0)
+    args.duration = args.duration or (1.0 if smoke else 15.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.3 if smoke else 2.0)
     args.concurrency = args.concurrency or (4 if smoke else 8)
     args.threads_given = args.threads is not None or smoke
     args.threads = args.threads or 4
@@ -98,11 +101,10 @@ class Measured:
 
 
 def measure(m: Measured, key: str, args, *, accounts: int | None = None,
-            rate: float | None = None, duration: float | None = None,
-            concurrency: int | None = None) -> dict:
+            rate: float | None = None, duration: float | None = None) -> dict:
     """One window of scenario ``key`` on ``m``: a row of the report."""
     marks = {}
-    concurrency = concurrency or args.concurrency * (2 if key == "signin" else 1)
+    concurrency = args.concurrency * (2 if key == "signin" else 1)
     load = run_load(m.target, SCENARIOS[key], concurrency=concurrency, warmup=args.warmup,
                     duration=duration or args.duration, rate=rate,
                     on_start=lambda: marks.update(before=m.sample()),
@@ -166,17 +168,19 @@ def reference(workdir: Path, results: dict) -> Measured | None:
     return Measured(target, server, storage=False)
 
 
-def provider(workdir: Path, database: str, accounts: int, args,
-             threads: int) -> tuple[Provider, Measured]:
+def provider(workdir: Path, database: str, accounts: int, args, threads: int,
+             servers: list[Provider]) -> tuple[Provider, Measured]:
+    """A provider prepared, started and checked; added to ``servers`` (which are cleaned
+    up at the end) before anything can fail."""
     ours = Provider(workdir / database, database, accounts, workers=args.workers,
                     threads=threads)
+    servers.append(ours)
     ours.prepare()
     ours.start()
     target = Target("ours", ours.server.issuer, ours.web, ours.service, REDIRECT_URI,
                     scope="openid profile email offline_access", accounts=accounts,
                     password=PASSWORD)
     target.load_metadata()
-    import requests
     sign_in(requests.Session(), target, "seed-0000000@bench.invalid")  # fails early, clearly
     return ours, Measured(target, ours.server, storage=True)
 
@@ -191,7 +195,9 @@ def choose_threads(ours: Provider, m: Measured, args, results: dict) -> None:
         ours.start(threads)
         windows[threads].append(measure(m, "signin", args, accounts=args.accounts[0],
                                         duration=args.duration / 2))
-    rows = {threads: merge(rows) | {"threads": threads} for threads, rows in windows.items()}
+        windows[threads][-1]["rss_mib"] = ours.server.memory_mib()
+    rows = {threads: merge(ws) | {"threads": threads, "rss_mib": max(w["rss_mib"] for w in ws)}
+            for threads, ws in windows.items()}
     best = 8 if rows[8]["throughput"] > 1.05 * rows[4]["throughput"] else 4
     results["threads"] = {"chosen": best, "rows": list(rows.values())}
     if best != ours.threads:
@@ -228,7 +234,8 @@ def verdicts(results: dict) -> list[dict]:
     half = results.get("half_capacity")
     if half:
         checks.append({"name": f"Sign-in p99 at half capacity ({half['rate']:.1f} flows/s)",
-                       "value": f"{half['p99_ms']:.0f} ms", "floor": f"< {HALF_CAPACITY_P99_MS} ms",
+                       "value": f"{_n(half['p99_ms'], 0)} ms",
+                       "floor": f"< {HALF_CAPACITY_P99_MS} ms",
                        "ok": half["p99_ms"] is not None and half["p99_ms"] < HALF_CAPACITY_P99_MS})
     for g in results["growth"]:
         checks.append({"name": f"{SCENARIOS[g['key']].title}: total CPU per operation, "
@@ -241,11 +248,14 @@ def verdicts(results: dict) -> list[dict]:
     return checks
 
 
-def error_count(results: dict) -> int:
-    rows = results["rows"] + results.get("threads", {}).get("rows", []) + \
+def every_row(results: dict) -> list[dict]:
+    return results["rows"] + results.get("threads", {}).get("rows", []) + \
         ([results["half_capacity"]] if results.get("half_capacity") else []) + \
         [w for g in results["growth"] for w in (g["small"], g["big"])]
-    return sum(r["errors"] for r in rows)
+
+
+def error_count(results: dict) -> int:
+    return sum(r["errors"] for r in every_row(results))
 
 
 def _n(value: float | None, digits: int = 2) -> str:
@@ -262,16 +272,18 @@ def render(results: dict) -> str:
            f"- Machine: {meta['cores']} cores ({meta['cpu']}), Python {meta['python']}; "
            f"others' load averaged {meta['other_cores']:.2f} cores during the windows",
            f"- Ours: `idp serve --workers {meta['workers']} --threads {meta['threads']}` "
-           f"(granian), PostgreSQL database `idp_bench`, Redis db 14; argon2id "
+           f"(granian; {meta.get('rss_mib', 0):.0f} MiB resident after the scenarios), "
+           f"PostgreSQL database `idp_bench`, Redis db 14; argon2id "
            f"{meta['argon2']}; reference: {meta.get('reference', 'not measured')}",
            f"- Windows of {meta['duration']:g} s after {meta['warmup']:g} s of warm-up, "
            f"{meta['concurrency']} client threads ({2 * meta['concurrency']} for the sign-in); "
            f"sign-ins as random accounts among {meta['accounts'][0]:,}", ""]
     if results.get("threads"):
         rows = results["threads"]["rows"]
-        out += ["Threads per worker (sign-in): " + "; ".join(
+        out += ["Threads per worker (sign-in; memory: the provider's resident set, all "
+                "processes): " + "; ".join(
             f"{r['threads']}: {r['throughput']:.1f} flows/s, {r['total_ms']:.1f} ms CPU, "
-            f"p99 {_n(r['p99_ms'], 0)} ms" for r in rows)
+            f"p99 {_n(r['p99_ms'], 0)} ms, {r['rss_mib']:.0f} MiB" for r in rows)
             + f". Kept: {results['threads']['chosen']}.", ""]
     out += ["| Scenario | op/s | p50 ms | p99 ms | errors | CPU ms/op: provider | PostgreSQL "
             "| Redis | total | op/s per core | node: CPU ms/op | ours/node |",
@@ -306,7 +318,7 @@ def render(results: dict) -> str:
             for c in results["checks"]]
     if results["problems"]:
         out += ["", "Problems:"] + [f"- {p}" for p in results["problems"]]
-    samples = [s for r in results["rows"] for s in r["error_samples"]]
+    samples = [s for r in every_row(results) for s in r["error_samples"]]
     if samples:
         out += ["", "First errors:"] + [f"- `{s}`" for s in samples[:5]]
     return "\n".join(out) + "\n"
@@ -332,8 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="idp-bench-"))
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    if subprocess.run([*git, "status", "--porcelain", "--", "idp", "config", "pyproject.toml"],
+                      capture_output=True, text=True).stdout.strip():
+        commit += " with uncommitted changes to the provider"
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")
@@ -351,8 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_services()
         log(f"preparing the provider with {args.accounts[0]:,} accounts")
-        ours, m = provider(workdir, "idp_bench", args.accounts[0], args, args.threads)
-        servers.append(ours)
+        ours, m = provider(workdir, "idp_bench", args.accounts[0], args, args.threads, servers)
         results["meta"]["argon2"] = argon2_description(ours.env()["IDP_DATABASE_URL"])
         if not args.threads_given and "signin" in args.scenarios:
             choose_threads(ours, m, args, results)
@@ -367,23 +382,27 @@ def main(argv: list[str] | None = None) -> int:
                 results["half_capacity"] = measure(m, key, args, rate=rate,
                                                    duration=2 * args.duration,
                                                    accounts=args.accounts[0])
+        results["meta"]["rss_mib"] = ours.server.memory_mib()
         if len(args.accounts) > 1 and set(GROWTH) & set(args.scenarios):
             log(f"preparing a second provider with {args.accounts[-1]:,} accounts")
-            big, big_m = provider(workdir, "idp_bench_growth", args.accounts[-1], args,
-                                  ours.threads)
-            servers.append(big)
-            growth(m, big_m, args, results)
+            _, big = provider(workdir, "idp_bench_growth", args.accounts[-1], args,
+                              ours.threads, servers)
+            growth(m, big, args, results)
         results["checks"] = verdicts(results)
         status = 1 if error_count(results) else 0
-    except (SuiteError, FlowError) as exc:
-        log(f"FAILED: {exc}")
+    except Exception as exc:  # noqa: BLE001 - reported; the servers are stopped below
+        log(f"FAILED: {exc}" if isinstance(exc, (SuiteError, FlowError))
+            else traceback.format_exc())
         results["problems"].append(f"the benchmark stopped: {str(exc)[:1000]}")
         status = 2
     finally:
         if node:
             node.server.stop()
         for server in servers:
-            server.cleanup()
+            try:
+                server.cleanup()
+            except Exception as exc:  # noqa: BLE001 - the other servers still get stopped
+                log(f"cleaning up {server.database}: {exc}")
             if server.server.log_path:
                 shutil.copy(server.server.log_path, args.out / f"{server.database}.log")
         shutil.rmtree(workdir, ignore_errors=True)

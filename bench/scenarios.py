@@ -22,6 +22,7 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 
 
 class FlowError(Exception):
@@ -174,15 +175,37 @@ def sign_in(http: requests.Session, target: Target, email: str) -> dict:
 
 
 class Client:
-    """One client thread: its HTTP connection (kept alive) and its tokens."""
+    """One client thread: a browser for the sign-in (``requests``, which keeps cookies),
+    a relying party's server for the other requests (``urllib3``, lighter: the client
+    shares the cores with the provider), each keeping its connection alive."""
 
     def __init__(self, target: Target, slot: int, slots: int) -> None:
         self.target, self.slot, self.slots = target, slot, slots
         self.http = requests.Session()
+        self.pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10)
         self.tokens: dict = {}
 
     def sign_in(self) -> dict:
         return sign_in(self.http, self.target, self.target.account(self.slot, self.slots))
+
+    def call(self, endpoint: str, fields: dict | None = None, auth: tuple[str, str] = ("", ""),
+             bearer: str = "") -> dict:
+        """GET the endpoint (POST when there are ``fields``); its JSON answer, or FlowError."""
+        url = self.target.discovery_url if endpoint == "discovery" else \
+            self.target.endpoint(endpoint)
+        headers = urllib3.make_headers(basic_auth=":".join(auth)) if auth[0] else {}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        resp = self.pool.request("POST", url, fields=fields, headers=headers,
+                                 encode_multipart=False) if fields else \
+            self.pool.request("GET", url, headers=headers)
+        if resp.status != 200:
+            raise FlowError(f"{url}: HTTP {resp.status} {resp.data[:300]!r}")
+        return resp.json()
+
+    def close(self) -> None:
+        self.http.close()
+        self.pool.clear()
 
 
 @dataclass
@@ -194,21 +217,20 @@ class Scenario:
 
 
 def _discovery(c: Client) -> None:
-    if _json(c.http.get(c.target.discovery_url, timeout=10))["issuer"] != c.target.issuer:
+    if c.call("discovery")["issuer"] != c.target.issuer:
         raise FlowError("discovery names another issuer")
 
 
 def _jwks(c: Client) -> None:
-    if not _json(c.http.get(c.target.endpoint("jwks_uri"), timeout=10)).get("keys"):
+    if not c.call("jwks_uri").get("keys"):
         raise FlowError("empty JWKS")
 
 
 def _client_credentials(c: Client) -> None:
-    data = {"grant_type": "client_credentials"}
+    fields = {"grant_type": "client_credentials"}
     if c.target.service_scope:
-        data["scope"] = c.target.service_scope
-    if not _json(c.http.post(c.target.endpoint("token_endpoint"), data=data,
-                             auth=c.target.service, timeout=10)).get("access_token"):
+        fields["scope"] = c.target.service_scope
+    if not c.call("token_endpoint", fields, auth=c.target.service).get("access_token"):
         raise FlowError("no access token")
 
 
@@ -220,9 +242,8 @@ def _refresh(c: Client) -> None:
     if "refresh_token" not in c.tokens:  # the last one failed: sign in again
         _signed_in(c)
     old = c.tokens.pop("refresh_token")
-    tokens = _json(c.http.post(c.target.endpoint("token_endpoint"), auth=c.target.web,
-                               data={"grant_type": "refresh_token", "refresh_token": old},
-                               timeout=10))
+    tokens = c.call("token_endpoint", {"grant_type": "refresh_token", "refresh_token": old},
+                    auth=c.target.web)
     if not tokens.get("access_token") or tokens.get("refresh_token") in (None, old):
         raise FlowError("refresh without rotation")
     c.tokens = tokens
@@ -235,16 +256,13 @@ def _access_token(c: Client) -> str:
 
 
 def _userinfo(c: Client) -> None:
-    resp = c.http.get(c.target.endpoint("userinfo_endpoint"), timeout=10,
-                      headers={"Authorization": f"Bearer {_access_token(c)}"})
-    if not _json(resp).get("sub"):
+    if not c.call("userinfo_endpoint", bearer=_access_token(c)).get("sub"):
         raise FlowError("userinfo without sub")
 
 
 def _introspection(c: Client) -> None:
-    resp = c.http.post(c.target.endpoint("introspection_endpoint"), auth=c.target.web,
-                       data={"token": _access_token(c)}, timeout=10)
-    if _json(resp).get("active") is not True:
+    answer = c.call("introspection_endpoint", {"token": _access_token(c)}, auth=c.target.web)
+    if answer.get("active") is not True:
         raise FlowError("a valid token introspected as inactive")
 
 
@@ -328,7 +346,7 @@ def run_load(target: Target, scenario: Scenario, *, concurrency: int, warmup: fl
                 fail(exc)
                 stop.wait(0.05)  # a failing server answers fast: do not spin
             own.append((begin, time.perf_counter(), ok))
-        client.http.close()
+        client.close()
         with lock:
             samples.extend(own)
 

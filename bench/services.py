@@ -269,21 +269,19 @@ class Server:
         return tree_seconds(self.proc.pid, procs) if self.proc else 0.0
 
     def memory_mib(self) -> float:
-        """Resident memory of the server's processes, in MiB."""
+        """Resident memory of the server's processes (their sum), in MiB."""
         procs = processes()
         pids, todo = [], [self.proc.pid]
         while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(p for p, stat in procs.items() if stat[1] == pid)
-        kib = 0
+            pids.append(todo.pop())
+            todo.extend(p for p, stat in procs.items() if stat[1] == pids[-1])
+        pages = 0
         for pid in pids:
             try:
-                kib += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * \
-                    (os.sysconf("SC_PAGE_SIZE") // 1024)
+                pages += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
             except OSError:
                 pass
-        return kib / 1024
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -344,6 +342,7 @@ class Provider:
             "IDP_KEYS_DIR": str(self.workdir / "keys"),
             "IDP_INSTANCE_DIR": str(self.workdir / "instance"),
             "IDP_MESSAGING__OUTBOX_DIR": str(self.workdir / "outbox"),
+            "IDP_AUTO_MIGRATE": "true",  # the first `idp` command creates the schema
         })
         return env
 
@@ -354,7 +353,6 @@ class Provider:
         """A new database, migrated and seeded, and the clients registered."""
         url = recreate_database(self.database)
         delete_redis_keys(self.redis_prefix)
-        self.idp("db", "upgrade")
         self.web = self._client("bench-web", "--grant-type", "authorization_code",
                                 "--grant-type", "refresh_token", "--scope", "openid",
                                 "--scope", "profile", "--scope", "email",
@@ -388,7 +386,7 @@ class Provider:
         drop_database(self.database)
 
 
-def npm_install(timeout: float = 300) -> str:
+def npm_install(timeout: float = 180) -> str:
     """``npm ci`` in bench/reference unless node_modules already matches the lock file."""
     lock = json.loads((REFERENCE / "package-lock.json").read_text())
     wanted = lock["packages"]["node_modules/oidc-provider"]["version"]
@@ -399,8 +397,8 @@ def npm_install(timeout: float = 300) -> str:
     if npm is None or shutil.which("node") is None:
         raise SuiteError("node or npm not found (Node.js 20.19+ is needed for the reference)")
     log(f"npm ci in bench/reference (oidc-provider {wanted})")
-    run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REFERENCE,
-        timeout=timeout)
+    run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"],
+        cwd=REFERENCE, timeout=timeout)
     return wanted
 
 
