@@ -45,7 +45,8 @@ class Target:
     def load_metadata(self) -> None:
         self.metadata = requests.get(self.discovery_url, timeout=10).json()
         if self.metadata.get("issuer") != self.issuer:
-            raise FlowError(f"discovery names {self.metadata.get('issuer')!r}, not {self.issuer!r}")
+            raise FlowError(f"discovery names {self.metadata.get('issuer')!r}, "
+                            f"not {self.issuer!r}")
 
     @property
     def discovery_url(self) -> str:
@@ -66,7 +67,8 @@ class Target:
 
 
 class Forms(HTMLParser):
-    """The forms of a page: action, method, fields (name -> value, type) and buttons."""
+    """The forms of a page: action, method, fields and buttons ((name, value, type) each);
+    an unchecked box or radio button is not a field, as a browser would not send it."""
 
     def __init__(self, html: str) -> None:
         super().__init__()
@@ -80,6 +82,8 @@ class Forms(HTMLParser):
                                .lower(), "fields": [], "buttons": []})
         elif self.forms and tag == "input" and a.get("name"):
             kind = a.get("type", "text").lower()
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
             target = self.forms[-1]["buttons" if kind == "submit" else "fields"]
             target.append((a["name"], a.get("value", ""), kind))
         elif self.forms and tag == "button":
