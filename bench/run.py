@@ -5,10 +5,10 @@
 
 It starts PostgreSQL and Redis if they are not running, serves the provider with
 ``idp serve`` (2 workers; the full run first measures the sign-in with 4 and 8 threads
-per worker and keeps the better) on a database of its own, seeded with accounts, and node
+per worker and keeps the better) on a schema of its own, seeded with accounts, and node
 oidc-provider (bench/reference) for reference. Each scenario's window charges to it the
 CPU of the provider's processes, of PostgreSQL and of Redis. Then the growth: the same
-scenarios on a second provider whose database holds 1,000,000 accounts, measured in turn
+scenarios on a second provider whose schema holds 1,000,000 accounts, measured in turn
 with the first. It writes bench/results/results.md (the tables of docs/performance.md)
 and results.json.
 
@@ -170,11 +170,11 @@ def reference(workdir: Path, results: dict) -> Measured | None:
     return Measured(target, server, storage=False)
 
 
-def provider(workdir: Path, database: str, accounts: int, args, threads: int,
+def provider(workdir: Path, schema: str, accounts: int, args, threads: int,
              servers: list[Provider]) -> tuple[Provider, Measured]:
     """A provider prepared, started and checked; added to ``servers`` (which are cleaned
     up at the end) before anything can fail."""
-    ours = Provider(workdir / database, database, accounts, workers=args.workers,
+    ours = Provider(workdir / schema, schema, accounts, workers=args.workers,
                     threads=threads)
     servers.append(ours)
     ours.prepare()
@@ -277,7 +277,7 @@ def render(results: dict) -> str:
            f"others' load averaged {meta['other_cores']:.2f} cores during the windows",
            f"- Ours: `idp serve --workers {meta['workers']} --threads {meta['threads']}` "
            f"(granian; {meta.get('rss_mib', 0):.0f} MiB resident after the scenarios), "
-           f"PostgreSQL database `idp_bench`, Redis db 14; argon2id "
+           f"PostgreSQL database `idp_bench` (a schema per provider), Redis db 14; argon2id "
            f"{meta['argon2']}; reference: {meta.get('reference', 'not measured')}",
            f"- Windows of {meta['duration']:g} s after {meta['warmup']:g} s of warm-up, "
            f"{meta['concurrency']} client threads ({2 * meta['concurrency']} for the sign-in); "
@@ -308,7 +308,8 @@ def render(results: dict) -> str:
     if half:
         out += ["", f"Sign-in at half capacity: {half['rate']:.1f} flows/s scheduled, "
                     f"{half['throughput']:.1f} done, p50 {_n(half['p50_ms'], 0)} ms, "
-                    f"p99 {_n(half['p99_ms'], 0)} ms, {half['errors']} errors."]
+                    f"p99 {_n(half['p99_ms'], 0)} ms, {half['errors']} errors; others' "
+                    f"load {half['other_cores']:.2f} cores."]
     if results["growth"]:
         out += ["", "| Growth (windows in turn) | accounts | op/s | CPU ms/op total "
                     "| PostgreSQL | accounts | op/s | CPU ms/op total | PostgreSQL | change |",
@@ -374,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_services()
         log(f"preparing the provider with {args.accounts[0]:,} accounts")
-        ours, m = provider(workdir, "idp_bench", args.accounts[0], args, args.threads, servers)
-        results["meta"]["argon2"] = argon2_description(ours.env()["IDP_DATABASE_URL"])
+        ours, m = provider(workdir, "bench_main", args.accounts[0], args, args.threads, servers)
+        results["meta"]["argon2"] = argon2_description(ours.database_url)
         if not args.threads_given and "signin" in args.scenarios:
             choose_threads(ours, m, args, results)
         results["meta"]["threads"] = ours.threads
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         results["meta"]["rss_mib"] = ours.server.memory_mib()
         if len(args.accounts) > 1 and set(GROWTH) & set(args.scenarios):
             log(f"preparing a second provider with {args.accounts[-1]:,} accounts")
-            _, big = provider(workdir, "idp_bench_growth", args.accounts[-1], args,
+            _, big = provider(workdir, "bench_growth", args.accounts[-1], args,
                               ours.threads, servers)
             growth(m, big, args, results)
         results["checks"] = verdicts(results)
@@ -409,9 +410,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.cleanup()
             except Exception as exc:  # noqa: BLE001 - the other servers still get stopped
-                log(f"cleaning up {server.database}: {exc}")
+                log(f"cleaning up {server.schema}: {exc}")
             if server.server.log_path:
-                shutil.copy(server.server.log_path, args.out / f"{server.database}.log")
+                shutil.copy(server.server.log_path, args.out / f"{server.schema}.log")
         shutil.rmtree(workdir, ignore_errors=True)
         windows = results["rows"] + [w for g in results["growth"] for w in (g["small"], g["big"])]
         results["meta"]["other_cores"] = (sum(r["other_cores"] for r in windows) /

@@ -6,6 +6,7 @@ Every server is started in its own process group and stopped by its pid.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +28,9 @@ REDIRECT_URI = "http://127.0.0.1:9/callback"  # never contacted: the flow stops 
 PASSWORD = "Bench-password-2026!x"  # satisfies the provider's password policy
 EMAIL_DOMAIN = "bench.invalid"
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The benchmark's own database (the test suite uses `test`): a schema per provider.
+BENCH_DATABASE = "idp_bench"
+BENCH_URL = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DATABASE}"
 # The benchmark's own Redis database: the test suite uses 15 (scripts/test).
 REDIS_DB = 14
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -99,23 +105,26 @@ def ensure_services() -> None:
         wait_for(lambda: port_open(6379), 30, "Redis")
 
 
-def recreate_database(name: str) -> str:
-    import psycopg
+def fresh_schema(schema: str) -> str:
+    """Schema ``schema`` of the database ``idp_bench`` (created once, kept: dropping a
+    database forces a checkpoint), emptied; the URL that makes it the search path."""
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (BENCH_DATABASE,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    drop_schema(schema)
+    with psycopg.connect(BENCH_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{BENCH_URL}?options=-csearch_path%3D{schema}"
 
 
-def drop_database(name: str) -> None:
-    import psycopg
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(BENCH_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def delete_redis_keys(prefix: str) -> None:
     """Delete the keys under ``prefix`` in the benchmark's Redis database (no FLUSHDB)."""
-    import redis
     client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=10)
     batch = []
     for key in client.scan_iter(match=prefix + "*", count=1000):
@@ -131,7 +140,6 @@ def seed_accounts(database_url: str, template: str, accounts: int) -> None:
     """Copy the account ``template`` (created by ``idp users create``: real password hash,
     terms accepted) into ``accounts - 1`` more, seed-0000001@bench.invalid..., in one
     INSERT ... SELECT: every column follows the model, only id, e-mail and names vary."""
-    import psycopg
     varying = {"id": "gen_random_uuid()::text",
                "email": f"'seed-' || lpad(i::text, 7, '0') || '@{EMAIL_DOMAIN}'",
                "given_name": "'Given' || i", "family_name": "'Family' || i"}
@@ -144,10 +152,9 @@ def seed_accounts(database_url: str, template: str, accounts: int) -> None:
         conn.execute(f"INSERT INTO users ({columns}) SELECT {values} FROM users t, "
                      "generate_series(1, %s) AS i WHERE t.email = %s",
                      (accounts - 1, template))
-        # The aftermath of a bulk insert (hint bits, visibility map, autovacuum, dirty
-        # pages) is done now, not charged to the first windows.
+        # The aftermath of a bulk insert (hint bits, visibility map, autovacuum) is done
+        # now, not charged to the first windows.
         conn.execute("VACUUM (ANALYZE) users")
-        conn.execute("CHECKPOINT")
 
 
 def account(i: int) -> str:
@@ -201,8 +208,9 @@ def tree_seconds(root: int, procs: dict) -> float:
 
 def postgres_seconds(database: str, procs: dict) -> float:
     """CPU seconds of the PostgreSQL cluster: the postmaster, its background processes and
-    the backends of ``database``; other databases' backends (say, a test suite running on
-    the same machine) are left out. The provider's pool keeps its backends alive."""
+    the backends of ``database`` (the benchmark's: an idle provider's backends cost
+    nothing); other databases' backends (say, a test suite running on the same machine)
+    are left out. The provider's pool keeps its backends alive."""
     ticks = 0
     for pid, (comm, ppid, own, _) in procs.items():
         if not comm.startswith("postgres"):
@@ -299,7 +307,6 @@ class Server:
 def _generous_ip_limits() -> dict[str, str]:
     """All the load comes from one address: the per-address limits stay on (their cost is
     part of each request) with limits no benchmark reaches."""
-    import dataclasses
     sys.path.insert(0, str(ROOT))
     from idp.config import RateLimitSettings
     return {f"IDP_RATE_LIMITS__{f.name.upper()}": "100000000/minute"
@@ -308,25 +315,26 @@ def _generous_ip_limits() -> dict[str, str]:
 
 @dataclass
 class Provider:
-    """compte-usager under ``idp serve`` on a database of its own, with its clients and
+    """compte-usager under ``idp serve`` on a schema of its own, with its clients and
     ``accounts`` seeded accounts."""
 
     workdir: Path
-    database: str
+    schema: str
     accounts: int
     workers: int = 2
     threads: int = 4
     server: Server = field(init=False)
+    database_url: str = ""
     web: tuple[str, str] = ("", "")
     service: tuple[str, str] = ("", "")
 
     def __post_init__(self) -> None:
-        self.server = Server(f"idp serve ({self.database})", database=self.database)
+        self.server = Server(f"idp serve ({self.schema})", database=BENCH_DATABASE)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     @property
     def redis_prefix(self) -> str:
-        return f"{self.database}:"
+        return f"{BENCH_DATABASE}:{self.schema}:"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
@@ -335,7 +343,7 @@ class Provider:
         env.update(_generous_ip_limits())
         env.update({
             "IDP_ISSUER": self.server.issuer,
-            "IDP_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{self.database}",
+            "IDP_DATABASE_URL": self.database_url,
             "IDP_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "IDP_REDIS_PREFIX": self.redis_prefix,
             "IDP_SECRET_KEY": "bench-secret-key-" + "0" * 40,
@@ -350,8 +358,8 @@ class Provider:
         return run([str(Path(sys.executable).parent / "idp"), *args], env=self.env())
 
     def prepare(self) -> None:
-        """A new database, migrated and seeded, and the clients registered."""
-        url = recreate_database(self.database)
+        """A new schema, migrated and seeded, and the clients registered."""
+        self.database_url = fresh_schema(self.schema)
         delete_redis_keys(self.redis_prefix)
         self.web = self._client("bench-web", "--grant-type", "authorization_code",
                                 "--grant-type", "refresh_token", "--scope", "openid",
@@ -361,8 +369,8 @@ class Provider:
         self.idp("users", "create", "--email", account(0), "--password", PASSWORD,
                  "--given-name", "Given0", "--family-name", "Family0")
         started = time.monotonic()
-        seed_accounts(url, account(0), self.accounts)
-        log(f"{self.database}: {self.accounts:,} accounts in {time.monotonic() - started:.1f}s")
+        seed_accounts(self.database_url, account(0), self.accounts)
+        log(f"{self.schema}: {self.accounts:,} accounts in {time.monotonic() - started:.1f}s")
 
     def _client(self, name: str, *options: str) -> tuple[str, str]:
         out = self.idp("clients", "create", "--name", name, "--redirect-uri", REDIRECT_URI,
@@ -383,7 +391,7 @@ class Provider:
     def cleanup(self) -> None:
         self.stop()
         delete_redis_keys(self.redis_prefix)
-        drop_database(self.database)
+        drop_schema(self.schema)
 
 
 def npm_install(timeout: float = 180) -> str:
