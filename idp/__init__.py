@@ -20,8 +20,10 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from . import logs
 from .config import PROJECT_ROOT, Settings, load_settings
-from .web.paths import API_PATHS, is_api_path
+from .security.passwords import HashingBusy
+from .paths import API_PATHS, is_api_path, loggable
 
 __all__ = ["create_app"]
 
@@ -87,22 +89,25 @@ def _select_locale() -> str:
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build the application. ``config`` is a ``Settings`` object, or a dict of
     overrides applied on top of the TOML file and the environment."""
-    from .identity import users as _users  # noqa: F401  (import order: models first)
-    from .flows.base import attach_store as attach_flow_store
-    from .oidc import CSRF_EXEMPT, serve_below_flask
+    from .persistence.flows import attach_store as attach_flow_store
+    from .messaging.messenger import make_messenger
+    from .oidc import CLIENT_AUTHENTICATING, CSRF_EXEMPT, check_protocol_requests
     from .oidc import bp as oidc_bp
-    from .oidc.client_cache import ClientCache
     from .oidc.keys import KeyStore
-    from .oidc.server import AuthorizationServer, ClientServer, OidcContext
+    from .oidc.server import AuthorizationServer
     from .oidc.tokens import TokenService
+    from .persistence.client_cache import ClientCache
     from .persistence.db import Database
     from .persistence.kv import make_store
     from .persistence.migrate import ensure_schema
+    from .security.captcha import make_captcha
     from .security.headers import apply_security_headers
     from .security.input_guard import install_nul_guard
     from .security.origin import install_origin_check
     from .security.passwords import PasswordService
+    from .security.ratelimit import install as install_rate_limits
     from .security.sessions import ServerSessionInterface
+    from .security.sms_guard import make_sms_guard
     from .services import Services
     from .web.auth import login_manager
 
@@ -136,30 +141,24 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     attach_flow_store(db.session_factory, kv)
     keys = KeyStore(settings.keys_path, settings.tokens.signing_algs)
     keys.ensure()
-    passwords = PasswordService(settings.passwords.argon2_memory_kib,
-                                settings.passwords.argon2_time_cost,
-                                settings.passwords.argon2_parallelism)
-    from .messaging.messenger import make_messenger
-    from .security.captcha import make_captcha
-    from .security.sms_guard import make_sms_guard
-
-    svc = Services(settings=settings, db=db, kv=kv, keys=keys, passwords=passwords,
-                   secret_key=secret_key,
-                   messenger=make_messenger(settings.messaging,
-                                            settings.resolve_path(settings.messaging.outbox_dir),
-                                            sms_guard=make_sms_guard(kv, settings.messaging)),
-                   captcha=make_captcha(settings.registration.captcha_backend, secret_key,
-                                        settings.registration.captcha_difficulty, kv,
-                                        ttl=settings.registration.captcha_ttl))
+    svc = Services(
+        settings=settings, db=db, kv=kv, keys=keys, tokens=TokenService(settings, keys),
+        clients=ClientCache(),
+        passwords=PasswordService(settings.passwords.argon2_memory_kib,
+                                  settings.passwords.argon2_time_cost,
+                                  settings.passwords.argon2_parallelism,
+                                  settings.passwords.max_concurrent_hashes,
+                                  settings.passwords.hash_wait),
+        messenger=make_messenger(settings.messaging,
+                                 settings.resolve_path(settings.messaging.outbox_dir),
+                                 sms_guard=make_sms_guard(kv, settings.messaging)),
+        captcha=make_captcha(settings.registration.captcha_backend, secret_key,
+                             settings.registration.captcha_difficulty, kv,
+                             ttl=settings.registration.captcha_ttl),
+        secret_key=secret_key, pairwise_salt=settings.pairwise_salt or secret_key)
     app.extensions["idp"] = svc
-
-    ctx = OidcContext(settings=settings, db=db, kv=kv, tokens=TokenService(settings, keys),
-                      pairwise_salt=settings.pairwise_salt or secret_key)
-    clients = ClientCache(db, kv)
-    server = AuthorizationServer(ctx, clients)
-    server.init(app)
-    svc.extras["oidc_server"] = server
-    svc.extras["client_server"] = client_server = ClientServer(ctx, clients)
+    svc.oauth = AuthorizationServer(svc)
+    svc.oauth.init(app)
 
     app.session_interface = ServerSessionInterface(
         kv, settings.session.cookie_name,
@@ -169,23 +168,23 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         absolute_lifetime=settings.session.absolute_lifetime,
         sessionless_paths=API_PATHS)
     login_manager.init_app(app)
-    # Before the CSRF check: a cross-site post is refused as such (403), token or not.
+    # Flask runs before_request hooks in the order they are added. First the rate limits
+    # (every counted POST is counted, whatever follows), the form rules of the endpoints
+    # clients call (before anything reads their form), a cross-site post refused as such
+    # (403), no NUL reaching a query, then the CSRF check.
+    svc.client_failures = install_rate_limits(app, kv, settings, CLIENT_AUTHENTICATING)
+    app.before_request(check_protocol_requests)
     install_origin_check(app, CSRF_EXEMPT, settings.issuer)
-    # Before the CSRF check and every view: no NUL reaches a query (security/input_guard.py).
     install_nul_guard(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 
     _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
     _register_handlers(app, apply_security_headers, settings)
-    # Last, so that its hook runs first: every counted POST is counted, whatever follows.
-    from .security.ratelimit import install as install_rate_limits
-
-    client_failures = install_rate_limits(app)
-    svc.extras["client_failures"] = client_failures
-    serve_below_flask(app, svc, client_server, client_failures)
+    logs.configure()
+    if settings.server.access_log:
+        logs.install_access_log(app)
     if settings.trusted_proxies:
-        # Outermost: what is served below Flask sees the client's address too.
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         n = settings.trusted_proxies
@@ -256,10 +255,24 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
                                message=_("Ce formulaire a expiré ou a déjà été envoyé. "
                                          "Rechargez la page et recommencez.")), 400
 
+    @app.errorhandler(HashingBusy)
+    def _hashing_busy(_error):
+        services().db.session.rollback()
+        return render_template(
+            "errors/error.html", status=503, title=_("Service très sollicité"),
+            message=_("Le service reçoit beaucoup de demandes en ce moment. Patientez "
+                      "quelques secondes, puis envoyez de nouveau le formulaire.")), \
+            503, {"Retry-After": "10"}
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
+        if error.response is not None:  # a complete answer (Authlib's resource errors)
+            return error.response
         if is_api_path(request.path):
-            return {"error": "invalid_request", "error_description": error.name}, error.code
+            challenge = [(name, value) for name, value in error.get_headers()
+                         if name in ("Allow", "WWW-Authenticate", "Retry-After")]
+            return ({"error": "invalid_request", "error_description": error.name},
+                    error.code, challenge)
         title, message = _HTTP_ERRORS.get(error.code, (_("Erreur %(code)s", code=error.code),
                                                         None))
         return render_template("errors/error.html", status=error.code, title=title,
@@ -267,7 +280,7 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, loggable(request.path))
         services().db.session.rollback()
         if is_api_path(request.path):
             return {"error": "server_error"}, 500

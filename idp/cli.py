@@ -153,10 +153,12 @@ def _load_client(client_id: str):
 @click.option("--client-id", default=None, help="choose the client_id (default: random)")
 @click.option("--description", default="")
 @click.option("--home-url", default="")
+@click.option("--no-pkce", is_flag=True,
+              help="a confidential client that cannot send PKCE (old clients only)")
 @click.option("--json", "as_json", is_flag=True)
 def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_types, scopes,
                    no_consent, subject_type, sector_identifier, jwks_source, id_token_alg,
-                   client_id, description, home_url, as_json) -> None:
+                   client_id, description, home_url, no_pkce, as_json) -> None:
     """Register a client. The secret is printed once and never stored in clear."""
     from .admin.clients import ClientError, create_client, describe
     from .security.audit import record_event
@@ -173,7 +175,8 @@ def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_
             public=public, grant_types=list(grant_types) or None, scopes=list(scopes) or None,
             require_consent=not no_consent, subject_type=subject_type, jwks=jwks,
             client_id=client_id, description=description, home_url=home_url,
-            sector_identifier=sector_identifier, id_token_signed_response_alg=id_token_alg)
+            sector_identifier=sector_identifier, id_token_signed_response_alg=id_token_alg,
+            require_pkce=not no_pkce)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     record_event(session, "admin.client_created", client_id=client.client_id,
@@ -289,14 +292,14 @@ def config_show() -> None:
     click.echo(json.dumps(as_public_dict(_svc().settings), indent=2, default=str))
 
 
-@main.command("demo")
+@main.command("demo", with_appcontext=False)
 @click.option("--port", default=5000)
 @click.option("--client-port", default=5001)
 def demo(port: int, client_port: int) -> None:
     """Run the provider and the sample démarche app, with a demo account."""
     from .demo import run_demo
 
-    sys.exit(run_demo(current_app._get_current_object(), port, client_port))
+    sys.exit(run_demo(create_app(), port, client_port))
 
 
 # -- audit trail ------------------------------------------------------------------------

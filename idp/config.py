@@ -34,6 +34,10 @@ class TokenSettings:
     id_token_ttl: int = 300
     refresh_token_ttl: int = 30 * 24 * 3600
     refresh_token_idle_ttl: int = 14 * 24 * 3600
+    # A rotated refresh token presented again by its client within this many seconds
+    # (two tabs refreshing at once) gets new tokens instead of revoking its family.
+    # 0: every reuse revokes the family.
+    refresh_token_reuse_grace: int = 10
     client_credentials_ttl: int = 300
     access_token_alg: str = "ES256"
     id_token_alg: str = "RS256"
@@ -60,6 +64,11 @@ class PasswordSettings:
     min_length: int = 12
     max_length: int = 128
     check_common_list: bool = True
+    # Password hashes running at once in one process (each takes a thread and 19 MiB);
+    # a request that finds every slot taken waits up to hash_wait seconds, then gets a
+    # 503 page. Keep it below server.threads so that other requests are still served.
+    max_concurrent_hashes: int = 2
+    hash_wait: float = 5.0
 
 
 @dataclass
@@ -154,6 +163,9 @@ class RateLimitSettings:
     code_verify_per_ip: str = "30/minute"
     code_send_per_ip: str = "10/hour"
     client_failures_per_ip: str = "60/minute"
+    # Requests that start a flow (an authorization request, a login, a registration, a
+    # recovery), whatever their method: each stores a flow and a browser session.
+    flows_per_ip: str = "120/minute, 2000/day"
     account_failures_before_delay: int = 3
     account_delay_base: float = 2.0
     account_delay_max: float = 600.0
@@ -190,7 +202,7 @@ class ServerSettings:
     # Seconds a client has to send a request's headers; a slow client never holds a
     # Python thread (the server reads requests in its own event loop).
     header_read_timeout: int = 10
-    # One line per request on the standard output (method, path without query, status).
+    # One line per request in the log (method, escaped path without its query, status).
     access_log: bool = False
 
 
@@ -360,6 +372,8 @@ def validate(settings: Settings) -> None:
         ZoneInfo(settings.display_timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"unknown display_timezone {settings.display_timezone!r}") from None
+    if settings.passwords.max_concurrent_hashes < 1:
+        raise ConfigError("passwords.max_concurrent_hashes must be at least 1")
     if settings.passwords.min_length < 8:
         raise ConfigError("passwords.min_length may never be below 8")
     if settings.server.threads < 1 or settings.server.workers < 0:

@@ -164,8 +164,6 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def run_demo(app: Flask, port: int, client_port: int) -> int:
-    # The CLI passes ``current_app``: unwrap the proxy, the server's threads have no context.
-    app = getattr(app, "_get_current_object", lambda: app)()
     svc = app.extensions["idp"]
     settings = svc.settings
     expected = f"http://127.0.0.1:{port}"

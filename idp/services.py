@@ -8,26 +8,40 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, request
 
 from .config import Settings
+from .persistence.client_cache import ClientCache
 from .persistence.db import Database
 from .persistence.kv import KeyValueStore
 from .security import audit as audit_log
 from .security.passwords import PasswordService
 
-if TYPE_CHECKING:  # the protocol package imports this module: no cycle at import time
+if TYPE_CHECKING:  # these packages import this module: no cycle at import time
+    from .messaging.messenger import Messenger
     from .oidc.keys import KeyStore
+    from .oidc.server import AuthorizationServer
+    from .oidc.tokens import TokenService
+    from .security.captcha import Captcha
+    from .security.ratelimit import ClientFailures
 
 
 @dataclass
 class Services:
+    """What the application is built from; one per application (``create_app``)."""
+
     settings: Settings
     db: Database
     kv: KeyValueStore
     keys: KeyStore
+    tokens: TokenService
+    clients: ClientCache
     passwords: PasswordService
+    messenger: Messenger
+    captcha: Captcha
     secret_key: str
-    messenger: Any = None
-    captcha: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Salt of pairwise subject identifiers (settings.pairwise_salt, or the secret key).
+    pairwise_salt: str
+    # Set once the application is built: the OAuth 2.0 server and the client-failure limit.
+    oauth: AuthorizationServer = field(init=False)
+    client_failures: ClientFailures = field(init=False)
 
 
 def services() -> Services:
@@ -40,8 +54,8 @@ def client_ip() -> str | None:
 
 
 def user_agent() -> str:
-    # Stored with audit events and sessions. gunicorn refuses a NUL in a header, other
-    # servers may not, and PostgreSQL cannot store one (security/input_guard.py).
+    # Stored with audit events and sessions; PostgreSQL cannot store a NUL, which a
+    # server may let through in a header (security/input_guard.py).
     return (request.user_agent.string or "").replace("\x00", "")[:300]
 
 

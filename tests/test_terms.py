@@ -10,7 +10,8 @@ from tests.support import query_of
 
 def test_outdated_terms_interrupt_then_resume_the_authorization(browser, rp, user_factory, svc, app):
     person = user_factory(email="old-terms@example.org", terms_version="2020-01")
-    login_page, _, query = browser.authorize(rp)
+    response, _, query = browser.authorize(rp)
+    login_page = browser.get(response.headers["Location"])
     after_login = browser.submit(login_page, "email", {"email": person.email,
                                                       "password": "correct horse battery staple"})
     resumed = browser.get(after_login.headers["Location"])

@@ -17,7 +17,7 @@ from flask_login import logout_user
 from sqlalchemy import delete, or_, select
 
 from ..identity import sso as sso_service
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Grant,
                                   MfaCredential, SsoSession, User, utcnow)
 from ..persistence.models.relations import Relation

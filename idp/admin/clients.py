@@ -50,7 +50,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
                   jwks: dict | None = None, client_id: str | None = None,
                   description: str = "", home_url: str = "",
                   sector_identifier: str | None = None,
-                  id_token_signed_response_alg: str | None = None) -> tuple[Client, str | None]:
+                  id_token_signed_response_alg: str | None = None,
+                  require_pkce: bool = True) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret in clear (shown once, never stored)."""
     if not name or len(name) > 200:
         raise ClientError("a name of 1 to 200 characters is required")
@@ -62,6 +63,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
     for grant_type in grant_types:
         if grant_type not in GRANT_TYPES:
             raise ClientError(f"unknown grant type {grant_type}")
+    if auth_method == "none" and not require_pkce:
+        raise ClientError("a public client always needs PKCE")
     if auth_method == "none" and "client_credentials" in grant_types:
         raise ClientError("a public client cannot use client_credentials")
     if "authorization_code" in grant_types and not redirect_uris:
@@ -91,7 +94,7 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         response_types=["code"] if "authorization_code" in grant_types else [],
         scope=" ".join(scopes), token_endpoint_auth_method=auth_method,
         subject_type=subject_type, sector_identifier=sector_identifier,
-        require_consent=require_consent, jwks=jwks,
+        require_consent=require_consent, jwks=jwks, require_pkce=require_pkce,
         id_token_signed_response_alg=id_token_signed_response_alg)
     session.add(client)
     session.flush()
@@ -123,6 +126,7 @@ def describe(client: Client, secret: str | None = None) -> dict:
         "grant_types": client.grant_types, "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "subject_type": client.subject_type, "require_consent": client.require_consent,
+        "require_pkce": client.require_pkce,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "public": client.is_public, "created_at": client.created_at.isoformat(),
     }

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from ..identity import sso as sso_service
 from ..identity.users import normalize_email
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..persistence.models import AuditEvent, Client, Grant, User, utcnow
 from ..services import audit, services
 from ..web.auth import recent_auth_required
@@ -159,6 +159,7 @@ def client(client_id: str):
                 audit("admin.client_updated", user_id=g.user.id, client_id=client.client_id,
                       fields=changed, **_actor())
             _db().commit()
+            services().clients.forget(client.client_id)
             flash(_("Les modifications sont enregistrées."), "success")
             return redirect(url_for("admin.client", client_id=client.client_id))
     status = 400 if request.method == "POST" else 200
@@ -179,6 +180,7 @@ def client_rotate(client_id: str):
     audit("admin.client_secret_rotated", user_id=g.user.id, client_id=client.client_id,
           **_actor())
     _db().commit()
+    services().clients.forget(client.client_id)
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=False)
 
@@ -192,6 +194,7 @@ def client_delete(client_id: str):
         registry.delete_client(_db(), client)
         audit("admin.client_deleted", user_id=g.user.id, client_id=client_id, **_actor())
         _db().commit()
+        services().clients.forget(client_id)
         flash(_("L'application « %(name)s » est supprimée.", name=name), "success")
         return redirect(url_for("admin.clients"))
     grants = _db().scalar(select(func.count()).select_from(Grant).where(

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from functools import partial
-from types import SimpleNamespace
 
 from flask import (Blueprint, after_this_request, current_app, g, make_response, redirect,
                    render_template, request, session, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 
 from ..identity import users
 from ..messaging.email import EmailMessage
@@ -24,14 +21,8 @@ from ..services import audit, client_ip, services
 from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
-from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
-from .continuation import continue_to
-from ..web.common import (captcha_error_markup, format_when, language_url, page_skeletons,
-                          ui_locale)
-from ..web.skeleton import QUERY, TEXT
-
-# The language links of base.html; the page in one language links to the others.
-_LANGUAGE_LINKS = ("fr", "en")
+from ..persistence.flows import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from ..web.common import captcha_error_markup, format_when
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +58,8 @@ def _default_target() -> str:
 def _client_name(client_id: str | None) -> str | None:
     if not client_id:
         return None
-    # The per-worker client cache (idp.oidc.client_cache): no query on each login page.
-    client = services().extras["oidc_server"].query_client(client_id)
+    svc = services()
+    client = svc.clients.get(svc.db.session, client_id[:64])
     return client.name if client else None
 
 
@@ -108,53 +99,11 @@ def _new_flow(return_to: str, *, client_id: str | None, acr: str | None,
                              "login_hint": (login_hint or "")[:320]})
 
 
-def login_page(return_to: str, *, client_id: str | None = None, acr: str | None = None,
-               login_hint: str | None = None):
-    """A new login flow and its page, as the answer of a request that needs the user to
-    sign in now: the authorization endpoint answers with it, as Keycloak's does, rather
-    than redirecting here (one request fewer). The form posts to :func:`start`; commits
-    the request's transaction."""
-    flow = _new_flow(return_to, client_id=client_id, acr=acr, login_hint=login_hint)
-    services().db.session.commit()
-    return _fresh_login_page(flow)
-
-
 def _fresh_login_page(flow):
     """The login form before anything was sent: the email field holds the flow's
-    ``login_hint``. A visitor who is not signed in, has no notice waiting and needs no
-    captcha gets the page's skeleton filled in (idp.web.skeleton), the same bytes as a
-    full render at a fraction of its cost; anyone else gets the full render, and so does
-    everyone while templates reload on change (development)."""
-    hint = flow.data.get("login_hint") or None
-    with_captcha = _captcha_needed(flow)
-    if current_user.is_authenticated or "_flashes" in session or with_captcha \
-            or current_app.jinja_env.auto_reload:
-        return _render_login(flow, _blank_form(hint), Refusal(None, 200),
-                             with_captcha=with_captcha)
-    client_name = _client_name(flow.data.get("client_id"))
-    locale = ui_locale()
-    slots = {"flow": QUERY, "csrf": TEXT}
-    values = {"flow": flow.id, "csrf": generate_csrf}
-    if hint:
-        slots["hint"], values["hint"] = TEXT, hint
-    if client_name:
-        slots["client"], values["client"] = TEXT, client_name
-    if flow.return_to is not None:
-        slots["return_to"], values["return_to"] = QUERY, flow.return_to
-    for code in _LANGUAGE_LINKS:
-        if code != locale:
-            slots["lang_" + code], values["lang_" + code] = TEXT, partial(language_url, code)
-
-    def render(markers):
-        form = _blank_form(markers.get("hint"))
-        form.csrf_token.current_token = markers["csrf"]
-        shape = SimpleNamespace(id=markers["flow"], return_to=markers.get("return_to"))
-        return _login_html(shape, form, Refusal(None, 200), with_captcha=False,
-                           client_name=markers.get("client"),
-                           language_url=lambda code: markers["lang_" + code])
-
-    key = ("login", locale, *sorted(slots))
-    return make_response(page_skeletons().page(key, slots, render).fill(values), 200)
+    ``login_hint``."""
+    return _render_login(flow, _blank_form(flow.data.get("login_hint") or None),
+                         Refusal(None, 200))
 
 
 def _blank_form(hint: str | None) -> LoginForm:
@@ -174,26 +123,17 @@ class Refusal:
         self.captcha_errors = captcha_errors or []
 
 
-def _render_login(flow, form, refusal: Refusal, with_captcha: bool | None = None):
-    if with_captcha is None:
-        with_captcha = _captcha_needed(flow)
-    response = make_response(_login_html(
-        flow, form, refusal, with_captcha=with_captcha,
+def _render_login(flow, form, refusal: Refusal):
+    with_captcha = _captcha_needed(flow)
+    template = "login/login_captcha.html" if with_captcha else "login/login.html"
+    response = make_response(render_template(
+        template, form=form, flow=flow, error=refusal.error,
+        captcha=services().captcha.challenge() if with_captcha else None,
+        captcha_errors=refusal.captcha_errors,
         client_name=_client_name(flow.data.get("client_id"))), refusal.status)
     if refusal.retry_after:
         response.headers["Retry-After"] = str(refusal.retry_after)
     return response
-
-
-def _login_html(flow, form, refusal: Refusal, *, with_captcha: bool, client_name: str | None,
-                **extra) -> str:
-    """The login page; the one list of what its templates are given, full render and
-    skeleton alike."""
-    template = "login/login_captcha.html" if with_captcha else "login/login.html"
-    return render_template(
-        template, form=form, flow=flow, error=refusal.error,
-        captcha=services().captcha.challenge() if with_captcha else None,
-        captcha_errors=refusal.captcha_errors, client_name=client_name, **extra)
 
 
 # -- protection against password guessing --------------------------------------------
@@ -272,8 +212,8 @@ def _attempt(flow, form):
     target = flow.return_to or _default_target()
     delete_flow(db, flow)
     audit("login.success", user_id=user.id, method="pwd")
-    sign_in(user, amr=["pwd"], acr="eidas1", commit=False)
-    return continue_to(target)
+    sign_in(user, amr=["pwd"], acr="eidas1")
+    return redirect(target)
 
 
 def _failed(flow, email: str) -> Refusal:

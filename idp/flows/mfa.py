@@ -36,8 +36,7 @@ from ..security import mfa
 from ..services import audit, services
 from ..web.auth import login_required, recent_auth_required, sign_in
 from ..web.forms import BaseForm
-from .base import Flow, FlowError, delete_flow, load_flow
-from .continuation import continue_to
+from ..persistence.flows import Flow, FlowError, delete_flow, load_flow
 from ..web.common import absolute_url, add_error, format_when, send_templated_email
 
 bp = Blueprint("mfa", __name__)
@@ -204,11 +203,8 @@ def _complete_login(flow: Flow, user: User, method: str, page=None):
     services().kv.delete(_failure_key(flow))
     delete_flow(db, flow)
     audit("login.success", user_id=user.id, method=method)
-    if page is not None:
-        sign_in(user, amr=list(AMR), acr=ACR)
-        return page(target)
-    sign_in(user, amr=list(AMR), acr=ACR, commit=False)
-    return continue_to(target)
+    sign_in(user, amr=list(AMR), acr=ACR)
+    return page(target) if page is not None else redirect(target)
 
 
 def _challenge_page(flow: Flow, user: User, form, template: str, check):

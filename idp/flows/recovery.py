@@ -34,7 +34,7 @@ from ..identity import sso as sso_service
 from ..identity import users
 from ..messaging.sms import SmsMessage
 from ..messaging.templates import render_sms
-from ..oidc.grants import revoke_user_grants
+from ..identity.grants import revoke_user_grants
 from ..security import lockout, sms_guard
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
@@ -44,7 +44,7 @@ from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha
                           check_new_password, checked_email, format_when, has_errors,
                           policy_hint, send_templated_email)
 from ..web.forms import BaseForm, email_field, password_field
-from .base import Flow, FlowError, create_flow, load_flow, safe_return_to
+from ..persistence.flows import Flow, FlowError, create_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_e
                           captcha_errors, check_new_password, checked_email, has_errors,
                           policy_hint, send_templated_email, ui_locale)
 from ..web.forms import BaseForm, email_field, password_field
-from .base import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from ..persistence.flows import FlowError, create_flow, delete_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 

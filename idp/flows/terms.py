@@ -15,7 +15,7 @@ from ..persistence.models import utcnow
 from ..services import audit, services
 from ..web.auth import login_required
 from ..web.forms import BaseForm
-from .base import safe_return_to
+from ..persistence.flows import safe_return_to
 
 bp = Blueprint("terms", __name__)
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from ..persistence.inserts import insert_attached, is_pending
 from ..persistence.models import SsoSession, User, new_id, utcnow
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
@@ -16,25 +14,21 @@ LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 
 def start(session: Session, user: User, *, amr: list[str], acr: str, lifetime: int,
           ip_address: str | None, user_agent: str | None) -> SsoSession:
-    """A new SSO session for ``user``, written in the session's transaction with its next
-    statement (one INSERT, without the unit of work: see ``persistence.inserts``)."""
+    """A new SSO session for ``user``, in the session's transaction."""
     now = utcnow()
-    return insert_attached(session, SsoSession, id=new_id(), user_id=user.id, auth_time=now,
-                           amr=amr, acr=acr, clients=[], ip_address=ip_address,
-                           user_agent=(user_agent or "")[:300], created_at=now,
-                           last_seen_at=now, reauthenticated_at=now,
-                           expires_at=now + dt.timedelta(seconds=lifetime))
-
-
-# Built once: every signed-in request runs it (see persistence/consumables.py).
-_SSO_SESSION_AND_USER = select(SsoSession, User).join(User, User.id == SsoSession.user_id) \
-    .where(SsoSession.id == bindparam("sso_id"))
+    sso = SsoSession(id=new_id(), user_id=user.id, auth_time=now, amr=amr, acr=acr,
+                     clients=[], ip_address=ip_address, user_agent=(user_agent or "")[:300],
+                     created_at=now, last_seen_at=now, reauthenticated_at=now,
+                     expires_at=now + dt.timedelta(seconds=lifetime))
+    session.add(sso)
+    return sso
 
 
 def load_active(session: Session, sso_id: str, idle_timeout: int
                 ) -> tuple[SsoSession, User] | None:
     """The SSO session if still active, with its user (one query)."""
-    row = session.execute(_SSO_SESSION_AND_USER, {"sso_id": sso_id}).first()
+    row = session.execute(select(SsoSession, User).join(User, User.id == SsoSession.user_id)
+                          .where(SsoSession.id == sso_id)).first()
     if row is None or row[0].ended_at is not None:
         return None
     sso, user = row[0], row[1]
@@ -49,20 +43,10 @@ def load_active(session: Session, sso_id: str, idle_timeout: int
     return sso, user
 
 
-_SET_CLIENTS = update(SsoSession.__table__).where(
-    SsoSession.__table__.c.id == bindparam("sso_id")).values(clients=bindparam("p_clients"))
-
-
-def add_client(session: Session, sso: SsoSession, client_id: str) -> None:
-    """Remember that ``sso`` signed in to ``client_id`` (logout tells each one). One
-    UPDATE in the session's transaction, without the unit of work, or none while the row
-    is still to be written (a session started in this transaction: the row is written
-    with its clients); the object is kept in step without being marked changed."""
+def add_client(sso: SsoSession, client_id: str) -> None:
+    """Remember that ``sso`` signed in to ``client_id`` (logout tells each one)."""
     if client_id not in sso.clients:
-        clients = [*sso.clients, client_id]
-        if not is_pending(session, sso):
-            session.execute(_SET_CLIENTS, {"sso_id": sso.id, "p_clients": clients})
-        set_committed_value(sso, "clients", clients)
+        sso.clients = [*sso.clients, client_id]
 
 
 def end(session: Session, sso: SsoSession, reason: str) -> None:

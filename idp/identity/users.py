@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from ..persistence.models import MfaCredential, User, utcnow
+from ..persistence.models import User, utcnow
 from ..security.passwords import PasswordService
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -28,24 +27,8 @@ def is_valid_email(email: str) -> bool:
     return bool(EMAIL_RE.match(email)) and len(email) <= 320
 
 
-# Built once: every sign-in runs it (see persistence/consumables.py). With whether the
-# account has any second-factor credential: right after the password the login asks
-# whether a second factor is due. Most accounts have none, and the empty collection is
-# then set without loading it; a LEFT JOIN of the credentials (joinedload) cost the ORM
-# a third of the login's SELECT.
-_USER_BY_EMAIL = select(
-    User, select(MfaCredential.id).where(MfaCredential.user_id == User.id)
-    .exists().label("has_mfa")).where(User.email == bindparam("email"))
-
-
 def find_by_email(session: Session, email: str) -> User | None:
-    row = session.execute(_USER_BY_EMAIL, {"email": normalize_email(email)}).first()
-    if row is None:
-        return None
-    user, has_mfa = row
-    if not has_mfa and "mfa_credentials" not in user.__dict__:
-        set_committed_value(user, "mfa_credentials", [])
-    return user
+    return session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
 def create_user(session: Session, passwords: PasswordService, *, email: str, password: str,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
-from ..flows.continuation import answer_in_place
-from ..web.paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
-from .endpoints import authorize, discovery, logout
+from ..paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
+from .endpoints import authorize, discovery, logout, token, userinfo
 
 bp = Blueprint("oidc", __name__)
 
@@ -17,24 +16,25 @@ bp.add_url_rule("/authorize", "authorize", authorize.authorize, methods=["GET", 
 bp.add_url_rule("/authorize/resume/<flow_id>", "authorize_resume", authorize.authorize_resume,
                 methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", logout.logout, methods=["GET", "POST"])
-# A sign-in that an authorization request waits for answers it itself (the code's redirect).
-bp.record_once(lambda state: answer_in_place(state.app, "oidc.authorize_resume",
-                                             authorize.resume_in_place))
+bp.add_url_rule("/token", "token", token.token, methods=["POST"])
+bp.add_url_rule("/introspect", "introspect", token.introspect, methods=["POST"])
+bp.add_url_rule("/revoke", "revoke", token.revoke, methods=["POST"])
+bp.add_url_rule("/userinfo", "userinfo", userinfo.userinfo, methods=["GET", "POST"])
+
+# Called by relying parties' servers or by cross-site browser posts, not by our own forms:
+# no CSRF token. (The logout form carries one, checked by the view itself.)
+CSRF_EXEMPT = ("oidc.authorize", "oidc.logout", "oidc.token", "oidc.introspect",
+               "oidc.revoke", "oidc.userinfo")
+# Where clients authenticate: failed answers count against the caller's address
+# (security/ratelimit.py, client failures).
+CLIENT_AUTHENTICATING = ("oidc.token", "oidc.introspect", "oidc.revoke")
 
 
-# Protocol endpoints called by relying parties (not browser forms): no CSRF token.
-# (The token, introspection, revocation and userinfo endpoints never reach Flask:
-# idp/oidc/client_endpoints.py.)
-CSRF_EXEMPT = ("oidc.authorize", "oidc.logout")
-
-
-def serve_below_flask(app, svc, client_server, client_failures) -> None:
-    """Put the endpoints that need nothing of Flask in front of it: the discovery
-    document and the JWKS (from memory), and the endpoints relying parties' servers
-    call (token, introspection, revocation, userinfo). Same answers, much less work (docs/performance.md)."""
-    from ..security.headers import security_headers
-    from .client_endpoints import ClientEndpoints
-
-    app.wsgi_app = ClientEndpoints(app.wsgi_app, client_server, svc.db, client_failures,
-                                   security_headers(svc.settings.is_https))
-    app.wsgi_app = discovery.PublicDocuments(app.wsgi_app, svc)
+def check_protocol_requests() -> Response | None:
+    """Body limits and the form rules of the endpoints where clients authenticate (a
+    ``before_request`` hook: it must run before any other hook reads the form)."""
+    if request.endpoint in CLIENT_AUTHENTICATING:
+        return token.check_form_post()
+    if request.endpoint == "oidc.authorize":
+        request.max_content_length = authorize.MAX_BODY_BYTES
+    return None

@@ -1,9 +1,15 @@
 """Authlib grant classes and the token family (``Grant``) they mint into.
 
-- Authorization codes and refresh tokens are ``Consumable`` rows, consumed by one atomic
-  update. A code presented twice revokes the grant minted by its first use; a rotated
-  refresh token presented again revokes its whole family (reuse detection, as
-  node-oidc-provider and Hydra do).
+Each grant reads top to bottom through Authlib's steps: find the code or refresh token,
+check it, consume it, mint, respond, in one ORM transaction committed with the tokens.
+A failure after the consumption (a wrong redirect URI, a wrong PKCE verifier, a scope
+beyond the family's) rolls the transaction back: nothing was issued and the code or
+token is still its holder's.
+
+- Authorization codes and refresh tokens are ``Consumable`` rows, consumed by one
+  atomic ``UPDATE … RETURNING``. A code presented twice revokes the family minted by
+  its first use; a rotated refresh token presented again revokes its whole family
+  (reuse detection, as node-oidc-provider and Hydra do).
 - Lifetimes are explicit: code ``tokens.authorization_code_ttl`` (60 s), access tokens
   minutes, refresh tokens with an idle and an absolute limit.
 """
@@ -11,7 +17,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,18 +24,17 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, create_s256_code_challenge
-from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from sqlalchemy import bindparam, insert, select, update
+from authlib.oidc.core.grants import OpenIDCode as AuthlibOpenIDCode
 from sqlalchemy.orm import Session
 
+from ..identity.grants import revoke_grant
+from ..identity.sso import add_client
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
-from ..persistence.inserts import execute_with_pending
-from ..persistence.models import Client, Consumable, Grant, User, new_id, utcnow
+from ..persistence.models import Client, Grant, User, new_id, utcnow
 from ..security.audit import record_event
 from . import claims as claims_mod
-from .tokens import consume_with_live_family, exchange_code, rotate_refresh_token
+from .tokens import live_grant_and_user
 
 AUTH_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -39,54 +43,56 @@ CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "priva
 ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 
 
-# -- token families -------------------------------------------------------------
-def revoke_grant(session: Session, grant_id: str | None, reason: str) -> bool:
-    if not grant_id:
-        return False
-    now = utcnow()
-    changed = session.execute(
-        update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-        .execution_options(synchronize_session=False)).rowcount
-    consumables.revoke_where(session, Consumable.grant_id == grant_id)
-    return bool(changed)
-
-
-def revoke_user_grants(session: Session, user_id: str, reason: str,
-                       client_id: str | None = None) -> int:
-    criteria = [Grant.user_id == user_id, Grant.revoked_at.is_(None)]
-    if client_id:
-        criteria.append(Grant.client_id == client_id)
-    ids = list(session.scalars(Grant.__table__.select().with_only_columns(Grant.id)
-                               .where(*criteria)))
-    for grant_id in ids:
-        revoke_grant(session, grant_id, reason)
-    return len(ids)
-
-
 @dataclass
 class Consumed:
     """A code or refresh token just consumed, with its token family and user when both
     are still alive (``None`` otherwise: the family was revoked, the user disabled)."""
 
-    item: Any  # the consumable's row, read-only
+    item: consumables.Consumable
     grant: Grant | None
     user: User | None
 
 
+def within_grace(item: consumables.Consumable, grace: int) -> bool:
+    """Whether a consumed, unexpired token was consumed less than ``grace`` seconds ago:
+    the same client asking twice at once (two tabs), not a stolen copy."""
+    now = utcnow()
+    return grace > 0 and item.revoked_at is None and item.expires_at > now \
+        and item.consumed_at is not None \
+        and item.consumed_at > now - dt.timedelta(seconds=grace)
+
+
 def consume_or_revoke_family(session: Session, kind: str, value: str,
-                             replay_reason: str) -> Consumed | None:
-    """Consume a code or refresh token; on a second use, revoke its whole family."""
-    result, family = consume_with_live_family(session, kind, value)
+                             replay_reason: str, grace: int = 0) -> Consumed | None:
+    """Consume a code or refresh token; on a second use, revoke its whole family (and
+    commit that at once: the request fails, the revocation must stay), unless it comes
+    back within ``grace`` seconds of the first."""
+    result = consumables.consume_bearer(session, kind, value)
+    if result.outcome is Outcome.REPLAYED and result.item is not None \
+            and within_grace(result.item, grace):
+        record_event(session, "token.reused_within_grace", user_id=result.item.user_id,
+                     client_id=result.item.client_id)
+        grant, user = live_grant_and_user(session, result.item.grant_id) or (None, None)
+        return Consumed(result.item, grant, user)
     if result.outcome is Outcome.REPLAYED and result.item is not None:
         revoke_grant(session, result.item.grant_id, replay_reason)
         record_event(session, f"token.{replay_reason}", outcome="failure",
                      user_id=result.item.user_id, client_id=result.item.client_id)
-    if not result.ok:
         session.commit()
+    if not result.ok:
         return None
-    grant, user = family or (None, None)
+    grant, user = live_grant_and_user(session, result.item.grant_id) or (None, None)
     return Consumed(result.item, grant, user)
+
+
+def belongs_to(session: Session, consumed: Consumed, client: Client, reason: str) -> bool:
+    """Whether the consumed artefact is ``client``'s. Another client holding it means it
+    leaked: its family ends."""
+    if consumed.item.client_id == client.client_id:
+        return True
+    revoke_grant(session, consumed.item.grant_id, reason)
+    session.commit()
+    return False
 
 
 @dataclass
@@ -94,12 +100,8 @@ class AuthorizationCode:
     """The data behind an authorization code, as Authlib's grant expects it."""
 
     data: dict[str, Any]  # the authorization request's, as the code stored it
-    grant: Grant | None = None
-    user: User | None = None
-    # Exchanged in one statement: already consumed, its refresh token (if any) and its
-    # audit row already stored.
-    stored: bool = False
-    refresh_token: str | None = None
+    grant: Grant | None
+    user: User | None
 
     def get_redirect_uri(self) -> str:
         return self.data["redirect_uri"]
@@ -125,19 +127,18 @@ class AuthorizationCode:
 @dataclass
 class RefreshToken:
     client_id: str
-    grant: Grant
-    user: User
-    successor: str | None = None  # set when rotated in one statement
+    grant: Grant | None
+    user: User | None
 
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id
 
     def get_scope(self) -> str:
-        return self.grant.scope
+        return self.grant.scope if self.grant else ""
 
 
 class TokenMinting:
-    """Shared by the grants: mint access/refresh (and ID) tokens into a grant."""
+    """Shared by the user grants: mint access, refresh and ID tokens into a family."""
 
     request: Any
     server: Any
@@ -147,84 +148,53 @@ class TokenMinting:
         return self.server.ctx
 
     def mint(self, client: Client, user: User, grant: Grant, scope: str,
-             with_refresh: bool, refresh_token: str | None = None) -> dict[str, Any]:
-        """``refresh_token``: a successor already stored (the one-statement rotation)."""
+             with_refresh: bool, nonce: str | None = None) -> dict[str, Any]:
         ctx = self.ctx
-        ttl = ctx.settings.tokens.access_token_ttl
+        settings = ctx.settings.tokens
+        session = ctx.db.session
         sub = claims_mod.subject_for(user.id, client, ctx.pairwise_salt)
         access_token, _ = ctx.tokens.mint_access_token(
-            client_id=client.client_id, sub=sub, scope=scope, ttl=ttl, grant_id=grant.id)
+            client_id=client.client_id, sub=sub, scope=scope,
+            ttl=settings.access_token_ttl, grant_id=grant.id)
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access_token,
-                                 "expires_in": ttl, "scope": scope}
-        if refresh_token is not None:
-            token["refresh_token"] = refresh_token
-        elif with_refresh:
-            absolute = grant.created_at + dt.timedelta(
-                seconds=ctx.settings.tokens.refresh_token_ttl)
-            idle = utcnow() + dt.timedelta(seconds=ctx.settings.tokens.refresh_token_idle_ttl)
-            ttl_refresh = int((min(absolute, idle) - utcnow()).total_seconds())
-            if ttl_refresh > 0:
-                value = consumables.issue_bearer(
-                    ctx.db.session, REFRESH_TOKEN, ttl_refresh, user_id=user.id,
+                                 "expires_in": settings.access_token_ttl, "scope": scope}
+        if with_refresh:
+            now = utcnow()
+            # The earlier of the family's absolute limit and the idle limit.
+            expires = min(grant.created_at + dt.timedelta(seconds=settings.refresh_token_ttl),
+                          now + dt.timedelta(seconds=settings.refresh_token_idle_ttl))
+            ttl = int((expires - now).total_seconds())
+            if ttl > 0:
+                token["refresh_token"] = consumables.issue_bearer(
+                    session, REFRESH_TOKEN, ttl, user_id=user.id,
                     client_id=client.client_id, grant_id=grant.id)
-                token["refresh_token"] = value
         if "openid" in scope.split():
             id_claims = claims_mod.user_claims(
-                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token"),
-                ctx.db.session)
+                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token",
+                                            grant.claims),
+                session)
             token["id_token"] = ctx.tokens.mint_id_token(
-                client, sub=sub, auth_time=grant.auth_time, nonce=self.id_token_nonce(),
-                acr=grant.acr, amr=grant.amr, sid=grant.sso_session_id,
-                access_token=access_token, extra=id_claims)
+                client, sub=sub, auth_time=grant.auth_time, nonce=nonce, acr=grant.acr,
+                amr=grant.amr, sid=grant.sso_session_id, access_token=access_token,
+                extra=id_claims)
         return token
-
-    def id_token_nonce(self) -> str | None:
-        return None
 
 
 def wants_refresh_token(client: Client, scope: str) -> bool:
     return client.check_grant_type(REFRESH_TOKEN) and "offline_access" in scope.split()
 
 
-# On the table (see consumables._INSERT_CONSUMABLE): its Python defaults still apply.
-_INSERT_GRANT = insert(Grant.__table__)
-# PostgreSQL: a new family and its code in one statement, the code's INSERT reading the
-# family's id from a data-modifying CTE: one round trip instead of two, in the same
-# transaction (docs/performance-history.md, fourteenth pass). Every column is given: a CTE's
-# INSERT applies no Python default.
-_GRANTS_C = Grant.__table__.c
-_CODES_C = Consumable.__table__.c
-_FAMILY_FIELDS = ("id", "user_id", "client_id", "scope", "sso_session_id", "auth_time",
-                  "acr", "amr", "claims_request", "created_at")
-_CODE_FIELDS = [name for name in consumables.BEARER_COLUMNS if name != "grant_id"]
-_NEW_FAMILY = (
-    insert(Grant.__table__)
-    .values({name: bindparam(f"g_{name}", type_=_GRANTS_C[name].type)
-             for name in _FAMILY_FIELDS})
-    .returning(_GRANTS_C.id)
-    .cte("family"))
-_INSERT_FAMILY_AND_CODE = insert(Consumable.__table__).from_select(
-    [*_CODE_FIELDS, "grant_id"],
-    select(*(bindparam(f"c_{name}", type_=_CODES_C[name].type) for name in _CODE_FIELDS),
-           _NEW_FAMILY.c.id),
-    include_defaults=False)
-
-
 class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
     def generate_authorization_code(self) -> str:
-        # 256 random bits from one system call, as every other bearer value here;
-        # Authlib's default draws its 48 characters one by one from SystemRandom, a
-        # system call each.
         return consumables.new_bearer_value()
 
     @staticmethod
     def validate_authorization_redirect_uri(request, client: Client) -> str:
-        # Authlib writes the refused URI into the error's description, and raises
-        # ValueError (a 500) when it holds a character no error_description may carry
-        # (RFC 6749 §4.1.2.1: no '"', '\\', control or non-ASCII character). The page
-        # shows the user nothing of it anyway.
+        # Authlib writes a refused URI into the error's description and raises
+        # ValueError when it holds a character no description may carry (RFC 6749
+        # §4.1.2.1): refuse it with a fixed description.
         uri = request.payload.redirect_uri
         if not uri:
             return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request,
@@ -234,87 +204,36 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         return uri
 
     def save_authorization_code(self, code: str, request) -> None:
-        ctx = self.ctx
+        """The family exists from the start, so that a replayed code can revoke it even
+        while the first exchange is in flight. Committed by the authorization endpoint."""
         auth = request.auth_context  # set by the authorization endpoint
         client: Client = request.client
-        data = {
-            "redirect_uri": request.payload.redirect_uri,
-            "scope": request.scope,
-            "nonce": request.payload.data.get("nonce"),
-            "code_challenge": request.payload.data.get("code_challenge"),
-            "code_challenge_method": request.payload.data.get("code_challenge_method"),
-            "auth_time": auth["auth_time"],
-        }
-        # The family exists from the start, so that a replayed code can revoke it
-        # even while the first exchange is still in flight.
-        # Plain INSERTs, not ORM objects: nothing here reads the rows back (the code
-        # exchange loads the family afresh); see consumables.issue_bearer.
-        session = ctx.db.session
-        family = {
-            "id": new_id(), "user_id": request.user.id, "client_id": client.client_id,
-            "scope": request.scope, "sso_session_id": auth["sid"],
-            "auth_time": auth["auth_time"], "acr": auth["acr"], "amr": auth["amr"],
-            "claims_request": auth.get("claims")}
-        ttl = ctx.settings.tokens.authorization_code_ttl
-        if ctx.db.is_sqlite:
-            session.execute(_INSERT_GRANT, family)
-            consumables.issue_bearer(session, AUTH_CODE, ttl, value=code,
-                                     user_id=request.user.id, client_id=client.client_id,
-                                     grant_id=family["id"], data=data)
-        else:
-            now = utcnow()
-            row = consumables.bearer_row(AUTH_CODE, ttl, code, now=now, id=new_id(),
-                                         user_id=request.user.id,
-                                         client_id=client.client_id, data=data,
-                                         attempts=0, created_at=now)
-            # With what the transaction has pending (the login's audit event and SSO
-            # session): one statement for all (persistence.inserts).
-            execute_with_pending(session, _INSERT_FAMILY_AND_CODE, {
-                **{f"g_{name}": value for name, value in family.items()}, "g_created_at": now,
-                **{f"c_{name}": row[name] for name in _CODE_FIELDS}})
-        # Committed by the authorization endpoint, or by the sign-in it answers in place
-        # (idp/flows/continuation.py): one commit either way.
+        session = self.ctx.db.session
+        sso = auth["sso"]
+        add_client(sso, client.client_id)
+        family = Grant(id=new_id(), user_id=request.user.id, client_id=client.client_id,
+                       scope=request.scope, sso_session_id=sso.id,
+                       auth_time=auth["auth_time"], acr=sso.acr, amr=list(sso.amr),
+                       claims_request=auth.get("claims"),
+                       claims=list(auth.get("granted_claims", ())))
+        session.add(family)
+        payload = request.payload.data
+        consumables.issue_bearer(
+            session, AUTH_CODE, self.ctx.settings.tokens.authorization_code_ttl, value=code,
+            user_id=request.user.id, client_id=client.client_id, grant_id=family.id,
+            data={"redirect_uri": request.payload.redirect_uri, "scope": request.scope,
+                  "nonce": payload.get("nonce"),
+                  "code_challenge": payload.get("code_challenge"),
+                  "code_challenge_method": payload.get("code_challenge_method"),
+                  "auth_time": auth["auth_time"]})
 
     def query_authorization_code(self, code: str, client: Client):
-        exchanged = self._exchange_in_one_statement(code, client)
-        if exchanged is not None:
-            return exchanged
         session = self.ctx.db.session
         # RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
         consumed = consume_or_revoke_family(session, AUTH_CODE, code, "code_replayed")
-        if consumed is None:
+        if consumed is None or not belongs_to(session, consumed, client, "code_wrong_client"):
             return None
-        if consumed.item.client_id != client.client_id:
-            revoke_grant(session, consumed.item.grant_id, "code_wrong_client")
-            session.commit()
-            return None
-        # Committed with the tokens it yields: if the exchange fails later (PKCE,
-        # redirect_uri), nothing was issued and the code is still the client's. A
-        # concurrent second use waits on the row lock, then finds it consumed.
         return AuthorizationCode(consumed.item.data, consumed.grant, consumed.user)
-
-    def _exchange_in_one_statement(self, code: str, client: Client
-                                   ) -> AuthorizationCode | None:
-        """PostgreSQL, the common case: the exchange in one statement, taken only when the
-        checks Authlib makes after this call (redirect URI, PKCE) will pass; any other
-        case goes the general way (``tokens.exchange_code``)."""
-        ctx = self.ctx
-        redirect_uri = self.request.payload.redirect_uri
-        verifier = self.request.form.get("code_verifier")
-        if ctx.db.is_sqlite or not isinstance(redirect_uri, str) \
-                or not isinstance(verifier, str) or not CODE_VERIFIER_PATTERN.match(verifier):
-            return None
-        tokens = ctx.settings.tokens
-        with ctx.db.single_statement() as connection:
-            exchange = exchange_code(
-                connection, AUTH_CODE, code, client_id=client.client_id,
-                redirect_uri=redirect_uri, code_challenge=create_s256_code_challenge(verifier),
-                with_refresh=client.check_grant_type(REFRESH_TOKEN),
-                absolute_ttl=tokens.refresh_token_ttl, idle_ttl=tokens.refresh_token_idle_ttl)
-        if exchange is None:
-            return None
-        return AuthorizationCode(exchange.data, exchange.grant, exchange.user, stored=True,
-                                 refresh_token=exchange.refresh_token)
 
     def delete_authorization_code(self, authorization_code) -> None:
         pass  # consumed atomically in query_authorization_code
@@ -322,25 +241,17 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code: AuthorizationCode):
         return authorization_code.user
 
-    def id_token_nonce(self) -> str | None:
-        return self.request.authorization_code.get_nonce()
-
     @hooked
     def create_token_response(self):
-        session = self.ctx.db.session
         client: Client = self.request.client
         code: AuthorizationCode = self.request.authorization_code
-        # Read with the code's consumption, in its transaction.
         grant, user = code.grant, code.user
         if grant is None or user is None:
             raise InvalidGrantError("The authorization is no longer valid.")
         self.request.user = user
-        if code.stored:  # exchanged in one statement: nothing left to write
-            token = self.mint(client, user, grant, grant.scope, with_refresh=False,
-                              refresh_token=code.refresh_token)
-            return 200, token, self.TOKEN_RESPONSE_HEADER
         token = self.mint(client, user, grant, grant.scope,
-                          wants_refresh_token(client, grant.scope))
+                          wants_refresh_token(client, grant.scope), nonce=code.get_nonce())
+        session = self.ctx.db.session
         record_event(session, "token.issued", user_id=user.id, client_id=client.client_id,
                      details={"grant_type": AUTH_CODE})
         session.commit()
@@ -352,31 +263,14 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, value: str):
-        ctx = self.ctx
-        if not ctx.db.is_sqlite:
-            # The common case in one statement; any other goes the general way below.
-            tokens = ctx.settings.tokens
-            with ctx.db.single_statement() as connection:
-                rotation = rotate_refresh_token(
-                    connection, REFRESH_TOKEN, value,
-                    client_id=self.request.client.client_id,
-                    scopes=(self.request.payload.scope or "").split(),
-                    absolute_ttl=tokens.refresh_token_ttl, idle_ttl=tokens.refresh_token_idle_ttl)
-            if rotation is not None:
-                return RefreshToken(self.request.client.client_id, rotation.grant,
-                                    rotation.user, rotation.successor)
-        session = ctx.db.session
+        session = self.ctx.db.session
         # A rotated token that comes back means someone holds a copy: revoke the family.
-        consumed = consume_or_revoke_family(session, REFRESH_TOKEN, value,
-                                            "refresh_token_reused")
-        if consumed is None:
+        consumed = consume_or_revoke_family(
+            session, REFRESH_TOKEN, value, "refresh_token_reused",
+            grace=self.ctx.settings.tokens.refresh_token_reuse_grace)
+        if consumed is None or not belongs_to(session, consumed, self.request.client,
+                                              "refresh_token_wrong_client"):
             return None
-        if consumed.item.client_id != self.request.client.client_id:
-            # Another client holds this client's token: it leaked, end the family.
-            revoke_grant(session, consumed.item.grant_id, "refresh_token_wrong_client")
-            session.commit()
-            return None
-        # Consumed in the transaction that issues its successor (see the code grant).
         if consumed.grant is None or consumed.user is None:
             session.commit()  # keep it consumed: its family is gone anyway
             return None
@@ -391,16 +285,12 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
     @hooked
     def create_token_response(self):
         refresh: RefreshToken = self.request.refresh_token
-        user = self.authenticate_user(refresh)
-        if user is None:
-            raise InvalidGrantError()
         client: Client = self.request.client
+        user = self.authenticate_user(refresh)
         scope = self.request.payload.scope or refresh.grant.scope
         self.request.user = user
-        token = self.mint(client, user, refresh.grant, scope, with_refresh=True,
-                          refresh_token=refresh.successor)
-        if refresh.successor is None:  # rotated in one statement: nothing else to commit
-            self.ctx.db.session.commit()
+        token = self.mint(client, user, refresh.grant, scope, with_refresh=True)
+        self.ctx.db.session.commit()
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
@@ -431,13 +321,12 @@ class S256CodeChallenge(CodeChallenge):
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
 
-class OpenIDCode(_OpenIDCode):
+class OpenIDCode(AuthlibOpenIDCode):
     """Nonce checks from Authlib; ID tokens are minted by ``TokenMinting`` and prompt
     handling is done by the authorization endpoint (it needs the SSO session)."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self) -> None:
         super().__init__(require_nonce=False)
-        self.ctx = ctx
 
     def exists_nonce(self, nonce: str, request) -> bool:
         # The nonce binds the ID token to the client's session; checking its uniqueness
@@ -448,7 +337,3 @@ class OpenIDCode(_OpenIDCode):
     def __call__(self, grant) -> None:
         grant.register_hook("after_validate_authorization_request_payload",
                             self.validate_openid_authorization_request)
-
-
-def now_ts() -> int:
-    return int(time.time())

@@ -15,9 +15,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Executable, Row, bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .models import Consumable, Grant, utcnow
@@ -49,9 +47,7 @@ class Outcome(enum.Enum):
 @dataclass
 class ConsumeResult:
     outcome: Outcome
-    # The artefact: an ORM object, or for a consumed bearer value the row the UPDATE
-    # returned (the same column attributes, read-only).
-    item: Consumable | Row[Any] | None = None
+    item: Consumable | None = None
     attempts_left: int = 0
 
     @property
@@ -64,27 +60,12 @@ def issue_bearer(session: Session, kind: str, ttl: int, *, value: str | None = N
     """Create a bearer artefact (in the session's transaction); returns the clear value,
     which is never stored. A negative ``ttl`` makes an expired one."""
     value = value or new_bearer_value()
-    # A plain INSERT, not an ORM object: no caller needs the row, and the unit of work
-    # costs more than the statement on a refresh (docs/performance-history.md, fourth pass).
-    # Through the session, which flushes what is pending first (the user, the grant it
-    # refers to), Core statements included (SQLAlchemy 2.0, issue 9809).
-    session.execute(_INSERT_CONSUMABLE, bearer_row(kind, ttl, value, **fields))
+    # Its row refers to an account that may still be pending (a new account's link):
+    # no relationship tells the unit of work to write that one first.
+    session.flush()
+    session.add(Consumable(kind=kind, lookup=token_digest(value),
+                           expires_at=utcnow() + dt.timedelta(seconds=ttl), **fields))
     return value
-
-
-# Every column a bearer artefact's row is given, in this order, by a statement that
-# applies no column default (an INSERT inside a CTE: oidc.tokens, oidc.grants).
-BEARER_COLUMNS = ("id", "kind", "lookup", "user_id", "client_id", "grant_id", "data",
-                  "attempts", "created_at", "expires_at")
-
-
-def bearer_row(kind: str, ttl: int, value: str, *, now: dt.datetime | None = None,
-               **fields) -> dict[str, Any]:
-    """The columns ``issue_bearer`` writes for ``value`` (column defaults left to the
-    INSERT), for a caller that writes the row in a statement of its own; ``now``: the
-    instant its lifetime starts from."""
-    return {"kind": kind, "lookup": token_digest(value),
-            "expires_at": (now or utcnow()) + dt.timedelta(seconds=ttl), **fields}
 
 
 def find_bearer(session: Session, kind: str, value: str) -> Consumable | None:
@@ -101,30 +82,6 @@ def find_bearer_with_grant(session: Session, kind: str, value: str
     return None if row is None else (row[0], row[1])
 
 
-# Built once, with bound parameters: on a hot path, building a statement and computing
-# its cache key cost about a third of running it (see docs/performance-history.md, fourth pass).
-# The bound parameters are not named after columns: an UPDATE reserves those names.
-# A Core UPDATE on the table, not an ORM one: the ORM's bulk-update path costs about 40 %
-# more for the same statement (docs/performance-history.md, fifth pass), and no caller changes
-# the row it gets back.
-_CONSUMABLES = Consumable.__table__
-# Public so that a caller can read more in the same statement (``consume_bearer``'s
-# ``statement``): on PostgreSQL, wrapped in a CTE and joined to what the artefact refers to.
-CONSUME_BEARER = (
-    update(_CONSUMABLES)
-    .where(_CONSUMABLES.c.kind == bindparam("p_kind"),
-           _CONSUMABLES.c.lookup == bindparam("p_lookup"),
-           _CONSUMABLES.c.consumed_at.is_(None), _CONSUMABLES.c.revoked_at.is_(None),
-           _CONSUMABLES.c.expires_at > bindparam("p_now"))
-    .values(consumed_at=bindparam("p_now"))
-    .returning(*_CONSUMABLES.c))
-
-
-# On the table, not the ORM entity: the ORM's bulk-insert path cost about 0.07 ms more
-# per INSERT (docs/performance-history.md, fifth pass).
-_INSERT_CONSUMABLE = insert(_CONSUMABLES)
-
-
 def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:
     if item is None:
         return Outcome.UNKNOWN
@@ -137,24 +94,22 @@ def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:
     return Outcome.UNKNOWN
 
 
-def consume_bearer(session: Session, kind: str, value: str, *,
-                   statement: Executable = CONSUME_BEARER) -> ConsumeResult:
-    """Atomically mark the artefact consumed. Exactly one concurrent caller gets OK.
-
-    ``statement`` runs ``CONSUME_BEARER`` (its parameters, its row first), possibly with
-    more columns after the artefact's; the result's ``item`` is then that whole row."""
+def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
+    """Mark the artefact consumed, in one atomic ``UPDATE … RETURNING``: exactly one of
+    concurrent callers gets OK; the others learn why not (replayed, expired...)."""
     if not is_plausible_bearer(value):
         return ConsumeResult(Outcome.UNKNOWN)
     now = utcnow()
     lookup = token_digest(value)
-    # One statement on success. An object of this row already in the session would
-    # not see the update: expire it, so that it reloads.
-    consumed = session.execute(
-        statement, {"p_kind": kind, "p_lookup": lookup, "p_now": now}).first()
+    consumed = session.scalar(
+        update(Consumable)
+        .where(Consumable.kind == kind, Consumable.lookup == lookup,
+               Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
+               Consumable.expires_at > now)
+        .values(consumed_at=now)
+        .returning(Consumable)
+        .execution_options(populate_existing=True))
     if consumed is not None:
-        stale = session.identity_map.get(session.identity_key(Consumable, consumed.id))
-        if stale is not None:
-            session.expire(stale)
         return ConsumeResult(Outcome.OK, consumed)
     item = session.scalar(select(Consumable).where(Consumable.kind == kind,
                                                    Consumable.lookup == lookup)

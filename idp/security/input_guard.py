@@ -4,8 +4,7 @@ Nobody types U+0000 into a form or a link: a NUL comes from a crafted request. P
 can neither store one in a text column nor compare one with it (it raises, a 500 where
 SQLite would quietly keep the character), so one check at the door stands for a check on
 every column. Other control characters, which a person might paste, are refused per field
-with a message by :class:`idp.web.forms.BaseForm`; the endpoints served below Flask
-refuse a NUL in their own form reader (:func:`idp.oidc.client_endpoints.read_form`).
+with a message by :class:`idp.web.forms.BaseForm`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from collections.abc import Iterable
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
 
-from ..web.paths import is_api_path
+from ..paths import is_api_path
 
 log = logging.getLogger(__name__)
 

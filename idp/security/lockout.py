@@ -15,8 +15,8 @@ answers tell nothing about existence), the store keeps:
   again. A block always expires: an attacker can slow an account down, never shut it.
 
 Each attempt takes a short per-account lock, and counts itself as a failure *before* the
-password is checked (``kv.begin_attempt``: one step with the reading of the block and the
-delay); a success wipes the count. So concurrent attempts cannot slip several guesses in
+password is checked (:data:`BEGIN_ATTEMPT`: one atomic step with the reading of the block
+and the delay); a success wipes the count. So concurrent attempts cannot slip several guesses in
 between a read and a write of the counter. A successful login resets the count; a
 password reset (:func:`clear`) wipes everything, block included.
 
@@ -31,7 +31,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from ..identity.users import normalize_email
+from ..persistence.kv import Keys, Script
 
 # Patched by tests to move time forward.
 clock = time.time
@@ -42,8 +42,47 @@ BUSY_TTL = 15
 BUSY_RETRY = 1
 
 
+def _begin_attempt_locally(kv: Keys, keys: list[str], args: list) -> list:
+    lock, counter, *gates = keys
+    lock_ttl, now, counter_ttl = int(args[0]), float(args[1]), int(args[2])
+    if kv.get(lock) is not None:
+        return [0, []]
+    found = [kv.get(gate) for gate in gates]
+    if not any(_until_value(raw, now) for raw in found):
+        kv.set(lock, "1", lock_ttl)
+        kv.incr(counter, counter_ttl)
+    return [1, found]
+
+
+# Take the account's lock unless held (-> 0); read the gates (times before which no
+# attempt is taken); if one is still ahead, let the lock go, otherwise count the attempt.
+# A gate holds repr(a float): tonumber reads it as float() does.
+BEGIN_ATTEMPT = Script(lua="""
+if not redis.call('SET', KEYS[1], '1', 'EX', ARGV[1], 'NX') then
+  return {0, {}}
+end
+local now = tonumber(ARGV[2])
+local gates = {}
+local closed = false
+for i = 3, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  gates[i - 2] = raw
+  local until_ = raw and tonumber(raw)
+  if until_ and until_ > now then closed = true end
+end
+if closed then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3], 'NX')
+end
+return {1, gates}
+""", local=_begin_attempt_locally)
+
+
 def _subject(email: str) -> str:
-    return hashlib.sha256(b"lockout:" + normalize_email(email).encode()).hexdigest()[:40]
+    # Callers pass the address normalised (identity.users.normalize_email), as stored.
+    return hashlib.sha256(b"lockout:" + email.encode()).hexdigest()[:40]
 
 
 def _keys(email: str) -> dict[str, str]:
@@ -108,9 +147,9 @@ def begin(kv, settings, email: str) -> Decision:
     keys = _keys(email)
     now = clock()
     # The lock, both gates read and the attempt counted: one command on Redis.
-    taken, gates = kv.begin_attempt(keys["busy"], BUSY_TTL, (keys["block"], keys["wait"]),
-                                    now, keys["fail"],
-                                    settings.rate_limits.account_block_window)
+    taken, gates = kv.run(BEGIN_ATTEMPT, [keys["busy"], keys["fail"], keys["block"],
+                                          keys["wait"]],
+                          [BUSY_TTL, repr(now), settings.rate_limits.account_block_window])
     if not taken:
         return Decision(False, BUSY_RETRY)
     for raw, blocked in zip(gates, (True, False)):

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
 
+from ..paths import loggable
+
 log = logging.getLogger("idp.security.origin")
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -77,8 +79,8 @@ def install_origin_check(app: Flask, exempt_endpoints: Iterable[str], issuer: st
         reason = cross_site_reason(request.method, request.headers, own)
         if reason is not None:
             # The path only: no query string, which might carry a code or a token.
-            log.warning("refused a cross-site %s on %s (%s)", request.method, request.path,
-                        reason)
+            log.warning("refused a cross-site %s on %s (%s)", request.method,
+                        loggable(request.path), reason)
             return render_template(
                 "errors/error.html", status=403, title=_("Requête refusée"),
                 message=_("Cette demande provient d'un autre site et a été refusée. "

@@ -1,34 +1,59 @@
-"""Password hashing with argon2id (argon2-cffi)."""
+"""Password hashing with argon2id (argon2-cffi), at most a few at a time per process."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 
+class HashingBusy(Exception):
+    """Every hashing slot stayed taken for ``wait`` seconds: answer 503, try later."""
+
+
 class PasswordService:
-    def __init__(self, memory_kib: int, time_cost: int, parallelism: int) -> None:
+    def __init__(self, memory_kib: int, time_cost: int, parallelism: int,
+                 max_concurrent: int = 2, wait: float = 5.0) -> None:
         self.hasher = PasswordHasher(memory_cost=memory_kib, time_cost=time_cost,
                                      parallelism=parallelism)
+        # A flood of wrong passwords must not take every thread of the process: the
+        # other requests (token, userinfo, pages) keep the threads beyond these slots.
+        self.slots = threading.BoundedSemaphore(max_concurrent)
+        self.wait = wait
         # Verified against when the account does not exist, so that an unknown email
         # costs the same time as a wrong password (no enumeration by timing).
-        self._dummy_hash = self.hasher.hash("dummy password for timing equalisation")
+        self.dummy_hash = self.hasher.hash("dummy password for timing equalisation")
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self.slots.acquire(timeout=self.wait):
+            raise HashingBusy()
+        try:
+            yield
+        finally:
+            self.slots.release()
 
     def hash(self, password: str) -> str:
-        return self.hasher.hash(password)
+        with self.slot():
+            return self.hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         if not password_hash:
             self.verify_dummy(password)
             return False
         try:
-            return self.hasher.verify(password_hash, password)
+            with self.slot():
+                return self.hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
     def verify_dummy(self, password: str) -> None:
         try:
-            self.hasher.verify(self._dummy_hash, password)
+            with self.slot():
+                self.hasher.verify(self.dummy_hash, password)
         except VerificationError:
             pass
 

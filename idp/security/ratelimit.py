@@ -11,8 +11,8 @@ the API endpoints.
 
 The counter is a sliding window approximated from two fixed windows (the current one
 and the previous one, weighted by how much of it still overlaps the sliding window).
-Every request is counted first (``kv.incr_and_get``, atomic in Redis and in the
-in-process store; it reads the previous window in the same round trip) and then compared
+Every request is counted first (:data:`COUNT_AND_READ_PREVIOUS`, atomic in Redis and in
+the in-process store; it reads the previous window in the same round trip) and then compared
 with the limit, so concurrent requests cannot all slip in between a read and a write:
 within one window no more than ``limit`` requests pass.
 
@@ -28,14 +28,12 @@ guessing client credentials, and floods of requests no client vouches for. Each 
 remembers the addresses found over the limit (:class:`LocalBlocks`) and answers them 429
 without asking the store, so a successful request costs no store round trip at all; the
 count itself is shared, and another process learns of a block at the address's next
-failure there. Those endpoints are served below Flask (:mod:`idp.oidc.client_endpoints`),
-which applies :class:`ClientFailures` itself.
+failure there.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -45,11 +43,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
-from ..web.paths import is_api_path
+from ..persistence.kv import Keys, Script
+from ..paths import is_api_path
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +79,12 @@ RULES: tuple[tuple[str, str], ...] = (
     ("account.*verify*", "code_verify_per_ip"),
     ("account.*confirm*", "code_verify_per_ip"),
 )
+
+# Endpoints that store a new flow (and with it a browser session) when called without
+# one: every such request counts against this setting, GET included, so that nobody
+# can fill the store with abandoned flows.
+FLOW_STARTS = ("oidc.authorize", "login.start", "registration.start", "recovery.start")
+FLOWS_RULE = "flows_per_ip"
 
 # Where clients authenticate (token, introspection, revocation), their failures count
 # against this setting (see the module's docstring), not every POST.
@@ -119,11 +124,9 @@ def parse_limits(text: str) -> list[Limit]:
     return limits
 
 
-@functools.lru_cache(maxsize=4096)
 def ip_key(address: str | None) -> str:
     """The IP address as counted: an IPv6 address counts for its whole /64 (one
-    subscriber usually holds a /64 and may pick any address in it). Cached: parsing an
-    address cost 7 % of a ``client_credentials`` grant, and clients come back."""
+    subscriber usually holds a /64 and may pick any address in it)."""
     try:
         ip = ipaddress.ip_address((address or "").strip())
     except ValueError:
@@ -139,6 +142,18 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+def _count_and_read_previous_locally(kv: Keys, keys: list[str], args: list) -> list:
+    return [kv.incr(keys[0], int(args[0])), kv.get(keys[1])]
+
+
+# INCR with EXPIRE NX (the window starts at its first hit) and GET of the previous window.
+COUNT_AND_READ_PREVIOUS = Script(lua="""
+local value = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return {value, redis.call('GET', KEYS[2])}
+""", local=_count_and_read_previous_locally)
+
+
 def count(kv, name: str, subject: str, limit: Limit, now: float | None = None) -> int:
     """Count one event of ``subject`` under ``name``; 0 when allowed, otherwise the
     number of seconds after which it would be."""
@@ -147,8 +162,10 @@ def count(kv, name: str, subject: str, limit: Limit, now: float | None = None) -
     index = int(now // window)
     base = f"rl:{name}:{_digest(subject)}:{window}:"
     # Counted first (atomically), and the previous window read in the same round trip.
-    current, raw_previous = kv.incr_and_get(base + str(index), window * 2 + 1,
-                                            base + str(index - 1))
+    current, raw_previous = kv.run(COUNT_AND_READ_PREVIOUS,
+                                   [base + str(index), base + str(index - 1)],
+                                   [window * 2 + 1])
+    current = int(current)
     if current > limit.count:
         return _retry_after(current, 0, limit, now)
     previous = int(raw_previous or 0)
@@ -297,37 +314,45 @@ def slow_down(retry_after: int) -> dict[str, object]:
             "retry_after": retry_after}
 
 
-def install(app: Flask) -> ClientFailures:
-    """Count every POST against its endpoint's limits, before any other hook (CSRF
-    included: an invalid form costs the attacker as much as a valid one). Returns the
-    client-authenticating endpoints' limit, which :mod:`idp.oidc.client_endpoints`
-    applies below Flask."""
-    from ..services import client_ip, services
-
+def install(app: Flask, kv, settings, client_authenticating: tuple[str, ...]
+            ) -> ClientFailures:
+    """Count every POST against its endpoint's limits. Install it before the CSRF check
+    (Flask runs hooks in the order they were added): an invalid form costs the attacker
+    as much as a valid one. On ``client_authenticating`` endpoints, count failed answers
+    instead (:class:`ClientFailures`)."""
     # Fail fast on a bad setting, at start-up rather than on the first request.
-    settings = app.extensions["idp"].settings
-    for rule in {rule for _, rule in RULES} | {CLIENT_FAILURES_RULE}:
+    for rule in {rule for _, rule in RULES} | {CLIENT_FAILURES_RULE, FLOWS_RULE}:
         parse_limits(getattr(settings.rate_limits, rule))
+    failures = ClientFailures(kv, settings)
 
+    @app.before_request
     def check_rate_limits():
-        if request.method != "POST":
+        if request.endpoint in client_authenticating:
+            wait = failures.wait(request.remote_addr)
+            return too_many_requests(wait) if wait else None
+        if not settings.rate_limits.enabled:
             return None
-        rules = rules_for(request.endpoint)
+        rules = rules_for(request.endpoint) if request.method == "POST" else []
+        if request.endpoint in FLOW_STARTS and "flow" not in request.args:
+            rules.append(FLOWS_RULE)
         if not rules:
             return None
-        svc = services()
-        if not svc.settings.rate_limits.enabled:
-            return None
-        subject = ip_key(client_ip())
+        subject = ip_key(request.remote_addr)
         wait = 0
         for rule in rules:
             try:
-                hit(svc.kv, svc.settings, rule, subject)
+                hit(kv, settings, rule, subject)
             except RateLimited as exc:
                 wait = max(wait, exc.retry_after)
                 log.warning("rate limit %s exceeded by %s on %s", rule, subject,
                             request.endpoint)
         return too_many_requests(wait) if wait else None
 
-    app.before_request_funcs.setdefault(None, []).insert(0, check_rate_limits)
-    return ClientFailures(app.extensions["idp"].kv, settings)
+    @app.after_request
+    def count_client_failures(response):
+        if request.endpoint in client_authenticating and 400 <= response.status_code < 500 \
+                and response.status_code != 429 and not g.get("client_authenticated"):
+            failures.failed(request.remote_addr, request.endpoint)
+        return response
+
+    return failures

@@ -63,10 +63,9 @@ def current_sso() -> SsoSession | None:
     return current_user.sso if current_user.is_authenticated else None
 
 
-def sign_in(user: User, *, amr: list[str], acr: str, commit: bool = True) -> SsoSession:
-    """Start an SSO session for ``user`` and bind it to this browser, with a new id.
-    ``commit=False`` leaves the commit to the caller, for one transaction with what the
-    request does next (``flows.continuation.continue_to`` commits)."""
+def sign_in(user: User, *, amr: list[str], acr: str) -> SsoSession:
+    """Start an SSO session for ``user`` and bind it to this browser, with a new id;
+    commits the request's transaction."""
     svc = services()
     previous = current_sso()
     if previous is not None:
@@ -74,8 +73,7 @@ def sign_in(user: User, *, amr: list[str], acr: str, commit: bool = True) -> Sso
     sso = sso_service.start(svc.db.session, user, amr=amr, acr=acr,
                             lifetime=svc.settings.session.absolute_lifetime,
                             ip_address=client_ip(), user_agent=user_agent())
-    if commit:
-        svc.db.session.commit()
+    svc.db.session.commit()
     session.regenerate()
     login_user(SessionUser(user, sso))
     return sso

@@ -17,7 +17,6 @@ from ..messaging.email import EmailMessage
 from ..messaging.templates import render_message
 from ..security.password_policy import check_password, describe_policy
 from ..services import services
-from .skeleton import SkeletonCache
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +84,6 @@ def language_url(code: str) -> str:
     the query, and with it the démarche the citizen was signing in to."""
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     return request.path + "?" + urlencode([*args, ("lang", code)])
-
-
-def page_skeletons() -> SkeletonCache:
-    """The application's cache of page skeletons (idp.web.skeleton)."""
-    return services().extras.setdefault("page_skeletons", SkeletonCache())
 
 
 def send_templated_email(to: str, name: str, locale: str, **context) -> bool:

@@ -26,6 +26,7 @@ from tests.conftest import TEST_REDIS
 from tests.support import PASSWORD, form_with, provider_environment
 
 START_TIMEOUT = 30.0  # seconds for a process to answer
+IDP_COMMAND = [sys.executable, "-c", "from idp.cli import main; main()"]
 HTTP_TIMEOUT = 10.0  # seconds for any one request
 STOP_TIMEOUT = 5.0
 
@@ -96,11 +97,14 @@ def live(app, database_url, tmp_path) -> LiveConfig:
 
 @pytest.fixture
 def start_provider(live, tmp_path):
+    """The provider as production runs it: ``idp serve`` (granian). Several workers
+    need a shared store: one worker without Redis."""
     started: list[LiveProcess] = []
 
-    def start() -> LiveProcess:
-        server = LiveProcess("provider", [sys.executable, "-m", "tests.e2e.serve",
-                                          str(live.port)], live.env,
+    def start(workers: int | None = None) -> LiveProcess:
+        workers = workers or (2 if TEST_REDIS else 1)
+        server = LiveProcess("provider", [*IDP_COMMAND, "serve", "--port", str(live.port),
+                                          "--workers", str(workers)], live.env,
                              tmp_path / "provider.log", live.issuer,
                              "/.well-known/openid-configuration")
         started.append(server)
@@ -134,7 +138,7 @@ def start_sample_app(tmp_path):
 
 def idp_cli(env: dict[str, str], *args: str) -> str:
     """Run the ``idp`` command with the live environment; its standard output."""
-    result = subprocess.run([sys.executable, "-c", "from idp.cli import main; main()", *args],
+    result = subprocess.run([*IDP_COMMAND, *args],
                             env=env, cwd=str(PROJECT_ROOT), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, f"idp {' '.join(args)}: {result.stderr}"

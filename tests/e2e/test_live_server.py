@@ -134,8 +134,10 @@ def test_code_flow_with_authlib_client(start_provider, live, client_factory, use
     assert query(location)["state"] == logout_state
     again, _ = client.create_authorization_url(metadata["authorization_endpoint"],
                                                code_verifier=verifier, nonce=nonce)
-    after = browser.get(again)  # the login page, as the authorization request's answer
-    assert after.status_code == 200 and 'name="password"' in after.text
+    after = browser.get(again)  # to the login page: the session is over
+    assert after.status_code == 302 and "/login?" in after.headers["Location"]
+    login = browser.get(live.issuer + after.headers["Location"])
+    assert login.status_code == 200 and 'name="password"' in login.text
 
 
 def test_code_flow_rejects_bad_client_secret(start_provider, live, client_factory,
@@ -231,7 +233,9 @@ def test_sample_app_signs_in_prefills_and_signs_out(start_provider, start_sample
     # ... and of the provider: signing in again asks for the password.
     again = browser.get(app_url + "/connexion")
     to_login = browser.get(again.headers["Location"])
-    assert to_login.status_code == 200 and 'name="password"' in to_login.text
+    assert to_login.status_code == 302 and "/login?" in to_login.headers["Location"]
+    login = browser.get(live.issuer + to_login.headers["Location"])
+    assert login.status_code == 200 and 'name="password"' in login.text
 
 
 def test_sample_app_explains_refused_consent(start_provider, start_sample_app, live,

@@ -9,7 +9,7 @@ import re
 from sqlalchemy import select, update
 
 from idp.flows.recovery import CODE_ALPHABET
-from idp.flows.base import load_flow, read_flow
+from idp.persistence.flows import load_flow, read_flow
 from idp.persistence.models import Consumable, User
 from tests.conftest import basic_auth
 from tests.flows.conftest import STRONG_PASSWORD, href, link_in, post_form, text
@@ -289,7 +289,8 @@ def test_flow_is_bound_to_its_browser_and_bad_ids_are_not_500(browser, new_brows
 def test_recovery_inside_an_authorization_request_ends_at_the_client(
         app, svc, browser, rp, user, outbox):
     response, verifier, query = browser.authorize(rp)
-    assert response.status_code == 200  # the login page (the address of the request)
+    response = browser.get(response.headers["Location"])
+    assert response.status_code == 200  # the login page
     assert ask_code(browser, user.email,
                     start=response.request.full_path).status_code == 303
     code = code_of(outbox(to=user.email)[0])

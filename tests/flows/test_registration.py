@@ -236,6 +236,7 @@ def test_overseas_number_with_default_region(make_app):
 def test_registration_inside_an_authorization_request_lands_at_the_client(
         app, svc, browser, rp):
     login, verifier, query = browser.authorize(rp)
+    login = browser.get(login.headers["Location"])
     assert login.status_code == 200
     page = browser.get(href(login, "Créer un compte"))
     assert page.status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from urllib.parse import urlencode
 
@@ -117,7 +119,7 @@ def test_prompt_none_combined_with_other_values_is_invalid(browser, rp):
 def test_prompt_login_forces_a_new_authentication(browser, rp, user):
     sign_in(browser, rp, user)
     response, _, _ = browser.authorize(rp, prompt="login")
-    assert response.status_code == 200 and b'name="password"' in response.data
+    assert b'name="password"' in browser.get(response.headers["Location"]).data
     location = browser.follow_to_client(response, email=user.email)
     assert "code" in query_of(location)
 
@@ -127,7 +129,7 @@ def test_max_age_zero_forces_login_and_updates_auth_time(browser, rp, user, svc,
     tokens = exchange(browser, rp, first["code"], verifier).json
     time.sleep(1.1)
     response, verifier2, _ = browser.authorize(rp, max_age="0")
-    assert response.status_code == 200 and b'name="password"' in response.data
+    assert b'name="password"' in browser.get(response.headers["Location"]).data
     second = query_of(browser.follow_to_client(response, email=user.email))
     tokens2 = exchange(browser, rp, second["code"], verifier2).json
     keys = KeySet.import_key_set(browser.get("/jwks.json").json)
@@ -143,7 +145,8 @@ def test_max_age_must_be_a_non_negative_integer(browser, rp):
 
 
 def test_login_hint_prefills_the_email(browser, rp):
-    page, _, _ = browser.authorize(rp, login_hint="hint@example.org")
+    response, _, _ = browser.authorize(rp, login_hint="hint@example.org")
+    page = browser.get(response.headers["Location"])
     assert 'value="hint@example.org"' in page.get_data(as_text=True)
 
 
@@ -185,6 +188,7 @@ def test_acr_values_for_multi_factor_needs_interaction(browser, rp, user):
 def test_consent_screen_lists_claims_in_french_and_is_remembered(browser, client_factory, user):
     third_party = client_factory(name="Aide au logement")
     page, _, _ = browser.authorize(third_party, scope="openid profile email phone")
+    page = browser.get(page.headers["Location"])
     page = browser.submit(page, "email", {"email": user.email, "password": "correct horse battery staple"})
     page = browser.get(page.headers["Location"])
     html = page.get_data(as_text=True)
@@ -244,37 +248,46 @@ def test_duplicated_parameters_are_invalid(browser, rp):
     assert response.status_code == 400 and "Location" not in response.headers
 
 
-# -- the sign-in answers the authorization request in place (idp/flows/continuation.py) --
+# -- the sign-in that an authorization request waits for ---------------------------------
+
+def _login_page(browser, response):
+    """The login page the authorization request redirects to."""
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?return_to=")
+    page = browser.get(response.headers["Location"])
+    assert page.status_code == 200 and b'name="password"' in page.data
+    return page
+
 
 def _login(browser, page, email, password="correct horse battery staple", **extra):
-    assert page.status_code == 200 and b'name="password"' in page.data
     return browser.submit(page, "email", {"email": email, "password": password, **extra})
 
 
-def test_the_authorization_request_answers_with_the_login_page(browser, rp, user):
-    # As Keycloak does: no redirect to /login, the page is the answer (one request
-    # fewer); its form posts to the login flow, which goes back to this request.
-    page, _, _ = browser.authorize(rp, ui_locales="en")
-    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+def test_the_authorization_request_redirects_to_the_login_page(browser, rp, user):
+    response, _, _ = browser.authorize(rp, ui_locales="en")
+    assert response.headers["Cache-Control"] == "no-store"
+    page = _login_page(browser, response)
     html = page.get_data(as_text=True)
     assert '<html lang="en">' in html and "<h1>Sign in</h1>" in html
     assert 'action="/login?flow=' in html
     # Reloading the address starts again with new flows; both pages work.
     again, _, _ = browser.authorize(rp)
-    assert resume_of(again) != resume_of(page)
+    assert resume_of(_login_page(browser, again)) != resume_of(page)
     done = _login(browser, page, user.email)
-    assert done.status_code == 302 and done.headers["Location"].startswith(rp.redirect_uri)
+    assert done.status_code == 302 and done.headers["Location"] == resume_of(page)
 
 
-def test_the_login_answers_the_waiting_authorization_request_with_the_code(browser, rp, user):
+def test_the_login_goes_back_to_the_waiting_authorization_request(browser, rp, user):
     response, verifier, query = browser.authorize(rp)
-    resume = resume_of(response)
-    done = _login(browser, response, user.email)
-    # Straight back to the démarche: no stop at /authorize/resume.
-    assert done.status_code == 302
-    assert done.headers["Location"].startswith(rp.redirect_uri + "?")
-    assert done.headers["Cache-Control"] == "no-store"
-    result = query_of(done.headers["Location"])
+    page = _login_page(browser, response)
+    resume = resume_of(page)
+    done = _login(browser, page, user.email)
+    assert done.status_code == 302 and done.headers["Location"] == resume
+    answer = browser.get(resume)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith(rp.redirect_uri + "?")
+    assert answer.headers["Cache-Control"] == "no-store"
+    result = query_of(answer.headers["Location"])
     assert result["state"] == query["state"] and result["iss"] == ISSUER
     assert exchange(browser, rp, result["code"], verifier).status_code == 200
     # The authorization request was answered once: its resume is gone.
@@ -283,17 +296,17 @@ def test_the_login_answers_the_waiting_authorization_request_with_the_code(brows
 
 def test_a_wrong_password_answers_no_code(browser, rp, user):
     response, _, _ = browser.authorize(rp)
-    refused = _login(browser, response, user.email, password="not the password at all")
+    refused = _login(browser, _login_page(browser, response), user.email,
+                     password="not the password at all")
     assert refused.status_code == 400 and "Location" not in refused.headers
 
 
-def test_a_client_that_asks_consent_still_shows_its_screen_after_the_login(
+def test_a_client_that_asks_consent_shows_its_screen_after_the_login(
         browser, client_factory, user):
     third_party = client_factory(name="Aide au logement")
     response, _, _ = browser.authorize(third_party)
-    # A "decision" field smuggled into the login form grants nothing: the in-place
-    # answer never reads the login's form.
-    done = _login(browser, response, user.email, decision="allow")
+    # A "decision" field smuggled into the login form grants nothing.
+    done = _login(browser, _login_page(browser, response), user.email, decision="allow")
     assert done.status_code == 302
     assert done.headers["Location"].startswith("/authorize/resume/")
     screen = browser.get(done.headers["Location"])
@@ -303,7 +316,7 @@ def test_a_client_that_asks_consent_still_shows_its_screen_after_the_login(
 def test_new_terms_are_accepted_before_the_code(browser, rp, user_factory):
     person = user_factory(email="anciennes-cgu@example.org", terms_version="2020-01")
     response, _, _ = browser.authorize(rp)
-    done = _login(browser, response, person.email)
+    done = _login(browser, _login_page(browser, response), person.email)
     assert done.headers["Location"].startswith("/authorize/resume/")
     terms = browser.get(done.headers["Location"])
     assert terms.status_code == 302
@@ -322,3 +335,58 @@ def test_a_stale_authorization_request_is_redirected_to_not_answered(browser, us
 def test_other_destinations_are_redirected_to(browser, user):
     done = browser.login(user.email, start="/login?return_to=/compte/")
     assert done.status_code == 302 and done.headers["Location"] == "/compte/"
+
+
+def test_form_post_response_mode_posts_the_code_back(browser, rp, user):
+    sign_in(browser, rp, user)
+    response, verifier, query = browser.authorize(rp, response_mode="form_post")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    assert f'action="{rp.redirect_uri}"' in html and 'method="post"' in html
+    fields = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', html))
+    assert fields["state"] == query["state"] and fields["iss"] == ISSUER
+    assert exchange(browser, rp, fields["code"], verifier).status_code == 200
+    assert "form_post" in browser.get("/.well-known/openid-configuration").json[
+        "response_modes_supported"]
+
+
+def test_form_post_carries_errors_too_and_unknown_modes_are_refused(browser, client_factory,
+                                                                    user):
+    third_party = client_factory()
+    sign_in_page, _, _ = browser.authorize(third_party, response_mode="form_post",
+                                           prompt="none")
+    html = sign_in_page.get_data(as_text=True)
+    assert 'name="error" value="login_required"' in html
+    response, _, _ = browser.authorize(third_party, response_mode="fragment")
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_a_claim_asked_one_by_one_is_shown_on_the_consent_screen_then_released(
+        browser, client_factory, user_factory):
+    user = user_factory(phone_number="+33612345678")
+    third_party = client_factory(name="Aide au logement",
+                                 scopes=["openid", "email", "phone", "offline_access"])
+    claims = json.dumps({"userinfo": {"phone_number": None, "address": None}})
+    response, verifier, _ = browser.authorize(third_party, scope="openid email", claims=claims)
+    login = browser.get(response.headers["Location"])
+    screen = browser.get(browser.submit(login, "email", {
+        "email": user.email, "password": "correct horse battery staple"}).headers["Location"])
+    html = screen.get_data(as_text=True)
+    assert "Votre numéro de téléphone" in html
+    assert "adresse postale" not in html  # not a scope the client is registered for
+    done = browser.submit(screen, "decision", button=("decision", "allow"))
+    tokens = exchange(browser, third_party, query_of(done.headers["Location"])["code"],
+                      verifier).json
+    info = browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"}).json
+    assert info["phone_number"] == "+33612345678" and "address" not in info
+    # Remembered: the same request asks nothing more.
+    again, _, _ = browser.authorize(third_party, scope="openid email", claims=claims)
+    assert "code" in query_of(again.headers["Location"])
+    # Without the claims parameter, the scope alone does not release it.
+    plain, verifier, _ = browser.authorize(third_party, scope="openid email")
+    tokens = exchange(browser, third_party, query_of(plain.headers["Location"])["code"],
+                      verifier).json
+    info = browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"}).json
+    assert "phone_number" not in info

@@ -89,7 +89,7 @@ def test_another_process_learns_of_the_block_at_the_next_failure(app, browser, s
                      data={"grant_type": "client_credentials"})
     # A process that has not seen these failures (its own memory is empty) lets a good
     # request through, and blocks at the first failure: the count is shared.
-    app.extensions["idp"].extras["client_failures"].blocks._until.clear()
+    app.extensions["idp"].client_failures.blocks._until.clear()  # noqa: SLF001
     assert client_credentials(browser, service).status_code == 200
     assert browser.post("/token", headers=wrong_secret(service),
                         data={"grant_type": "client_credentials"}).status_code == 401

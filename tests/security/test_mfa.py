@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 
-from idp.flows.base import read_flow
+from idp.persistence.flows import read_flow
 from idp.messaging.outbox import read_outbox
 from idp.persistence.models import (AuditEvent, Consumable, MfaCredential, SsoSession, User,
                                    utcnow)
@@ -402,8 +402,9 @@ def test_acr_eidas2_request_ends_with_a_two_factor_id_token(app, browser, rp, cl
     page = follow(browser, browser.submit(login_page, "email",
                                           {"email": user.email, "password": PASSWORD}))
     assert urlsplit(page.request.url).path == "/login/mfa"
-    # The second factor's answer is the code itself (idp/flows/continuation.py).
-    back = browser.submit(page, "code", {"code": code_at(totp)})
+    done = browser.submit(page, "code", {"code": code_at(totp)})
+    assert done.status_code == 302 and done.headers["Location"].startswith("/authorize/resume/")
+    back = browser.get(done.headers["Location"])
     assert back.status_code == 302 and back.headers["Location"].startswith(rp.redirect_uri + "?")
     claims = id_token_claims(browser, rp, back.headers["Location"], verifier)
     assert claims["acr"] == "eidas2" and "otp" in claims["amr"] and "pwd" in claims["amr"]

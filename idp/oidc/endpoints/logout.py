@@ -14,7 +14,7 @@ from ...persistence.models import Client, Grant
 from ...services import audit, services
 from ...web.auth import sign_out
 from .. import claims as claims_mod
-from ..grants import revoke_grant
+from ...identity.grants import revoke_grant
 
 
 def _error(description: str):
@@ -38,13 +38,12 @@ def _end_session() -> None:
 
 def logout():
     svc = services()
-    ctx = svc.extras["oidc_server"].ctx
     params = request.values
     hint = params.get("id_token_hint")
     client_id = params.get("client_id")
     hint_claims = None
     if hint:
-        hint_claims = ctx.tokens.decode_id_token_hint(hint)
+        hint_claims = svc.tokens.decode_id_token_hint(hint)
         if hint_claims is None:
             return _error(_("Le jeton de déconnexion (id_token_hint) n'est pas valide."))
         aud = hint_claims["aud"]
@@ -73,7 +72,7 @@ def logout():
     hint_matches = bool(hint_claims and client and (
         hint_claims.get("sid") == current_user.sso.id
         or hint_claims["sub"] == claims_mod.subject_for(current_user.user.id, client,
-                                                         ctx.pairwise_salt)))
+                                                         svc.pairwise_salt)))
     confirmed = False
     if request.method == "POST" and request.form.get("confirm") == "yes":
         # The endpoint is CSRF-exempt for relying parties' POSTs; our own confirmation

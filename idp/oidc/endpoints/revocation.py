@@ -5,7 +5,8 @@ from __future__ import annotations
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 
 from ...security.audit import record_event
-from ..grants import ALL_AUTH_METHODS, revoke_grant
+from ...identity.grants import revoke_grant
+from ..grants import ALL_AUTH_METHODS
 from ..tokens import revoke_access_token
 from .token_refs import AccessTokenRef, find_token
 

@@ -63,8 +63,8 @@ def find_token(ctx, value: str, hint: str | None) -> AccessTokenRef | RefreshTok
         claims = ctx.tokens.decode_access_token(value)
         if claims is None:
             return None
-        with ctx.db.single_statement() as connection:
-            return AccessTokenRef(claims, ctx.tokens.is_access_token_active(connection, claims))
+        session = ctx.db.session
+        return AccessTokenRef(claims, ctx.tokens.status(session, claims).active)
     session = ctx.db.session
     row = consumables.find_bearer_with_grant(session, REFRESH_TOKEN, value)
     return None if row is None else RefreshTokenRef(*row)

@@ -38,6 +38,9 @@ class Client(Base):
     require_consent: Mapped[bool] = mapped_column(Boolean, default=True)
     jwks: Mapped[dict | None] = mapped_column(default=None)
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
+    # PKCE (S256) on every authorization request (RFC 9700 §2.1.1); public clients
+    # always need it, a confidential one only while this is on (off: old clients).
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     # Shown in the catalogue of "Mon compte".
     listed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

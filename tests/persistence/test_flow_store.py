@@ -1,5 +1,5 @@
 """Flows live in the key-value store and move with the SQL transaction of their step
-(idp/flows/base.py): written when it commits, undone when it rolls back. Runs on the
+(idp/persistence/flows.py): written when it commits, undone when it rolls back. Runs on the
 in-process store by default and on Redis in CI's second pass."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from idp.flows.base import (KEY_PREFIX, FlowError, create_flow, delete_flow, load_flow,
+from idp.persistence.flows import (KEY_PREFIX, FlowError, create_flow, delete_flow, load_flow,
                             read_flow)
 from idp.persistence.models import AuditEvent, utcnow
 from idp.security.audit import record_event
@@ -161,7 +161,7 @@ def test_an_expired_flow_is_refused_and_not_written_back(app, svc, writes):
 def test_a_flow_past_its_expiry_but_still_stored_is_refused(app, svc, monkeypatch):
     flow = _stored(app, svc, "login", ttl=60)
     later = utcnow() + dt.timedelta(seconds=61)
-    monkeypatch.setattr("idp.flows.base.utcnow", lambda: later)
+    monkeypatch.setattr("idp.persistence.flows.utcnow", lambda: later)
     with app.app_context():
         with pytest.raises(FlowError, match="expired"):
             load_flow(svc.db.session, flow.id, "login", "b")

@@ -2,9 +2,7 @@
 
 A flow lives in the key-value store (Redis in production), beside the browser session
 it is bound to: it is of no use once that session is gone, so it needs no more
-durability than the session has. A sign-in creates and ends two flows; as rows, they
-cost four statements and four row writes in PostgreSQL per sign-in (docs/performance-history.md,
-ninth pass).
+durability than the session has.
 
 A flow still moves on with the SQL transaction of the step that moves it, as when it
 was a row: the functions take the request's SQLAlchemy session, and what a step
@@ -25,8 +23,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..persistence.kv import KeyValueStore
-from ..persistence.models import new_id, utcnow
+from .kv import KeyValueStore
+from .models import new_id, utcnow
 
 DEFAULT_FLOW_TTL = 30 * 60
 KEY_PREFIX = "flow:"
@@ -107,7 +105,7 @@ def _store(session: Session) -> KeyValueStore:
     try:
         return session.info[_STORE]
     except KeyError:
-        raise RuntimeError("no flow store: call idp.flows.base.attach_store") from None
+        raise RuntimeError("no flow store: call idp.persistence.flows.attach_store") from None
 
 
 def create_flow(session: Session, type_: str, *, state: str, browser: str | None,
@@ -218,9 +216,14 @@ def _undo_changes(session: Session, previous_transaction) -> None:
             setattr(entry.flow, name, value)
 
 
+MAX_RETURN_TO = 2000
+
+
 def safe_return_to(value: str | None) -> str | None:
-    """Only local paths: a flow never redirects to another site (open redirect)."""
-    if not value:
+    """Only local paths: a flow never redirects to another site (open redirect), nor
+    to anything a Location header cannot carry."""
+    if not value or len(value) > MAX_RETURN_TO \
+            or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         return None
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") \
