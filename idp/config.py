@@ -13,6 +13,7 @@ that file and this model in step.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tomllib
@@ -54,6 +55,9 @@ class SessionSettings:
     cookie_secure: str = "auto"
     # A re-authentication is asked for sensitive actions older than this.
     reauth_max_age: int = 10 * 60
+    # Seconds between two passes of back-channel logout delivery in each process (0:
+    # none in process; run `idp logout deliver` from a timer instead).
+    logout_propagation_interval: float = 5.0
 
 
 @dataclass
@@ -126,9 +130,14 @@ class MessagingSettings:
     default_region: str = "FR"
     sms_allowed_regions: list[str] = field(default_factory=lambda: ["FR", "NC"])
     sms_daily_budget: int = 5000
+    # The last part of the budget, kept for password recovery and security notices.
+    sms_budget_reserve_percent: int = 20
     # Throttles, "N/unit" separated by commas (unit: second, minute, hour, day).
     sms_per_destination: str = "3/hour, 6/day"
     sms_per_account: str = "5/hour, 10/day"
+    # E-mails with a code or a link (security notices are never capped).
+    email_per_destination: str = "5/hour, 12/day"
+    email_per_account: str = "10/hour, 20/day"
 
 
 @dataclass
@@ -177,6 +186,30 @@ class RateLimitSettings:
 
 
 @dataclass
+class MfaSettings:
+    """The second factor: guessing it, and getting back an account whose authenticator
+    is lost (or was set up by someone else)."""
+
+    # Wrong second-factor codes of one account (login, "Mon compte"), whatever the flow:
+    # a growing delay after this many...
+    failures_before_delay: int = 3
+    # ...starting at this many seconds and doubling up to delay_max...
+    delay_base: float = 30.0
+    delay_max: float = 900.0
+    # ...and a block (the owner told) after this many within failure_window. A correct
+    # code does not wipe the count: only the window's end does.
+    block_after: int = 10
+    block_duration: int = 3600
+    failure_window: int = 24 * 3600
+    # Without the authenticator or a recovery code, the owner asks (with a code sent to
+    # the login address) for the second factor to be removed: it is, at a sign-in this
+    # long after the request, unless a sign-in with the second factor cancels it...
+    reset_delay: int = 3 * 24 * 3600
+    # ...and the request lapses this long after it could have been used.
+    reset_window: int = 7 * 24 * 3600
+
+
+@dataclass
 class SupportSettings:
     """How citizens reach the help desk (shown on the "Besoin d'assistance" page)."""
 
@@ -207,6 +240,19 @@ class ServerSettings:
 
 
 @dataclass
+class ObservabilitySettings:
+    """Logs, metrics and health checks (docs/operations.md)."""
+
+    # "text": one readable line per event; "json": one JSON object per line, for a log
+    # collector. Either way with the request id (X-Request-Id).
+    log_format: str = "text"
+    log_level: str = "INFO"
+    # /metrics answers a scraper sending this bearer token, or from these networks.
+    metrics_token: str = ""
+    metrics_networks: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+
+@dataclass
 class AuditSettings:
     retention_days: int = 365
 
@@ -223,6 +269,10 @@ class Settings:
     redis_url: str = ""
     # Prefix of every key this instance writes in Redis (several deployments may share one).
     redis_prefix: str = "idp:"
+    # Redis Sentinel: "host:port" of each sentinel; the master of redis_sentinel_service
+    # is then used, with the database and password of redis_url (its host is ignored).
+    redis_sentinels: list[str] = field(default_factory=list)
+    redis_sentinel_service: str = "idp"
     # Empty: a random key is generated into the instance folder on first start.
     secret_key: str = ""
     instance_dir: str = "instance"
@@ -249,8 +299,10 @@ class Settings:
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     verification: VerificationSettings = field(default_factory=VerificationSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    mfa: MfaSettings = field(default_factory=MfaSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     support: SupportSettings = field(default_factory=SupportSettings)
     populations: list[Population] = field(default_factory=_default_populations)
 
@@ -376,10 +428,22 @@ def validate(settings: Settings) -> None:
         raise ConfigError("passwords.max_concurrent_hashes must be at least 1")
     if settings.passwords.min_length < 8:
         raise ConfigError("passwords.min_length may never be below 8")
+    if settings.observability.log_format not in ("text", "json"):
+        raise ConfigError("observability.log_format must be text or json")
+    try:
+        for network in settings.observability.metrics_networks:
+            ipaddress.ip_network(network)
+    except ValueError as exc:
+        raise ConfigError(f"observability.metrics_networks: {exc}") from None
     if settings.server.threads < 1 or settings.server.workers < 0:
         raise ConfigError("server.threads must be at least 1, server.workers at least 0")
     if not 1 <= settings.server.header_read_timeout <= 60:
         raise ConfigError("server.header_read_timeout must be between 1 and 60 seconds")
+    if not 0 <= settings.messaging.sms_budget_reserve_percent <= 100:
+        raise ConfigError("messaging.sms_budget_reserve_percent must be between 0 and 100")
+    if settings.mfa.block_after < 1 or settings.mfa.block_duration < 1 \
+            or settings.mfa.failure_window < 1:
+        raise ConfigError("mfa.block_after, block_duration and failure_window must be positive")
     if settings.verification.code_length < 4:
         raise ConfigError("verification.code_length must be at least 4")
     for alg in settings.tokens.signing_algs:
@@ -396,6 +460,7 @@ def as_public_dict(settings: Settings) -> dict:
     """The settings with secret values masked, for `idp config show`."""
     data = dataclasses.asdict(settings)
     for path in (("secret_key",), ("pairwise_salt",), ("messaging", "smtp_password"),
+                 ("observability", "metrics_token"),
                  ("messaging", "sms_gateway_auth_header")):
         node = data
         for key in path[:-1]:

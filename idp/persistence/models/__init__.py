@@ -6,11 +6,11 @@ from .clients import Client, hash_client_secret
 from .consumables import Consumable
 from .oauth import Consent, Grant, RevokedAccessToken
 from .relations import Relation
-from .sessions import SsoSession
+from .sessions import LogoutDelivery, SsoSession
 from .users import MfaCredential, User
 
 __all__ = [
-    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant",
+    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant", "LogoutDelivery",
     "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
     "new_id", "utcnow",
 ]
