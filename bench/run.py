@@ -36,8 +36,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scenarios import SCENARIOS, FlowError, Target, run_load, sign_in  # noqa: E402
-from services import (PASSWORD, REDIRECT_URI, ROOT, Provider, SuiteError, processes,  # noqa: E402
-                      ensure_services, log, machine_ticks, postgres_seconds, redis_seconds,
+from services import (PASSWORD, REDIRECT_URI, ROOT, Provider, SuiteError,  # noqa: E402
+                      drop_stale_schemas, ensure_services, log, machine_ticks,
+                      postgres_seconds, processes, redis_seconds, schema_name,
                       start_reference)
 
 ORDER = ["discovery", "jwks", "client_credentials", "refresh", "signin", "userinfo",
@@ -375,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_services()
         log(f"preparing the provider with {args.accounts[0]:,} accounts")
-        ours, m = provider(workdir, "bench_main", args.accounts[0], args, args.threads, servers)
+        drop_stale_schemas()
+        ours, m = provider(workdir, schema_name("main"), args.accounts[0], args, args.threads,
+                           servers)
         results["meta"]["argon2"] = argon2_description(ours.database_url)
         if not args.threads_given and "signin" in args.scenarios:
             choose_threads(ours, m, args, results)
@@ -393,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         results["meta"]["rss_mib"] = ours.server.memory_mib()
         if len(args.accounts) > 1 and set(GROWTH) & set(args.scenarios):
             log(f"preparing a second provider with {args.accounts[-1]:,} accounts")
-            _, big = provider(workdir, "bench_growth", args.accounts[-1], args,
+            _, big = provider(workdir, schema_name("growth"), args.accounts[-1], args,
                               ours.threads, servers)
             growth(m, big, args, results)
         results["checks"] = verdicts(results)
@@ -411,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                 server.cleanup()
             except Exception as exc:  # noqa: BLE001 - the other servers still get stopped
                 log(f"cleaning up {server.schema}: {exc}")
-            if server.server.log_path:
-                shutil.copy(server.server.log_path, args.out / f"{server.schema}.log")
+            if server.server.log_path:  # bench_main.log, bench_growth.log
+                name = server.schema.rsplit("_", 1)[0]
+                shutil.copy(server.server.log_path, args.out / f"{name}.log")
         shutil.rmtree(workdir, ignore_errors=True)
         windows = results["rows"] + [w for g in results["growth"] for w in (g["small"], g["big"])]
         results["meta"]["other_cores"] = (sum(r["other_cores"] for r in windows) /

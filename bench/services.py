@@ -123,6 +123,28 @@ def drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def schema_name(kind: str) -> str:
+    """A schema of this run: runs from several worktrees of one machine (each CI run
+    has a smoke) must not drop each other's."""
+    return f"bench_{kind}_{os.getpid()}"
+
+
+def drop_stale_schemas() -> None:
+    """The schemas and Redis keys of runs whose process is gone (killed, say)."""
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (BENCH_DATABASE,)).fetchone():
+            return
+    with psycopg.connect(BENCH_URL, autocommit=True, connect_timeout=5) as conn:
+        names = [row[0] for row in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench%'")]
+    for name in names:
+        pid = name.rsplit("_", 1)[-1]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+            delete_redis_keys(f"{BENCH_DATABASE}:{name}:")
+            drop_schema(name)
+
+
 def delete_redis_keys(prefix: str) -> None:
     """Delete the keys under ``prefix`` in the benchmark's Redis database (no FLUSHDB)."""
     client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=10)
