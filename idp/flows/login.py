@@ -96,7 +96,9 @@ def _new_flow(return_to: str, *, client_id: str | None, acr: str | None,
               login_hint: str | None):
     return create_flow(services().db.session, "login", state="choose_method",
                        browser=session.browser_id, return_to=return_to, ttl=LOGIN_FLOW_TTL,
-                       data={"client_id": client_id, "acr": acr,
+                       # Bounded: anyone may start a login (docs/security.md).
+                       data={"client_id": (client_id or "")[:64] or None,
+                             "acr": (acr or "")[:32] or None,
                              "login_hint": (login_hint or "")[:320]})
 
 
