@@ -18,7 +18,7 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -150,17 +150,24 @@ class TokenStatus:
     user: User | None = None
 
 
+# Built once (every refresh, userinfo and introspection runs one of them).
+LIVE_GRANT_AND_USER = select(Grant, User).join(User, User.id == Grant.user_id).where(
+    Grant.id == bindparam("grant_id"), Grant.revoked_at.is_(None), User.disabled.is_(False))
+LIVE_GRANT_AND_USER_OF_TOKEN = LIVE_GRANT_AND_USER.where(
+    ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
+
+
 def live_grant_and_user(session: Session, grant_id: str | None,
                         unrevoked_jti: str | None = None) -> tuple[Grant, User] | None:
     """A token family that is not revoked and its still enabled user, in one query;
     with ``unrevoked_jti``, only if that access token was not revoked on its own."""
     if not grant_id:
         return None
-    query = select(Grant, User).join(User, User.id == Grant.user_id).where(
-        Grant.id == grant_id, Grant.revoked_at.is_(None), User.disabled.is_(False))
-    if unrevoked_jti is not None:
-        query = query.where(~exists().where(RevokedAccessToken.jti == unrevoked_jti))
-    row = session.execute(query).first()
+    if unrevoked_jti is None:
+        row = session.execute(LIVE_GRANT_AND_USER, {"grant_id": grant_id}).first()
+    else:
+        row = session.execute(LIVE_GRANT_AND_USER_OF_TOKEN,
+                              {"grant_id": grant_id, "jti": unrevoked_jti}).first()
     return None if row is None else (row[0], row[1])
 
 
