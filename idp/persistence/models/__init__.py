@@ -5,12 +5,13 @@ from .base import Base, new_id, utcnow
 from .clients import Client, hash_client_secret
 from .consumables import Consumable
 from .oauth import Consent, Grant, RevokedAccessToken
+from .registration import InitialAccessToken
 from .relations import Relation
 from .sessions import SsoSession
 from .users import MfaCredential, User
 
 __all__ = [
-    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant",
+    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant", "InitialAccessToken",
     "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
     "new_id", "utcnow",
 ]
