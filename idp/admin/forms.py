@@ -43,7 +43,7 @@ class UriList:
             except ClientError:
                 raise ValidationError(_l(
                     "Adresse refusée : %(uri)s. Une adresse complète en https est attendue, "
-                    "sans fragment (#) ; http n'est admis que pour localhost.",
+                    "sans fragment (#) ni joker (*) ; http n'est admis que pour localhost.",
                     uri=uri)) from None
 
 
