@@ -159,6 +159,8 @@ class RateLimitSettings:
     code_verify_per_ip: str = "30/minute"
     code_send_per_ip: str = "10/hour"
     client_failures_per_ip: str = "60/minute"
+    # Client registrations (RFC 7591), each with an initial access token.
+    client_registration_per_ip: str = "20/hour"
     # Requests that start a flow (an authorization request, a login, a registration, a
     # recovery), whatever their method: each stores a flow and a browser session.
     flows_per_ip: str = "120/minute, 2000/day"
@@ -208,6 +210,18 @@ class AuditSettings:
 
 
 @dataclass
+class ClientRegistrationSettings:
+    """Dynamic client registration (RFC 7591/7592), open only with an initial access
+    token issued by an administrator."""
+
+    enabled: bool = True
+    # Lifetime of a new initial access token when the administrator does not choose one...
+    initial_token_ttl: int = 7 * 24 * 3600
+    # ...and the longest one may choose.
+    initial_token_max_ttl: int = 90 * 24 * 3600
+
+
+@dataclass
 class Settings:
     issuer: str = "http://127.0.0.1:5000"
     # Empty: a SQLite file in the instance folder, migrated on first start.
@@ -246,6 +260,8 @@ class Settings:
     verification: VerificationSettings = field(default_factory=VerificationSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    client_registration: ClientRegistrationSettings = field(
+        default_factory=ClientRegistrationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     support: SupportSettings = field(default_factory=SupportSettings)
     populations: list[Population] = field(default_factory=_default_populations)
@@ -378,6 +394,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("server.header_read_timeout must be between 1 and 60 seconds")
     if settings.verification.code_length < 4:
         raise ConfigError("verification.code_length must be at least 4")
+    registration = settings.client_registration
+    if not 60 <= registration.initial_token_ttl <= registration.initial_token_max_ttl:
+        raise ConfigError("client_registration.initial_token_ttl must be at least 60 seconds "
+                          "and at most initial_token_max_ttl")
     for alg in settings.tokens.signing_algs:
         if alg not in ("RS256", "ES256"):
             raise ConfigError(f"unsupported signing algorithm {alg}")

@@ -2,7 +2,7 @@
 
 # Protocol endpoints called by relying parties' servers, not by browsers: answered in
 # JSON, never with a page, and never reading or writing the browser session.
-API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect")
+API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/register")
 
 # Public documents (idp/oidc/endpoints/discovery.py).
 DISCOVERY_PATH = "/.well-known/openid-configuration"

@@ -76,12 +76,14 @@ class TokenService:
         return dict(claims)
 
     def status(self, session: Session, claims: dict[str, Any]) -> TokenStatus:
-        """Not revoked; for a user's token (``gid``), its family alive and its user
-        enabled."""
+        """Not revoked, its client not disabled; for a user's token (``gid``), its family
+        alive and its user enabled."""
         if is_jti_revoked(session, claims.get("jti", "")):
             return TokenStatus(False)
         if claims.get("gid") is None:
-            return TokenStatus(True)
+            disabled = session.scalar(select(Client.disabled)
+                                      .where(Client.client_id == claims.get("client_id")))
+            return TokenStatus(disabled is False)
         found = live_grant_and_user(session, claims["gid"])
         if found is None:
             return TokenStatus(False)
@@ -142,13 +144,15 @@ class TokenStatus:
 
 def live_grant_and_user(session: Session, grant_id: str | None
                         ) -> tuple[Grant, User] | None:
-    """A token family that is not revoked and its still enabled user, in one query."""
+    """A token family that is not revoked, its still enabled user, and its client not
+    disabled, in one query."""
     if not grant_id:
         return None
     row = session.execute(
         select(Grant, User).join(User, User.id == Grant.user_id)
+        .join(Client, Client.client_id == Grant.client_id)
         .where(Grant.id == grant_id, Grant.revoked_at.is_(None),
-               User.disabled.is_(False))).first()
+               User.disabled.is_(False), Client.disabled.is_(False))).first()
     return None if row is None else (row[0], row[1])
 
 
