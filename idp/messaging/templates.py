@@ -26,7 +26,7 @@ FALLBACK_LOCALE = "fr"
 DEFAULTS = {"service_name": "Compte usager", "organisation_name": "Région"}
 MESSAGE_NAMES = ("verification_code", "recovery_code", "email_confirmation", "account_exists",
                  "password_changed", "login_email_changed", "mfa_changed", "account_locked",
-                 "account_deleted")
+                 "account_deleted", "password_reset_required")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SUBJECT_PREFIX = "Subject:"
 
