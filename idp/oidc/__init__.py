@@ -32,6 +32,7 @@ CSRF_EXEMPT = ("oidc.authorize", "oidc.logout", "oidc.token", "oidc.introspect",
 # Where clients authenticate: failed answers count against the caller's address
 # (security/ratelimit.py, client failures).
 CLIENT_AUTHENTICATING = ("oidc.token", "oidc.introspect", "oidc.revoke")
+REGISTRATION = ("oidc.client_registration", "oidc.client_configuration")
 
 
 def check_protocol_requests() -> Response | None:
@@ -41,4 +42,6 @@ def check_protocol_requests() -> Response | None:
         return token.check_form_post()
     if request.endpoint == "oidc.authorize":
         request.max_content_length = authorize.MAX_BODY_BYTES
+    if request.endpoint in REGISTRATION:
+        request.max_content_length = registration.MAX_BODY_BYTES
     return None

@@ -258,12 +258,25 @@ def test_invalid_metadata_is_refused_with_the_rfc_7591_codes(app, svc, browser, 
     (b"{not json", "application/json"),
     (b"client_name=x", "application/x-www-form-urlencoded"),
     (b"", "application/json"),
+    (b"null", "application/json"),
+    (b"[" * 30000 + b"]" * 30000, "application/json"),
+    ("{\"client_name\": \"\u00e9\"}".encode("latin-1"), "application/json"),
 ])
-def test_a_body_that_is_not_json_is_a_json_error(browser, issue, body, content_type):
-    response = browser.post("/register", data=body, content_type=content_type,
-                            headers=bearer(issue()))
-    assert 400 <= response.status_code < 500
-    assert response.is_json and response.json["error"]
+def test_a_body_that_is_not_json_is_a_json_error(app, svc, browser, issue, registered, body,
+                                                 content_type):
+    for send in (lambda: browser.post("/register", data=body, content_type=content_type,
+                                      headers=bearer(issue())),
+                 lambda: configuration(browser, registered, "put", data=body,
+                                       content_type=content_type)):
+        response = send()
+        assert response.status_code == 400, response.status_code
+        assert response.is_json and response.json["error"] == "invalid_request"
+    assert load_client(app, svc, registered["client_id"]).name == APP["client_name"]
+
+
+def test_a_body_too_large_is_refused(browser, issue):
+    response = register(browser, issue(), {**APP, "client_name": "x" * 70_000})
+    assert response.status_code == 413 and response.is_json
 
 
 def test_a_description_never_echoes_forbidden_characters(browser, issue):
@@ -385,3 +398,16 @@ def test_basic_header_is_not_an_initial_access_token(browser, issue):
     basic = base64.b64encode(f"{token}:".encode()).decode()
     assert browser.post("/register", json=APP,
                         headers={"Authorization": f"Basic {basic}"}).status_code == 401
+
+
+def test_a_disabled_client_cannot_manage_its_registration(app, svc, browser, registered):
+    with app.app_context():
+        svc.db.session.get(Client, registered["client_id"]).disabled = True
+        svc.db.session.commit()
+    for method, kw in (("get", {}), ("put", {"json": {**APP, "client_id":
+                                                      registered["client_id"]}}),
+                       ("delete", {})):
+        response = configuration(browser, registered, method, **kw)
+        assert response.status_code == 403, method
+        assert response.json["error"] == "unauthorized_client"
+    assert load_client(app, svc, registered["client_id"]) is not None
