@@ -59,8 +59,10 @@ def _guard():
                     "authentification. Connectez-vous de nouveau : après votre mot de "
                     "passe, saisissez le code de votre application d'authentification "
                     "(ou configurez-la si ce n'est pas encore fait)."), "error")
-            return redirect(url_for("login.start", force=1, acr="eidas2",
-                                    return_to=request.full_path.rstrip("?")))
+            # Back here afterwards (a form's action cannot be gone back to with GET).
+            target = request.full_path.rstrip("?") if request.method == "GET" \
+                else url_for("admin.index")
+            return redirect(url_for("login.start", force=1, acr="eidas2", return_to=target))
     return _recent_auth()
 
 

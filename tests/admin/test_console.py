@@ -10,11 +10,10 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from idp.persistence.models import AuditEvent, Client, Grant, SsoSession, User
+from idp.persistence.models import AuditEvent, Client, SsoSession, User
 from idp.security.audit import record_event
 from tests.conftest import basic_auth
-from tests.oidc.test_code_flow import exchange
-from tests.support import PASSWORD, csrf_token, form_with, forms, unused_totp_code
+from tests.support import PASSWORD, csrf_token, form_with, forms, query_of, unused_totp_code
 
 SECRET_RE = re.compile(r"<dt>client_secret</dt><dd><code>([A-Za-z0-9_-]{40,})</code>")
 CLIENT_ID_RE = re.compile(r"<dt>client_id</dt><dd><code>([^<]+)</code>")
@@ -107,6 +106,8 @@ def test_an_admin_without_second_factor_is_sent_to_use_it(app, svc, browser, adm
         assert response.status_code == 302, (method, url)
         location = response.headers["Location"]
         assert location.startswith("/login?") and "acr=eidas2" in location, location
+        back = query_of(location)["return_to"]
+        assert back == (url if method == "GET" else "/admin/"), (method, url, back)
     assert not load(app, svc, User, citizen.id).disabled
     page = browser.get(browser.get("/admin/usagers").headers["Location"])
     html = page.get_data(as_text=True)
