@@ -20,7 +20,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from . import logs
+from . import logs, outages
 from .config import PROJECT_ROOT, Settings, load_settings
 from .security.passwords import HashingBusy
 from .paths import API_PATHS, is_api_path, loggable
@@ -138,7 +138,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     db = Database(settings.effective_database_url, settings.database_statement_timeout)
     if settings.auto_migrate:
         ensure_schema(db)
-    kv = make_store(settings.redis_url, settings.redis_prefix)
+    kv = make_store(settings.redis_url, settings.redis_prefix, settings.redis_sentinels,
+                    settings.redis_sentinel_service)
     attach_flow_store(db.session_factory, kv)
     keys = KeyStore(settings.keys_path, settings.tokens.signing_algs)
     keys.ensure()
@@ -170,10 +171,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         absolute_lifetime=settings.session.absolute_lifetime,
         sessionless_paths=API_PATHS)
     login_manager.init_app(app)
-    # Flask runs before_request hooks in the order they are added. First the rate limits
+    # Flask runs before_request hooks in the order they are added. Then the rate limits
     # (every counted POST is counted, whatever follows), the form rules of the endpoints
     # clients call (before anything reads their form), a cross-site post refused as such
     # (403), no NUL reaching a query, then the CSRF check.
+    outages.install(app)  # first: nothing else runs without the session store
     svc.client_failures = install_rate_limits(app, kv, settings, CLIENT_AUTHENTICATING)
     app.before_request(check_protocol_requests)
     install_origin_check(app, CSRF_EXEMPT, settings.issuer)
@@ -183,9 +185,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
     _register_handlers(app, apply_security_headers, settings)
-    logs.configure()
-    if settings.server.access_log:
-        logs.install_access_log(app)
+    logs.configure(settings.observability)
+    logs.install(app, settings.server.access_log)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -195,6 +196,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
+    from .operations import bp as operations_bp
     from .account import bp as account_bp
     from .admin.views import bp as admin_bp
     from .flows.login import bp as login_bp
@@ -204,6 +206,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .flows.terms import bp as terms_bp
     from .flows.terms import enforce_terms
 
+    app.register_blueprint(operations_bp)
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
     app.register_blueprint(mfa_bp)
@@ -268,8 +271,11 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if error.response is not None:  # a complete answer (Authlib's resource errors)
+        if error.response is not None:
             return error.response
+        if any(name.lower() == "content-type" and "json" in value
+               for name, value in error.get_headers()):
+            return error.get_response()  # an answer of its own (Authlib's resource errors)
         if is_api_path(request.path):
             challenge = [(name, value) for name, value in error.get_headers()
                          if name in ("Allow", "WWW-Authenticate", "Retry-After")]
@@ -282,6 +288,8 @@ def _register_handlers(app: Flask, apply_security_headers, settings: Settings) -
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
+        if outages.is_outage(error):  # raised before the request ran (opening it)
+            return outages.unavailable(error)
         log.exception("unhandled error on %s %s", request.method, loggable(request.path))
         services().db.session.rollback()
         if is_api_path(request.path):

@@ -13,6 +13,7 @@ that file and this model in step.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tomllib
@@ -34,6 +35,10 @@ class TokenSettings:
     id_token_ttl: int = 300
     refresh_token_ttl: int = 30 * 24 * 3600
     refresh_token_idle_ttl: int = 14 * 24 * 3600
+    # A rotated refresh token presented again by its client within this many seconds
+    # (two tabs refreshing at once) gets new tokens instead of revoking its family.
+    # 0: every reuse revokes the family.
+    refresh_token_reuse_grace: int = 10
     client_credentials_ttl: int = 300
     access_token_alg: str = "ES256"
     id_token_alg: str = "RS256"
@@ -205,6 +210,19 @@ class ServerSettings:
 
 
 @dataclass
+class ObservabilitySettings:
+    """Logs, metrics and health checks (docs/operations.md)."""
+
+    # "text": one readable line per event; "json": one JSON object per line, for a log
+    # collector. Either way with the request id (X-Request-Id).
+    log_format: str = "text"
+    log_level: str = "INFO"
+    # /metrics answers a scraper sending this bearer token, or from these networks.
+    metrics_token: str = ""
+    metrics_networks: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+
+@dataclass
 class AuditSettings:
     retention_days: int = 365
 
@@ -233,6 +251,10 @@ class Settings:
     redis_url: str = ""
     # Prefix of every key this instance writes in Redis (several deployments may share one).
     redis_prefix: str = "idp:"
+    # Redis Sentinel: "host:port" of each sentinel; the master of redis_sentinel_service
+    # is then used, with the database and password of redis_url (its host is ignored).
+    redis_sentinels: list[str] = field(default_factory=list)
+    redis_sentinel_service: str = "idp"
     # Empty: a random key is generated into the instance folder on first start.
     secret_key: str = ""
     instance_dir: str = "instance"
@@ -263,6 +285,7 @@ class Settings:
     client_registration: ClientRegistrationSettings = field(
         default_factory=ClientRegistrationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     support: SupportSettings = field(default_factory=SupportSettings)
     populations: list[Population] = field(default_factory=_default_populations)
 
@@ -388,6 +411,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError("passwords.max_concurrent_hashes must be at least 1")
     if settings.passwords.min_length < 8:
         raise ConfigError("passwords.min_length may never be below 8")
+    if settings.observability.log_format not in ("text", "json"):
+        raise ConfigError("observability.log_format must be text or json")
+    try:
+        for network in settings.observability.metrics_networks:
+            ipaddress.ip_network(network)
+    except ValueError as exc:
+        raise ConfigError(f"observability.metrics_networks: {exc}") from None
     if settings.server.threads < 1 or settings.server.workers < 0:
         raise ConfigError("server.threads must be at least 1, server.workers at least 0")
     if not 1 <= settings.server.header_read_timeout <= 60:
@@ -412,6 +442,7 @@ def as_public_dict(settings: Settings) -> dict:
     """The settings with secret values masked, for `idp config show`."""
     data = dataclasses.asdict(settings)
     for path in (("secret_key",), ("pairwise_salt",), ("messaging", "smtp_password"),
+                 ("observability", "metrics_token"),
                  ("messaging", "sms_gateway_auth_header")):
         node = data
         for key in path[:-1]:

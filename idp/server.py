@@ -9,10 +9,13 @@ Everything about HTTP is granian's; the project only chooses its settings
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 from dataclasses import replace
 
 from .config import ServerSettings, Settings
+from .metrics import MULTIPROCESS_DIR
 
 WSGI_TARGET = "idp.wsgi:app"
 
@@ -43,6 +46,17 @@ def prepare(settings: Settings) -> None:
     KeyStore(settings.keys_path, settings.tokens.signing_algs).ensure()
 
 
+def share_metrics(settings: Settings) -> None:
+    """Each worker writes its metrics to files of one folder, which ``/metrics`` adds up
+    (prometheus_client's multi-process mode). The workers are spawned, not forked: a
+    fresh interpreter reads the folder's variable when it imports the library."""
+    folder = settings.instance_path / "prometheus"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR] = str(folder)
+    multiprocessing.set_start_method("spawn", force=True)
+
+
 def serve(settings: Settings, server: ServerSettings) -> None:
     """Run granian until it is stopped (SIGINT, SIGTERM)."""
     from granian import Granian
@@ -50,6 +64,7 @@ def serve(settings: Settings, server: ServerSettings) -> None:
     from granian.http import HTTP1Settings
 
     prepare(settings)
+    share_metrics(settings)
     Granian(
         WSGI_TARGET,
         address=server.host,

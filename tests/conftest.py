@@ -92,6 +92,8 @@ def make_app(session_dir, database_url):
             "secret_key": "test-secret-key-" + "x" * 32, "instance_dir": str(session_dir / "instance"),
             "keys_dir": str(session_dir / "keys"), "testing": True, "auto_migrate": False,
             "passwords": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
+            # Reuse detection at once (the grace period has tests of its own).
+            "tokens": {"refresh_token_reuse_grace": 0},
             "messaging": {"outbox_dir": str(session_dir / f"outbox-{uuid.uuid4().hex[:8]}")},
         }
         for key, value in overrides.items():

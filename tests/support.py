@@ -156,6 +156,7 @@ def provider_environment(issuer: str, database_url: str, workdir: Path, secret_k
         "IDP_MESSAGING__OUTBOX_DIR": str(workdir / "outbox"),
         "IDP_PASSWORDS__ARGON2_MEMORY_KIB": "1024",
         "IDP_PASSWORDS__ARGON2_TIME_COST": "1",
+        "IDP_TOKENS__REFRESH_TOKEN_REUSE_GRACE": "0",
         "PYTHONUNBUFFERED": "1",
         **settings,
     })

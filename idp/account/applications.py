@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..oidc.claims import SCOPE_LABELS_FR
+from ..oidc.claims import CLAIM_LABELS_FR, SCOPE_LABELS_FR, capitalized
 from ..identity.grants import revoke_user_grants
 from ..persistence.models import Client, Consent, Grant
 from ..services import audit, services
@@ -25,11 +25,14 @@ from .forms import ButtonForm
 class UsedApp:
     client: Client
     scopes: set[str] = field(default_factory=set)
+    claims: set[str] = field(default_factory=set)  # consented to one by one
     last_used: dt.datetime | None = None
 
     @property
     def labels(self) -> list[str]:
-        return [SCOPE_LABELS_FR[s] for s in SCOPE_LABELS_FR if s in self.scopes]
+        return [*(SCOPE_LABELS_FR[s] for s in SCOPE_LABELS_FR if s in self.scopes),
+                *(capitalized(CLAIM_LABELS_FR[c]) for c in sorted(self.claims)
+                  if c in CLAIM_LABELS_FR)]
 
     def seen(self, when: dt.datetime | None) -> None:
         if when is not None and (self.last_used is None or when > self.last_used):
@@ -44,6 +47,7 @@ def used_apps(session: Session, user_id: str) -> list[UsedApp]:
     for consent, client in rows:
         app = apps.setdefault(client.client_id, UsedApp(client))
         app.scopes.update(consent.scope.split())
+        app.claims.update(consent.claims or ())
         app.seen(consent.last_used_at or consent.granted_at)
     rows = session.execute(select(Grant, Client).join(
         Client, Client.client_id == Grant.client_id).where(
@@ -51,6 +55,7 @@ def used_apps(session: Session, user_id: str) -> list[UsedApp]:
     for grant, client in rows:
         app = apps.setdefault(client.client_id, UsedApp(client))
         app.scopes.update(grant.scope.split())
+        app.claims.update(grant.claims or ())
         app.seen(grant.created_at)
     return sorted(apps.values(), key=lambda a: a.client.name.casefold())
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from idp.config import PROJECT_ROOT
 from idp.i18n import N_
+from idp.metrics import MESSAGES
 from idp.messaging.base import DeliveryError, mask_email, mask_phone
 from idp.messaging.email import (EmailBackend, EmailMessage, OutboxEmailBackend,
                                  SmtpEmailBackend)
@@ -71,8 +72,10 @@ class Messenger:
         return False
 
     def send_email(self, message: EmailMessage) -> bool:
-        return self._deliver(lambda: self.email_backend.send(message),
+        sent = self._deliver(lambda: self.email_backend.send(message),
                              f"email to {mask_email(message.to)}")
+        MESSAGES.labels("email", "sent" if sent else "failed").inc()
+        return sent
 
     def check_sms(self, to_e164: str) -> str | None:
         """The guard's French refusal reason for this number, None when allowed."""
@@ -89,8 +92,11 @@ class Messenger:
         reason = self.check_sms(message.to_e164)
         if reason:
             log.info("%s: refused by the guard: %s", what, reason)
+            MESSAGES.labels("sms", "refused").inc()
             return False
-        return self._deliver(lambda: self.sms_backend.send(message), what)
+        sent = self._deliver(lambda: self.sms_backend.send(message), what)
+        MESSAGES.labels("sms", "sent" if sent else "failed").inc()
+        return sent
 
 
 def resolve_outbox(outbox_dir: str) -> Path:

@@ -53,6 +53,12 @@ ClaimSource = Callable[[Session, Any], dict[str, Any]]
 _EXTRA_CLAIM_SOURCES: dict[str, tuple[tuple[str, ...], ClaimSource]] = {}
 
 
+def capitalized(label) -> str:
+    """A claim's label at the start of a line (the labels are written to follow a verb)."""
+    text = str(label)
+    return text[:1].upper() + text[1:]
+
+
 def register_scope(scope: str, claims: tuple[str, ...], source: ClaimSource) -> None:
     _EXTRA_CLAIM_SOURCES[scope] = (claims, source)
 
@@ -101,19 +107,39 @@ def parse_claims_request(raw: str | None) -> dict | None:
     return value
 
 
-def claims_for(scope: str, claims_request: dict | None, target: str) -> set[str]:
+def scope_claims(scope: str) -> set[str]:
+    """The claims the scopes of ``scope`` (space-separated) stand for."""
+    names: set[str] = set()
+    for name in scope.split():
+        names.update(SCOPE_CLAIMS.get(name, ()))
+        if name in _EXTRA_CLAIM_SOURCES:
+            names.update(_EXTRA_CLAIM_SOURCES[name][0])
+    return names
+
+
+def individual_claims(claims_request: dict | None, scope: str,
+                      registered_scope: str) -> list[str]:
+    """Claims asked one by one in the ``claims`` parameter beyond what ``scope`` covers,
+    among those the client's registered scopes allow: each needs its own consent."""
+    if not claims_request:
+        return []
+    asked: set[str] = set()
+    for target in ("userinfo", "id_token"):
+        if isinstance(claims_request.get(target), dict):
+            asked.update(claims_request[target])
+    return sorted((asked & scope_claims(registered_scope)) - scope_claims(scope))
+
+
+def claims_for(scope: str, claims_request: dict | None, target: str,
+               granted_claims: list[str] | None = None) -> set[str]:
     """Names of the claims to release to ``target`` ("userinfo" or "id_token").
 
-    Scope claims go to userinfo; claims named in the ``claims`` parameter go where
-    they were asked, as long as the granted scope covers them (consent was given for
-    scopes, not for individual claims)."""
-    scopes = set(scope.split())
-    allowed: set[str] = set()
-    for name in scopes:
-        allowed.update(SCOPE_CLAIMS.get(name, ()))
-        if name in _EXTRA_CLAIM_SOURCES:
-            allowed.update(_EXTRA_CLAIM_SOURCES[name][0])
-    names = set(allowed) if target == "userinfo" else set()
+    Scope claims go to userinfo; claims named in the ``claims`` parameter go where they
+    were asked, when the granted scope covers them or the user consented to them one by
+    one (``granted_claims``)."""
+    scope_covered = scope_claims(scope)
+    allowed = scope_covered | set(granted_claims or ())
+    names = set(scope_covered) if target == "userinfo" else set()
     if claims_request and isinstance(claims_request.get(target), dict):
         names.update(n for n in claims_request[target] if n in allowed)
     return names

@@ -53,11 +53,27 @@ class Consumed:
     user: User | None
 
 
+def within_grace(item: consumables.Consumable, grace: int) -> bool:
+    """Whether a consumed, unexpired token was consumed less than ``grace`` seconds ago:
+    the same client asking twice at once (two tabs), not a stolen copy."""
+    now = utcnow()
+    return grace > 0 and item.revoked_at is None and item.expires_at > now \
+        and item.consumed_at is not None \
+        and item.consumed_at > now - dt.timedelta(seconds=grace)
+
+
 def consume_or_revoke_family(session: Session, kind: str, value: str,
-                             replay_reason: str) -> Consumed | None:
+                             replay_reason: str, grace: int = 0) -> Consumed | None:
     """Consume a code or refresh token; on a second use, revoke its whole family (and
-    commit that at once: the request fails, the revocation must stay)."""
+    commit that at once: the request fails, the revocation must stay), unless it comes
+    back within ``grace`` seconds of the first."""
     result = consumables.consume_bearer(session, kind, value)
+    if result.outcome is Outcome.REPLAYED and result.item is not None \
+            and within_grace(result.item, grace):
+        record_event(session, "token.reused_within_grace", user_id=result.item.user_id,
+                     client_id=result.item.client_id)
+        grant, user = live_grant_and_user(session, result.item.grant_id) or (None, None)
+        return Consumed(result.item, grant, user)
     if result.outcome is Outcome.REPLAYED and result.item is not None:
         revoke_grant(session, result.item.grant_id, replay_reason)
         record_event(session, f"token.{replay_reason}", outcome="failure",
@@ -154,7 +170,8 @@ class TokenMinting:
                     client_id=client.client_id, grant_id=grant.id)
         if "openid" in scope.split():
             id_claims = claims_mod.user_claims(
-                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token"),
+                user, claims_mod.claims_for(grant.scope, grant.claims_request, "id_token",
+                                            grant.claims),
                 session)
             token["id_token"] = ctx.tokens.mint_id_token(
                 client, sub=sub, auth_time=grant.auth_time, nonce=nonce, acr=grant.acr,
@@ -197,7 +214,8 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         family = Grant(id=new_id(), user_id=request.user.id, client_id=client.client_id,
                        scope=request.scope, sso_session_id=sso.id,
                        auth_time=auth["auth_time"], acr=sso.acr, amr=list(sso.amr),
-                       claims_request=auth.get("claims"))
+                       claims_request=auth.get("claims"),
+                       claims=list(auth.get("granted_claims", ())))
         session.add(family)
         payload = request.payload.data
         consumables.issue_bearer(
@@ -247,8 +265,9 @@ class RefreshTokenGrant(TokenMinting, grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, value: str):
         session = self.ctx.db.session
         # A rotated token that comes back means someone holds a copy: revoke the family.
-        consumed = consume_or_revoke_family(session, REFRESH_TOKEN, value,
-                                            "refresh_token_reused")
+        consumed = consume_or_revoke_family(
+            session, REFRESH_TOKEN, value, "refresh_token_reused",
+            grace=self.ctx.settings.tokens.refresh_token_reuse_grace)
         if consumed is None or not belongs_to(session, consumed, self.request.client,
                                               "refresh_token_wrong_client"):
             return None

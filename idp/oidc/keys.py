@@ -1,9 +1,12 @@
 """Signing keys: generated into ``keys/`` on first start, rotated and pruned by the CLI.
 
 Each key is one JSON file ``<kid>.json`` holding the private JWK and its creation time.
-Tokens are signed with the newest key of the wanted algorithm; every key on disk stays
-in the JWKS so that tokens signed before a rotation still verify. Instances notice a
-rotation made by another process (the folder's modification time changes).
+Every key on disk is in the JWKS, so that tokens signed before a rotation still verify.
+Instances notice a rotation made by another process (the folder's modification time
+changes) within ``RELOAD_CHECK_INTERVAL`` seconds; a new key is published at once but
+signs only after ``ACTIVATION_DELAY``, longer than that interval, so that no instance
+signs with a key the others do not know yet. A token whose ``kid`` is unknown makes
+the store read the folder again before it is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 
 SUPPORTED_ALGS = ("RS256", "ES256")
 RELOAD_CHECK_INTERVAL = 5.0
+# A new key signs only once every instance has read it (and caches have had time to
+# fetch the JWKS that holds it).
+ACTIVATION_DELAY = 3 * RELOAD_CHECK_INTERVAL
+# An unknown kid reads the folder again at most this often (a flood of made-up kids
+# must not turn into a flood of directory reads).
+UNKNOWN_KID_RELOAD_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class KeyStore:
         self._keys: list[SigningKey] = []
         self._jwks_json = b""
         self._keyset = KeySet([])
+        self._unknown_kid_reload = 0.0
 
     # -- loading ----------------------------------------------------------
     def ensure(self) -> None:
@@ -104,15 +114,29 @@ class KeyStore:
 
     # -- use --------------------------------------------------------------------
     def signing_key(self, alg: str) -> SigningKey:
+        """The newest key of ``alg`` that every instance has had time to publish (the
+        oldest one when none has: a first start)."""
         self._maybe_reload()
         candidates = [k for k in self._keys if k.alg == alg]
         if not candidates:
             raise LookupError(f"no signing key for {alg}")
-        return candidates[-1]
+        active = [k for k in candidates if k.created_at <= time.time() - ACTIVATION_DELAY]
+        return (active or candidates[:1])[-1]
 
     @property
     def keyset(self) -> KeySet:
         self._maybe_reload()
+        return self._keyset
+
+    def keyset_for(self, kid: str | None) -> KeySet:
+        """The key set, read again first when it lacks ``kid`` (a key another instance
+        has just added)."""
+        self._maybe_reload()
+        now = time.monotonic()
+        if kid and not any(k.kid == kid for k in self._keys) \
+                and now - self._unknown_kid_reload >= UNKNOWN_KID_RELOAD_INTERVAL:
+            self._unknown_kid_reload = now
+            self._load()
         return self._keyset
 
     @property

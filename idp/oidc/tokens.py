@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +26,15 @@ from ..persistence.models import Client, Grant, RevokedAccessToken, User
 from .keys import KeyStore
 
 ACCESS_TOKEN_TYP = "at+jwt"
+
+
+def unverified_kid(token: str) -> str | None:
+    """The ``kid`` of a compact JWS's header, unverified: only to pick the key."""
+    try:
+        kid = jws.extract_compact(token.encode()).protected.get("kid")
+    except (JoseError, ValueError, TypeError, AttributeError):
+        return None
+    return kid if isinstance(kid, str) else None
 
 
 def half_hash(value: str) -> str:
@@ -63,7 +72,8 @@ class TokenService:
         if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
             return None
         try:
-            decoded = jwt.decode(token, self.keys.keyset, algorithms=self.algorithms)
+            decoded = jwt.decode(token, self.keys.keyset_for(unverified_kid(token)),
+                                 algorithms=self.algorithms)
         except (JoseError, ValueError, TypeError):
             return None
         # typ check: an ID token must never be accepted as an access token.
@@ -121,7 +131,8 @@ class TokenService:
         if not isinstance(token, str) or token.count(".") != 2 or len(token) > 8192:
             return None
         try:
-            decoded = jwt.decode(token, self.keys.keyset, algorithms=self.algorithms)
+            decoded = jwt.decode(token, self.keys.keyset_for(unverified_kid(token)),
+                                 algorithms=self.algorithms)
         except (JoseError, ValueError, TypeError):
             return None
         if decoded.header.get("typ") == ACCESS_TOKEN_TYP:

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
+from redis.sentinel import Sentinel
+
+# What a store raises when it cannot be reached (the in-process store never does).
+UNAVAILABLE: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError,
+                                           redis.exceptions.TimeoutError)
 
 # No key outlives this (seconds), whatever a caller asks: a bug or a forged value must
 # not keep data forever.
@@ -58,6 +63,7 @@ class KeyValueStore(Protocol):
     def ttl(self, key: str) -> int: ...
     def expire(self, key: str, ttl: int) -> None: ...
     def flush_prefix(self, prefix: str) -> None: ...
+    def ping(self) -> bool: ...
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any: ...
 
 
@@ -157,6 +163,9 @@ class MemoryStore:
             for key in [k for k in self._data if k.startswith(prefix)]:
                 del self._data[key]
 
+    def ping(self) -> bool:
+        return True
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run ``script``'s Python half on ``keys`` and ``args``, atomically."""
         with self._lock:
@@ -188,15 +197,31 @@ class _LockedView:
         self.store._data.pop(key, None)
 
 
+# Seconds before a command or a connection attempt gives up; connections idle this long
+# are checked before use.
+CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
+
+
+def sentinel_client(url: str, sentinels: Sequence[str], service: str) -> redis.Redis:
+    """The current master of ``service``, as Redis Sentinel names it, with the database
+    and password of ``url``; the client follows a failover by itself."""
+    addresses = [(host, int(port)) for host, _, port in
+                 (address.rpartition(":") for address in sentinels)]
+    master = {k: v for k, v in redis.connection.parse_url(url).items()
+              if k in ("db", "username", "password")}
+    return Sentinel(addresses, socket_timeout=5).master_for(service, **master,
+                                                            **CLIENT_OPTIONS)
+
+
 class RedisStore:
     """The store on Redis, for several processes and machines: one pooled client,
     pipelines for several commands, registered Lua scripts for atomic steps."""
 
     shared_between_processes = True
 
-    def __init__(self, url: str, prefix: str = "idp:") -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
-                                           health_check_interval=30)
+    def __init__(self, url: str, prefix: str = "idp:",
+                 client: redis.Redis | None = None) -> None:
+        self.client = client or redis.Redis.from_url(url, **CLIENT_OPTIONS)
         self.prefix = prefix
         self.scripts: dict[Script, Any] = {}
 
@@ -254,6 +279,9 @@ class RedisStore:
         if batch:
             self.client.delete(*batch)
 
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run ``script``'s Lua half (by its digest; redis-py sends the source when the
         server lacks it) on ``keys`` and ``args``."""
@@ -263,5 +291,13 @@ class RedisStore:
         return registered(keys=[self._k(k) for k in keys], args=list(args))
 
 
-def make_store(redis_url: str, prefix: str = "idp:") -> KeyValueStore:
-    return RedisStore(redis_url, prefix) if redis_url else MemoryStore()
+def make_store(redis_url: str, prefix: str = "idp:", sentinels: Sequence[str] = (),
+               sentinel_service: str = "") -> KeyValueStore:
+    """Redis (directly, or through Sentinel when ``sentinels`` are given), or the
+    in-process store when there is no URL."""
+    if not redis_url:
+        return MemoryStore()
+    if sentinels:
+        return RedisStore(redis_url, prefix,
+                          client=sentinel_client(redis_url, sentinels, sentinel_service))
+    return RedisStore(redis_url, prefix)

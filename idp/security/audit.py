@@ -9,8 +9,11 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ..persistence.db import lift_statement_timeout
+from ..metrics import SIGN_INS
 from ..persistence.models import AuditEvent, new_id, utcnow
 
+# The events of a sign-in's end, counted by outcome (the failure's reason).
+SIGN_IN_EVENTS = ("login.success", "login.failure")
 # Keys that must never be written into an event's details, whatever the caller passes.
 FORBIDDEN_DETAIL_KEYS = {"password", "code", "token", "secret", "session", "sid_cookie",
                          "access_token", "refresh_token", "id_token", "client_secret"}
@@ -24,6 +27,8 @@ def record_event(session: Session, type_: str, *, outcome: str = "success",
     change it records."""
     clean = {k: v for k, v in (details or {}).items()
              if k.lower() not in FORBIDDEN_DETAIL_KEYS}
+    if type_ in SIGN_IN_EVENTS:
+        SIGN_INS.labels(str(clean.get("reason") or outcome)).inc()
     event = AuditEvent(id=new_id(), created_at=utcnow(), type=type_, outcome=outcome,
                        user_id=user_id, client_id=client_id, ip_address=ip_address,
                        user_agent=(user_agent or "")[:300] or None, details=clean)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from ..metrics import HASH_SECONDS
 
 
 class HashingBusy(Exception):
@@ -28,16 +31,18 @@ class PasswordService:
         self.dummy_hash = self.hasher.hash("dummy password for timing equalisation")
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self, operation: str = "verify") -> Iterator[None]:
         if not self.slots.acquire(timeout=self.wait):
             raise HashingBusy()
+        started = time.perf_counter()
         try:
             yield
         finally:
             self.slots.release()
+            HASH_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
     def hash(self, password: str) -> str:
-        with self.slot():
+        with self.slot("hash"):
             return self.hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:

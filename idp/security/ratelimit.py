@@ -47,7 +47,8 @@ from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
-from ..persistence.kv import Keys, Script
+from ..metrics import RATE_LIMITED
+from ..persistence.kv import UNAVAILABLE, Keys, Script
 from ..paths import is_api_path
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ def hit(kv, settings, rule: str, subject: str) -> None:
     for limit in parse_limits(getattr(settings.rate_limits, rule)):
         wait = max(wait, count(kv, rule, subject, limit))
     if wait:
+        RATE_LIMITED.labels(rule).inc()
         raise RateLimited(rule, wait)
 
 
@@ -262,7 +264,10 @@ class ClientFailures:
 
     def wait(self, address: str | None) -> int:
         """Seconds before ``address`` may call again (0: now)."""
-        return self.blocks.wait(ip_key(address), clock())
+        wait = self.blocks.wait(ip_key(address), clock())
+        if wait:
+            RATE_LIMITED.labels(CLIENT_FAILURES_RULE).inc()
+        return wait
 
     def failed(self, address: str | None, endpoint: str) -> None:
         """Count one failure of ``address`` on ``endpoint`` (a name, for the log)."""
@@ -354,7 +359,10 @@ def install(app: Flask, kv, settings, client_authenticating: tuple[str, ...]
     def count_client_failures(response):
         if request.endpoint in client_authenticating and 400 <= response.status_code < 500 \
                 and response.status_code != 429 and not g.get("client_authenticated"):
-            failures.failed(request.remote_addr, request.endpoint)
+            try:
+                failures.failed(request.remote_addr, request.endpoint)
+            except UNAVAILABLE:  # the answer stands; this failure goes uncounted
+                log.warning("client failure not counted: the store is unavailable")
         return response
 
     return failures

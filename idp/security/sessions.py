@@ -25,7 +25,7 @@ import time
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from ..persistence.kv import KeyValueStore
+from ..persistence.kv import UNAVAILABLE, KeyValueStore
 
 CREATED_KEY = "_created"
 WRITTEN_KEY = "_written"
@@ -51,6 +51,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.destroyed = False
         # Never stored, never sent as a cookie.
         self.transient = transient
+        self.store_unavailable = False
 
     def regenerate(self) -> None:
         """New id, same data: defeats session fixation."""
@@ -91,7 +92,14 @@ class ServerSessionInterface(SessionInterface):
             return ServerSession(new=True, transient=True)
         sid = request.cookies.get(self.cookie_name)
         if sid and 20 <= len(sid) <= 100:
-            raw = self.store.get(session_storage_key(sid))
+            try:
+                raw = self.store.get(session_storage_key(sid))
+            except UNAVAILABLE:
+                # An empty session that is never written: the request is answered 503
+                # (idp.outages) without signing the browser out.
+                session = ServerSession(new=True, transient=True)
+                session.store_unavailable = True
+                return session
             if raw is not None:
                 try:
                     data = json.loads(raw)

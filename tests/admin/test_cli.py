@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from joserfc import jws
 
+from idp.oidc.keys import ACTIVATION_DELAY
 from idp.admin.clients import new_client_id
 from idp.cli import main
 from idp.persistence.models import Client
@@ -121,6 +122,17 @@ def test_keys_rotate_keeps_old_keys_and_prune_retires_them(cli, svc, app, browse
     svc.keys._last_check = 0  # do not wait for the periodic reload in the test
     after = {k["kid"] for k in browser.get("/jwks.json").json["keys"]}
     assert before < after and len(after - before) == 2
+    # Published at once, but not signing until every instance has had time to read it.
+    result, verifier, _ = sign_in(browser, rp, user)
+    still_old = exchange(browser, rp, result["code"], verifier).json["id_token"]
+    assert jws.extract_compact(still_old.encode()).protected["kid"] == old_kid
+    for path in svc.keys.directory.glob("*.json"):
+        data = json.loads(path.read_text())
+        if path.stem not in before:
+            data["created_at"] -= ACTIVATION_DELAY + 1
+            path.write_text(json.dumps(data))
+    svc.keys._last_check = 0
+    svc.keys._loaded_mtime = None
     result, verifier, _ = sign_in(browser, rp, user)
     new_id_token = exchange(browser, rp, result["code"], verifier).json["id_token"]
     assert jws.extract_compact(new_id_token.encode()).protected["kid"] != old_kid

@@ -92,3 +92,13 @@ def test_a_chunked_body_with_a_bad_chunk_size_is_a_client_error(start_provider, 
         status_line = sock.recv(4096).split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 4"), status_line
     assert requests.get(server.url + DISCOVERY, timeout=5).status_code == 200
+
+
+def test_metrics_add_up_every_workers_requests(start_provider, live):
+    server = start_provider(workers=2)
+    for _ in range(20):
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    line = next(line for line in text.splitlines() if line.startswith(
+        'idp_request_duration_seconds_count{endpoint="operations.healthz",method="GET"}'))
+    assert float(line.rsplit(" ", 1)[1]) >= 20  # whichever worker answered each

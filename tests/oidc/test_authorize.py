@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from urllib.parse import urlencode
 
@@ -333,3 +335,58 @@ def test_a_stale_authorization_request_is_redirected_to_not_answered(browser, us
 def test_other_destinations_are_redirected_to(browser, user):
     done = browser.login(user.email, start="/login?return_to=/compte/")
     assert done.status_code == 302 and done.headers["Location"] == "/compte/"
+
+
+def test_form_post_response_mode_posts_the_code_back(browser, rp, user):
+    sign_in(browser, rp, user)
+    response, verifier, query = browser.authorize(rp, response_mode="form_post")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    assert f'action="{rp.redirect_uri}"' in html and 'method="post"' in html
+    fields = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', html))
+    assert fields["state"] == query["state"] and fields["iss"] == ISSUER
+    assert exchange(browser, rp, fields["code"], verifier).status_code == 200
+    assert "form_post" in browser.get("/.well-known/openid-configuration").json[
+        "response_modes_supported"]
+
+
+def test_form_post_carries_errors_too_and_unknown_modes_are_refused(browser, client_factory,
+                                                                    user):
+    third_party = client_factory()
+    sign_in_page, _, _ = browser.authorize(third_party, response_mode="form_post",
+                                           prompt="none")
+    html = sign_in_page.get_data(as_text=True)
+    assert 'name="error" value="login_required"' in html
+    response, _, _ = browser.authorize(third_party, response_mode="fragment")
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_a_claim_asked_one_by_one_is_shown_on_the_consent_screen_then_released(
+        browser, client_factory, user_factory):
+    user = user_factory(phone_number="+33612345678")
+    third_party = client_factory(name="Aide au logement",
+                                 scopes=["openid", "email", "phone", "offline_access"])
+    claims = json.dumps({"userinfo": {"phone_number": None, "address": None}})
+    response, verifier, _ = browser.authorize(third_party, scope="openid email", claims=claims)
+    login = browser.get(response.headers["Location"])
+    screen = browser.get(browser.submit(login, "email", {
+        "email": user.email, "password": "correct horse battery staple"}).headers["Location"])
+    html = screen.get_data(as_text=True)
+    assert "Votre numéro de téléphone" in html
+    assert "adresse postale" not in html  # not a scope the client is registered for
+    done = browser.submit(screen, "decision", button=("decision", "allow"))
+    tokens = exchange(browser, third_party, query_of(done.headers["Location"])["code"],
+                      verifier).json
+    info = browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"}).json
+    assert info["phone_number"] == "+33612345678" and "address" not in info
+    # Remembered: the same request asks nothing more.
+    again, _, _ = browser.authorize(third_party, scope="openid email", claims=claims)
+    assert "code" in query_of(again.headers["Location"])
+    # Without the claims parameter, the scope alone does not release it.
+    plain, verifier, _ = browser.authorize(third_party, scope="openid email")
+    tokens = exchange(browser, third_party, query_of(plain.headers["Location"])["code"],
+                      verifier).json
+    info = browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"}).json
+    assert "phone_number" not in info

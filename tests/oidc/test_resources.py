@@ -24,12 +24,13 @@ def test_userinfo_errors_follow_rfc6750(browser, rp, user):
     assert "error=" not in missing.headers["WWW-Authenticate"]
     bad = browser.get("/userinfo", headers=bearer("not.a.token"))
     assert bad.status_code == 401 and 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
+    assert bad.json["error"] == "invalid_token"
     tokens = tokens_for(browser, rp, user)
     # An ID token is not an access token.
     assert browser.get("/userinfo", headers=bearer(tokens["id_token"])).status_code == 401
     both = browser.post("/userinfo", headers=bearer(tokens["access_token"]),
                         data={"access_token": tokens["access_token"]})
-    assert both.status_code == 400
+    assert both.status_code == 400 and both.json["error"] == "invalid_request"
 
 
 def test_userinfo_releases_claims_by_scope(browser, rp, user_factory):

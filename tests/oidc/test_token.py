@@ -9,11 +9,12 @@ import time
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from idp.persistence.models import Consumable
 from tests.account.oidc_helpers import refresh
 from tests.conftest import ISSUER, basic_auth
+from tests.support import Browser
 from tests.oidc.test_code_flow import exchange, sign_in
 
 
@@ -218,3 +219,38 @@ def test_a_refresh_token_shown_by_another_client_ends_its_family(browser, rp, cl
     legit = refresh(browser, rp, tokens["refresh_token"])
     assert legit.json["error"] == "invalid_grant"
     assert browser.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
+
+
+def graceful_browser(make_app):
+    """A browser on an application with a 10-second reuse grace period (the suite's
+    default is none); same database as the ``app`` fixture's."""
+    app = make_app(tokens={"refresh_token_reuse_grace": 10})
+    return app, Browser(app.test_client())
+
+
+def test_two_tabs_refreshing_at_once_keep_the_family(make_app, rp, user):
+    _, browser = graceful_browser(make_app)
+    result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
+    first = exchange(browser, rp, result["code"], verifier).json
+    tab_a = refresh(browser, rp, first["refresh_token"])
+    tab_b = refresh(browser, rp, first["refresh_token"])  # the same token, a moment later
+    assert tab_a.status_code == tab_b.status_code == 200
+    assert tab_a.json["refresh_token"] != tab_b.json["refresh_token"]
+    # Both tabs go on; the family is alive.
+    assert refresh(browser, rp, tab_a.json["refresh_token"]).status_code == 200
+    assert refresh(browser, rp, tab_b.json["refresh_token"]).status_code == 200
+
+
+def test_a_reuse_after_the_grace_period_still_revokes_the_family(make_app, rp, user):
+    app, browser = graceful_browser(make_app)
+    svc = app.extensions["idp"]
+    result, verifier, _ = sign_in(browser, rp, user, scope="openid email offline_access")
+    first = exchange(browser, rp, result["code"], verifier).json
+    second = refresh(browser, rp, first["refresh_token"]).json
+    with app.app_context():
+        for item in svc.db.session.scalars(select(Consumable).where(
+                Consumable.consumed_at.is_not(None))):
+            item.consumed_at -= dt.timedelta(seconds=11)
+        svc.db.session.commit()
+    assert refresh(browser, rp, first["refresh_token"]).json["error"] == "invalid_grant"
+    assert refresh(browser, rp, second["refresh_token"]).json["error"] == "invalid_grant"

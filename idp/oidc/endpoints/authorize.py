@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from flask import g, redirect, render_template, request, session, url_for
+from flask import Response, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import get_locale, refresh
 from flask_login import current_user
@@ -69,6 +70,8 @@ class Interaction:
     prompt: set[str] = field(default_factory=set)
     max_age: int | None = None
     claims: dict | None = None
+    # Claims asked one by one beyond the scope: released once consented to.
+    individual_claims: list[str] = field(default_factory=list)
     acr_values: list[str] = field(default_factory=list)
     hint_sub: str | None = None
 
@@ -81,12 +84,30 @@ def _issuer() -> str:
     return services().settings.issuer
 
 
-def _redirect_with(redirect_uri: str, params: dict[str, str | None]) -> object:
+RESPONSE_MODES = ("query", "form_post")
+
+
+def _redirect_with(redirect_uri: str, params: dict[str, str | None],
+                   response_mode: str | None = None) -> object:
+    """The authorization response, with ``iss`` (RFC 9207, on success and on error): in
+    the redirect URI's query, or posted to it (OAuth 2.0 Form Post Response Mode)."""
     clean = [(k, v) for k, v in params.items() if v is not None]
-    clean.append(("iss", _issuer()))  # RFC 9207, on success and on error
-    response = redirect(add_params_to_uri(redirect_uri, clean), code=302)
+    clean.append(("iss", _issuer()))
+    if response_mode == "form_post":
+        response = make_response(render_template("oidc/form_post.html", action=redirect_uri,
+                                                 params=clean))
+    else:  # no body: the code goes in the Location header only
+        response = Response(status=302,
+                            headers={"Location": add_params_to_uri(redirect_uri, clean)})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _added_parameters(location: str, redirect_uri: str) -> dict[str, str]:
+    """What Authlib added to ``redirect_uri`` in its redirect (the code and the state)."""
+    own = set(parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True))
+    return {k: v for k, v in parse_qsl(urlsplit(location).query, keep_blank_values=True)
+            if (k, v) not in own}
 
 
 def _error_page(error: str, description: str, status: int = 400):
@@ -141,8 +162,8 @@ def _validate(oauth_request: OAuth2Request) -> tuple[object, Interaction]:
         raise AuthorizeFailure("request_not_supported", "Request objects are not supported.")
     if "request_uri" in params:
         raise AuthorizeFailure("request_uri_not_supported", "request_uri is not supported.")
-    if params.get("response_mode") not in (None, "", "query"):
-        raise AuthorizeFailure("invalid_request", "Only response_mode=query is supported.")
+    if params.get("response_mode") not in (None, "", *RESPONSE_MODES):
+        raise AuthorizeFailure("invalid_request", "Unsupported response_mode.")
     challenge = params.get("code_challenge")
     if challenge and params.get("code_challenge_method") != "S256":
         raise AuthorizeFailure("invalid_request", "code_challenge_method must be S256.")
@@ -165,6 +186,8 @@ def _validate(oauth_request: OAuth2Request) -> tuple[object, Interaction]:
         interaction.claims = claims_mod.parse_claims_request(params.get("claims"))
     except claims_mod.ClaimsRequestError as exc:
         raise AuthorizeFailure("invalid_request", str(exc)) from None
+    interaction.individual_claims = claims_mod.individual_claims(
+        interaction.claims, interaction.scope, client.scope)
     interaction.acr_values = (params.get("acr_values") or "").split()
     if interaction.claims:
         acr_claim = (interaction.claims.get("id_token") or {}).get("acr")
@@ -219,7 +242,8 @@ def _consent_needed(interaction: Interaction, user_id: str) -> bool:
     consent = services().db.session.scalar(select(Consent).where(
         Consent.user_id == user_id, Consent.client_id == interaction.client.client_id))
     wanted = set(interaction.scope.split()) - {"openid"}
-    return consent is None or not wanted <= set(consent.scope.split())
+    return consent is None or not wanted <= set(consent.scope.split()) \
+        or not set(interaction.individual_claims) <= set(consent.claims or ())
 
 
 def _remember_consent(interaction: Interaction, user_id: str) -> None:
@@ -227,14 +251,17 @@ def _remember_consent(interaction: Interaction, user_id: str) -> None:
     consent = db.scalar(select(Consent).where(
         Consent.user_id == user_id, Consent.client_id == interaction.client.client_id))
     scopes = set(interaction.scope.split())
+    claims = set(interaction.individual_claims)
     if consent is None:
         db.add(Consent(user_id=user_id, client_id=interaction.client.client_id,
-                       scope=" ".join(sorted(scopes)), granted_at=utcnow()))
+                       scope=" ".join(sorted(scopes)), claims=sorted(claims),
+                       granted_at=utcnow()))
     else:
         consent.scope = " ".join(sorted(scopes | set(consent.scope.split())))
+        consent.claims = sorted(claims | set(consent.claims or ()))
         consent.granted_at = utcnow()
     audit("consent.granted", user_id=user_id, client_id=interaction.client.client_id,
-          scope=interaction.scope)
+          scope=interaction.scope, claims=sorted(claims))
 
 
 def _interaction_flow(interaction: Interaction, flow: Flow | None, state: str) -> Flow:
@@ -252,15 +279,18 @@ def _issue_code(grant, oauth_request: OAuth2Request, interaction: Interaction):
     grant.request.user = current_user.user
     grant.request.auth_context = {
         "auth_time": int(sso.auth_time.timestamp()), "sso": sso, "claims": interaction.claims,
+        # Consented to (or a first-party client: no consent asked).
+        "granted_claims": interaction.individual_claims,
     }
     response = _server().create_authorization_response(
         request=oauth_request, grant_user=current_user.user, grant=grant)
     services().db.session.commit()
     location = response.headers.get("Location")
-    if location:
-        response.headers["Location"] = add_params_to_uri(location, [("iss", _issuer())])
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    if not location:
+        return response
+    return _redirect_with(interaction.redirect_uri,
+                          _added_parameters(location, interaction.redirect_uri),
+                          interaction.params.get("response_mode"))
 
 
 def _login_redirect(interaction: Interaction, flow: Flow):
@@ -277,6 +307,8 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
            decision: str | None = None):
     """Answer an authorization request, new or resumed (``flow``). ``decision``: the
     user's answer on the consent screen."""
+    mode = oauth_request.payload.data.get("response_mode")
+    mode = mode if mode in RESPONSE_MODES else None
     try:
         grant, interaction = _validate(oauth_request)
     except OAuth2Error as error:
@@ -285,12 +317,12 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
             return _error_page(error.error, error.description or "")
         return _redirect_with(error.redirect_uri, {
             "error": error.error, "error_description": error.description or None,
-            "state": oauth_request.payload.state})
+            "state": oauth_request.payload.state}, mode)
     except AuthorizeFailure as failure:
         _audit_refusal(oauth_request, failure.error, failure.description)
         return _redirect_with(grant_redirect(oauth_request), {
             "error": failure.error, "error_description": failure.description,
-            "state": oauth_request.payload.state})
+            "state": oauth_request.payload.state}, mode)
 
     state = interaction.params.get("state")
     ui_locales = interaction.params.get("ui_locales")
@@ -303,14 +335,15 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
     if reason is not None:
         if "none" in interaction.prompt:
             error = "interaction_required" if reason == "step_up" else "login_required"
-            return _redirect_with(interaction.redirect_uri, {"error": error, "state": state})
+            return _redirect_with(interaction.redirect_uri, {"error": error, "state": state},
+                                  mode)
         return _login_redirect(interaction, _interaction_flow(interaction, flow, "login"))
 
     user_id = current_user.user.id
     if _consent_needed(interaction, user_id):
         if "none" in interaction.prompt:
             return _redirect_with(interaction.redirect_uri,
-                                  {"error": "consent_required", "state": state})
+                                  {"error": "consent_required", "state": state}, mode)
         if decision is None or (flow is not None and flow.state != "consent"):
             flow = _interaction_flow(interaction, flow, "consent")
             services().db.session.commit()
@@ -320,7 +353,7 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
             delete_flow(services().db.session, flow)
             services().db.session.commit()
             return _redirect_with(interaction.redirect_uri,
-                                  {"error": "access_denied", "state": state})
+                                  {"error": "access_denied", "state": state}, mode)
         _remember_consent(interaction, user_id)
     if flow is not None:
         # Deleted in the transaction that saves the code (save_authorization_code).
@@ -346,6 +379,8 @@ def grant_redirect(oauth_request: OAuth2Request) -> str:
 def render_consent(interaction: Interaction, flow: Flow):
     scopes = [s for s in interaction.scope.split() if s != "openid"]
     items = [claims_mod.SCOPE_LABELS_FR.get(s, s) for s in scopes]
+    items += [claims_mod.capitalized(claims_mod.CLAIM_LABELS_FR.get(c, c))
+              for c in interaction.individual_claims]
     return render_template("oidc/consent.html", client=interaction.client, items=items,
                            flow=flow, user=current_user.user), 200, {"Cache-Control": "no-store"}
 

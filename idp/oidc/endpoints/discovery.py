@@ -28,7 +28,7 @@ def build_metadata(settings) -> dict:
         "introspection_endpoint": f"{issuer}/introspect",
         "scopes_supported": claims_mod.supported_scopes(),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": algs,

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from flask import Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ...metrics import TOKENS, grant_type_label
 from ...services import services
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -49,7 +50,11 @@ def check_form_post() -> Response | None:
 
 
 def token() -> Response:
-    return services().oauth.create_token_response()
+    response = services().oauth.create_token_response()
+    outcome = "issued" if response.status_code == 200 else \
+        (response.get_json(silent=True) or {}).get("error", "error")
+    TOKENS.labels(grant_type_label(request.form.get("grant_type")), outcome).inc()
+    return response
 
 
 def introspect() -> Response:

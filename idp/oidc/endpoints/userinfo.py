@@ -19,7 +19,8 @@ def userinfo() -> Response:
     if "openid" not in token.scopes:
         return require_oauth.insufficient_scope()
     svc = services()
-    names = claims_mod.claims_for(token.get_scope(), grant.claims_request, "userinfo")
+    names = claims_mod.claims_for(token.get_scope(), grant.claims_request, "userinfo",
+                                  grant.claims)
     body = claims_mod.user_claims(user, names, svc.db.session)
     client = svc.oauth.query_client(grant.client_id)
     if client is None:

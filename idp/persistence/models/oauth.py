@@ -25,6 +25,8 @@ class Grant(Base):
     acr: Mapped[str | None] = mapped_column(String(64))
     amr: Mapped[list] = mapped_column(default=list)
     claims_request: Mapped[dict | None] = mapped_column(default=None)
+    # Claims the user agreed to release one by one, beyond the scope (OIDC Core §5.5).
+    claims: Mapped[list] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
@@ -41,6 +43,8 @@ class Consent(Base):
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"),
                                            index=True)
     scope: Mapped[str] = mapped_column(Text, default="")
+    # Claims agreed to one by one, beyond the scope (the claims parameter).
+    claims: Mapped[list] = mapped_column(default=list)
     granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
 

@@ -2,7 +2,7 @@
 clients, and an index for a client's recent audit events
 
 Revision ID: 979f35238e28
-Revises: b2d4e6f8a1c3
+Revises: c3e5a7b9d2f4
 """
 import sqlalchemy as sa
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 import idp.persistence.models.base
 
 revision = "979f35238e28"
-down_revision = "b2d4e6f8a1c3"
+down_revision = "c3e5a7b9d2f4"
 branch_labels = None
 depends_on = None
 
