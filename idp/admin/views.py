@@ -318,6 +318,7 @@ def _user_page(user: User, lock_form: LockForm, status: int = 200):
     return render_template(
         "admin/user.html", user=user, sessions=sessions, grants=grants, form=ConfirmForm(),
         lock_form=lock_form, lock=lock, failures=lockout.failures(svc.kv, user.email),
+        error=bool(lock_form.errors),  # the page's title says so (base.html)
         blocked_until=dt.datetime.fromtimestamp(blocked, dt.timezone.utc) if blocked
         else None), status
 

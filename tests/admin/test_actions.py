@@ -340,3 +340,27 @@ def test_bad_token_input_rerenders_the_form_in_french(app, svc, console, values,
     assert message in html and 'role="alert"' in html
     with app.app_context():
         assert svc.db.session.scalar(select(InitialAccessToken)) is None
+
+
+def test_the_new_console_pages_are_accessible(app, svc, console, admin, citizen, rp,
+                                              user_factory):
+    from tests.a11y import assert_accessible
+
+    unconfirmed = user_factory(email="jean.martin@example.org", email_verified=False)
+    pages = {
+        "account": console.get(f"/admin/usagers/{citizen.id}"),
+        "unconfirmed account": console.get(f"/admin/usagers/{unconfirmed.id}"),
+        "client": console.get(f"/admin/clients/{rp.client_id}"),
+        "client errors": console.get(f"/admin/clients/{rp.client_id}/erreurs"),
+        "tokens": console.get("/admin/jetons-enregistrement"),
+    }
+    page = pages["tokens"]
+    pages["token issued"] = submit(console, page, "/jetons-enregistrement",
+                                   {"label": "Portail", "days": "3"})
+    pages["tokens, listed"] = console.get("/admin/jetons-enregistrement")
+    pages["tokens, errors"] = submit(console, pages["tokens, listed"], "/jetons-enregistrement",
+                                     {"label": "", "days": "0"})
+    pages["lock, errors"] = submit(console, pages["account"], "/verrouillage", {"reason": ""})
+    for name, response in pages.items():
+        assert response.status_code in (200, 400), name
+        assert_accessible(response.data, name)
