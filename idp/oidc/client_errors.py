@@ -35,16 +35,22 @@ def record_client_error(ctx: Services, prefix: str, *, error: str, description: 
     client, or for no client when ``client_id`` is None; committed at once."""
     session = ctx.db.session
     if client_id is not None and (not isinstance(client_id, str) or len(client_id) > 64
+                                  or "\x00" in client_id  # from a Basic header
                                   or ctx.clients.get(session, client_id) is None):
         return
     session.rollback()
-    clean = {key: value[:MAX_VALUE_LENGTH] if isinstance(value, str) else value
-             for key, value in details.items() if value is not None}
+    clean = {key: _storable(value) for key, value in details.items() if value is not None}
     record_event(session, f"{prefix}.error", outcome="failure", client_id=client_id,
                  ip_address=client_ip(), user_agent=user_agent(),
-                 details={"error": error, "description": (description or "")[:MAX_VALUE_LENGTH],
+                 details={"error": error, "description": _storable(description or ""),
                           **clean})
     session.commit()
+
+
+def _storable(value: Any) -> Any:
+    """A string cut to its first characters, without NUL (PostgreSQL cannot store one;
+    headers reach here without the input guard)."""
+    return value.replace("\x00", "")[:MAX_VALUE_LENGTH] if isinstance(value, str) else value
 
 
 def client_id_of(oauth_request, basic_client_id: str | None) -> str | None:
