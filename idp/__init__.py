@@ -108,7 +108,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     from .security.passwords import PasswordService
     from .security.ratelimit import install as install_rate_limits
     from .security.sessions import ServerSessionInterface
-    from .security.sms_guard import make_sms_guard
+    from .security.message_guard import make_email_guard, make_sms_guard
     from .services import Services
     from .web.auth import login_manager
 
@@ -153,7 +153,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
                                   settings.passwords.hash_wait),
         messenger=make_messenger(settings.messaging,
                                  settings.resolve_path(settings.messaging.outbox_dir),
-                                 sms_guard=make_sms_guard(kv, settings.messaging)),
+                                 sms_guard=make_sms_guard(kv, settings.messaging),
+                                 email_guard=make_email_guard(kv, settings.messaging)),
         captcha=make_captcha(settings.registration.captcha_backend, secret_key,
                              settings.registration.captcha_difficulty, kv,
                              ttl=settings.registration.captcha_ttl),
@@ -185,6 +186,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     _register_blueprints(app, CSRF_EXEMPT, oidc_bp)
     _register_handlers(app, apply_security_headers, settings)
+    if settings.session.logout_propagation_interval > 0:
+        from .oidc.logout_propagation import Propagator
+
+        svc.logout_propagator = Propagator(app, settings.session.logout_propagation_interval)
+        svc.logout_propagator.start()
     logs.configure(settings.observability)
     logs.install(app, settings.server.access_log)
     if settings.trusted_proxies:

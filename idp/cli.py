@@ -155,10 +155,15 @@ def _load_client(client_id: str):
 @click.option("--home-url", default="")
 @click.option("--no-pkce", is_flag=True,
               help="a confidential client that cannot send PKCE (old clients only)")
+@click.option("--backchannel-logout-uri", default=None,
+              help="where logout tokens are posted (OIDC Back-Channel Logout 1.0)")
+@click.option("--frontchannel-logout-uri", default=None,
+              help="the page loaded in a frame at logout (OIDC Front-Channel Logout 1.0)")
 @click.option("--json", "as_json", is_flag=True)
 def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_types, scopes,
                    no_consent, subject_type, sector_identifier, jwks_source, id_token_alg,
-                   client_id, description, home_url, no_pkce, as_json) -> None:
+                   client_id, description, home_url, no_pkce, backchannel_logout_uri,
+                   frontchannel_logout_uri, as_json) -> None:
     """Register a client. The secret is printed once and never stored in clear."""
     from .admin.clients import ClientError, create_client, describe
     from .security.audit import record_event
@@ -176,7 +181,8 @@ def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_
             require_consent=not no_consent, subject_type=subject_type, jwks=jwks,
             client_id=client_id, description=description, home_url=home_url,
             sector_identifier=sector_identifier, id_token_signed_response_alg=id_token_alg,
-            require_pkce=not no_pkce)
+            require_pkce=not no_pkce, backchannel_logout_uri=backchannel_logout_uri,
+            frontchannel_logout_uri=frontchannel_logout_uri)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     record_event(session, "admin.client_created", client_id=client.client_id,
@@ -505,3 +511,18 @@ def purge() -> None:
     counts = purge_expired(svc.db.session, svc.settings.tokens.refresh_token_ttl)
     svc.db.session.commit()
     click.echo(json.dumps(counts))
+
+
+# -- logout propagation ------------------------------------------------------------------
+@main.group()
+def logout() -> None:
+    """Back-channel logout: telling clients that a session has ended."""
+
+
+@logout.command("deliver")
+def logout_deliver() -> None:
+    """One pass: end expired sessions, queue and send the logout tokens that are due
+    (for a timer when session.logout_propagation_interval is 0)."""
+    from .oidc.logout_propagation import propagate
+
+    click.echo(json.dumps(propagate(_svc())))

@@ -55,6 +55,9 @@ class SessionSettings:
     cookie_secure: str = "auto"
     # A re-authentication is asked for sensitive actions older than this.
     reauth_max_age: int = 10 * 60
+    # Seconds between two passes of back-channel logout delivery in each process (0:
+    # none in process; run `idp logout deliver` from a timer instead).
+    logout_propagation_interval: float = 5.0
 
 
 @dataclass
@@ -127,9 +130,14 @@ class MessagingSettings:
     default_region: str = "FR"
     sms_allowed_regions: list[str] = field(default_factory=lambda: ["FR", "NC"])
     sms_daily_budget: int = 5000
+    # The last part of the budget, kept for password recovery and security notices.
+    sms_budget_reserve_percent: int = 20
     # Throttles, "N/unit" separated by commas (unit: second, minute, hour, day).
     sms_per_destination: str = "3/hour, 6/day"
     sms_per_account: str = "5/hour, 10/day"
+    # E-mails with a code or a link (security notices are never capped).
+    email_per_destination: str = "5/hour, 12/day"
+    email_per_account: str = "10/hour, 20/day"
 
 
 @dataclass
@@ -177,6 +185,30 @@ class RateLimitSettings:
     account_block_duration: int = 3600
     captcha_after_failures: int = 3
     ip_failure_window: int = 3600
+
+
+@dataclass
+class MfaSettings:
+    """The second factor: guessing it, and getting back an account whose authenticator
+    is lost (or was set up by someone else)."""
+
+    # Wrong second-factor codes of one account (login, "Mon compte"), whatever the flow:
+    # a growing delay after this many...
+    failures_before_delay: int = 3
+    # ...starting at this many seconds and doubling up to delay_max...
+    delay_base: float = 30.0
+    delay_max: float = 900.0
+    # ...and a block (the owner told) after this many within failure_window. A correct
+    # code does not wipe the count: only the window's end does.
+    block_after: int = 10
+    block_duration: int = 3600
+    failure_window: int = 24 * 3600
+    # Without the authenticator or a recovery code, the owner asks (with a code sent to
+    # the login address) for the second factor to be removed: it is, at a sign-in this
+    # long after the request, unless a sign-in with the second factor cancels it...
+    reset_delay: int = 3 * 24 * 3600
+    # ...and the request lapses this long after it could have been used.
+    reset_window: int = 7 * 24 * 3600
 
 
 @dataclass
@@ -281,6 +313,7 @@ class Settings:
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     verification: VerificationSettings = field(default_factory=VerificationSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    mfa: MfaSettings = field(default_factory=MfaSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     client_registration: ClientRegistrationSettings = field(
         default_factory=ClientRegistrationSettings)
@@ -422,6 +455,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("server.threads must be at least 1, server.workers at least 0")
     if not 1 <= settings.server.header_read_timeout <= 60:
         raise ConfigError("server.header_read_timeout must be between 1 and 60 seconds")
+    if not 0 <= settings.messaging.sms_budget_reserve_percent <= 100:
+        raise ConfigError("messaging.sms_budget_reserve_percent must be between 0 and 100")
+    if settings.mfa.block_after < 1 or settings.mfa.block_duration < 1 \
+            or settings.mfa.failure_window < 1:
+        raise ConfigError("mfa.block_after, block_duration and failure_window must be positive")
     if settings.verification.code_length < 4:
         raise ConfigError("verification.code_length must be at least 4")
     registration = settings.client_registration

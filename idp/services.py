@@ -17,6 +17,7 @@ from .security.passwords import PasswordService
 if TYPE_CHECKING:  # these packages import this module: no cycle at import time
     from .messaging.messenger import Messenger
     from .oidc.keys import KeyStore
+    from .oidc.logout_propagation import Propagator
     from .oidc.server import AuthorizationServer
     from .oidc.tokens import TokenService
     from .security.captcha import Captcha
@@ -42,6 +43,8 @@ class Services:
     # Set once the application is built: the OAuth 2.0 server and the client-failure limit.
     oauth: AuthorizationServer = field(init=False)
     client_failures: ClientFailures = field(init=False)
+    # Back-channel logout in this process (None when run by a timer instead).
+    logout_propagator: Propagator | None = field(init=False, default=None)
 
 
 def services() -> Services:

@@ -94,6 +94,8 @@ def make_app(session_dir, database_url):
             "passwords": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
             # Reuse detection at once (the grace period has tests of its own).
             "tokens": {"refresh_token_reuse_grace": 0},
+            # Logout propagation runs when a test says so (no thread of its own).
+            "session": {"logout_propagation_interval": 0},
             "messaging": {"outbox_dir": str(session_dir / f"outbox-{uuid.uuid4().hex[:8]}")},
         }
         for key, value in overrides.items():

@@ -152,7 +152,6 @@ page("mon compte : applications", "/compte/applications", signed_in=True)
 page("mon compte : confidentialité", "/compte/confidentialite", signed_in=True)
 page("mon compte : supprimer le compte", "/compte/supprimer", signed_in=True)
 page("mon compte : double authentification", "/compte/mfa/", signed_in=True)
-page("mon compte : activer la double authentification", "/compte/mfa/activer", signed_in=True)
 page("confirmer son identité", "/login/reauth?return_to=/compte/securite", signed_in=True)
 page("déconnexion : confirmation", "/logout", signed_in=True)
 
@@ -168,8 +167,6 @@ sent("inscription : erreurs", "/inscription", "given_name",
 sent("inscription : message envoyé", "/inscription", "given_name", REGISTRATION, status=200)
 sent("mot de passe perdu : situation non choisie", "/mot-de-passe-perdu",
      "/mot-de-passe-perdu?", {})
-sent("mon compte : activer la double authentification, mauvais code", "/compte/mfa/activer",
-     "code", {"code": "000000x"}, signed_in=True)
 sent("mon compte : modifier le profil, erreurs", "/compte/profil", "family_name",
      {"family_name": "", "birthdate": "31/02/1990"}, signed_in=True)
 sent("mon compte : téléphone, erreurs", "/compte/contact/telephone", "phone",
@@ -212,6 +209,19 @@ def _(v):
     PAGES["inscription : message envoyé"](v)
     link = re.search(r"https?://\S+", v.outbox("jeanne.martin@example.org")[-1]["text"])
     return v.open(link.group(0))
+
+
+@scenario("inscription : confirmer l'adresse, erreur")
+def _(v):
+    return v.send(v.open("/inscription/confirmer"), "code", {"code": ""}, status=400,
+                  button=("confirm_email", "1"))
+
+
+@scenario("connexion : adresse non confirmée")
+def _(v):
+    PAGES["inscription : message envoyé"](v)
+    return v.send(v.open("/login"), "email", {"email": "jeanne.martin@example.org",
+                                             "password": STRONG_PASSWORD}, status=403)
 
 
 def _recovery(v, population="usager"):
@@ -295,12 +305,44 @@ def _(v):
     return v.send(page_, "code", {"code": ""}, status=400)
 
 
-@scenario("mon compte : codes de secours")
+@scenario("mon compte : double authentification, code envoyé à l'adresse")
 def _(v):
     v.sign_in()
-    page_ = v.open("/compte/mfa/activer")
+    return v.send(v.open("/compte/mfa/activer"), "send", button=("send", "1"))
+
+
+@scenario("mon compte : double authentification, mauvais code de l'adresse")
+def _(v):
+    page_ = PAGES["mon compte : double authentification, code envoyé à l'adresse"](v)
+    return v.send(page_, "code", {"code": "000000x"}, status=400)
+
+
+def _enrol_page(v):
+    page_ = PAGES["mon compte : double authentification, code envoyé à l'adresse"](v)
+    code = re.search(r"\b(\d{6})\b", v.outbox(v.user.email)[-1]["text"]).group(1)
+    return v.send(page_, "code", {"code": code})
+
+
+scenario("mon compte : activer la double authentification")(_enrol_page)
+
+
+@scenario("mon compte : activer la double authentification, mauvais code")
+def _(v):
+    return v.send(_enrol_page(v), "code", {"code": "000000x"}, status=400)
+
+
+@scenario("mon compte : codes de secours")
+def _(v):
+    page_ = _enrol_page(v)
     secret = TOTP_KEY_RE.search(page_.data.decode()).group(1).replace(" ", "")
     return v.send(page_, "code", {"code": pyotp.TOTP(secret).now()})
+
+
+@scenario("double authentification : application perdue")
+def _(v):
+    challenge = _mfa_challenge(v)
+    flow = re.search(r"flow=([0-9a-f-]{36})", challenge.data.decode()).group(1)
+    return v.open(f"/login/mfa/perdu?flow={flow}")
 
 
 def with_second_factor(name: str, path: str) -> None:
@@ -314,6 +356,7 @@ def with_second_factor(name: str, path: str) -> None:
 
 with_second_factor("mon compte : désactiver la double authentification", "/compte/mfa/desactiver")
 with_second_factor("mon compte : nouveaux codes de secours", "/compte/mfa/codes-de-secours")
+with_second_factor("mon compte : changer d'application", "/compte/mfa/activer")
 
 
 @scenario("conditions d'utilisation à accepter")

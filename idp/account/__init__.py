@@ -25,5 +25,5 @@ def _is_static() -> bool:
 
 
 # The sections register their routes on ``bp`` (imported last: they import ``bp``).
-from . import (applications, contact, preferences, privacy, profile,  # noqa: E402,F401
-               relations, security)
+from . import (applications, contact, mfa, preferences, privacy,  # noqa: E402,F401
+               profile, relations, security)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import current_app, render_template
 from flask_babel import lazy_gettext as _l
 
 from ..web.common import absolute_url, format_when, ui_locale  # noqa: F401 (used by the sections)
 from ..web.common import send_templated_email as send_email
-from ..messaging.sms import SmsMessage
-from ..messaging.templates import MessageTemplateError, render_sms
+from ..web.common import send_templated_sms as send_sms  # noqa: F401 (used by the sections)
 from ..persistence.models import User
 from ..services import services
-
-log = logging.getLogger(__name__)
 
 # The sections of "Mon compte", in the order of the navigation: (endpoint, label).
 SECTIONS = (
@@ -37,19 +32,6 @@ def recovery_url() -> str:
     endpoint = "recovery.start" if "recovery.start" in current_app.view_functions \
         else "login.start"
     return absolute_url(endpoint)
-
-
-def send_sms(to_e164: str, name: str, locale: str, **context) -> bool:
-    settings = services().settings
-    try:
-        text = render_sms(name, locale, service_name=settings.service_name,
-                          organisation_name=settings.organisation_name, **context)
-    except MessageTemplateError:
-        return False
-    except Exception:  # noqa: BLE001
-        log.exception("cannot render the SMS %s", name)
-        return False
-    return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text))
 
 
 def sms_allowed(user: User) -> bool:

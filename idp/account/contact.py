@@ -4,26 +4,39 @@ Step 1: type the new contact, pass the anti-robot check, "Envoyer le code de
 validation". A numeric code (``verification.code_length`` digits, from ``secrets``) goes
 by SMS to the phone, by e-mail to the address; it is stored hashed, bound to the
 user, the purpose and the destination, expires after ``verification.code_ttl`` and
-dies after ``verification.max_attempts`` wrong tries. Sending is throttled per account
-and per destination (``verification.resend_interval``).
-Step 2: type the code. Only then does the contact change, marked verified.
+dies after ``verification.max_attempts`` wrong tries. A new code for the same destination
+carries the failures of the one it replaces, so once they are used up no new code is sent
+(no message spent) until that code would have expired: the page says how long to wait.
+One code per destination per ``verification.resend_interval``; the messages themselves
+are capped per destination and per account (``security.message_guard``).
+Step 2: type the code (one of the wrong length uses no try). Only then does the contact
+change, marked verified.
+
+Only an account whose login address is verified may add a contact: otherwise whoever
+created an account with someone else's address could make it his.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import secrets
 
-from flask import abort, flash, g, redirect, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from ..web.common import captcha_error_markup
 from ..identity.users import is_valid_email, normalize_email
+from ..messaging.base import Purpose
 from ..messaging.messenger import SEND_FAILED_MESSAGE
 from ..messaging.phone import InvalidPhone, is_mobile, parse_phone
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
-from ..persistence.models import Consumable, User
+from ..persistence.models import Consumable, User, utcnow
+from ..security.message_guard import region_refusal
+from ..security.ratelimit import format_wait
 from ..services import audit, services
 from ..web.auth import login_required, recent_auth_required
 from . import bp
@@ -71,41 +84,72 @@ def shown(kind: str, value: str) -> str:
 
 
 # -- throttling -------------------------------------------------------------------
-def _throttle_keys(user_id: str, kind: str, value: str) -> tuple[str, str]:
+def _slot_key(kind: str, value: str) -> str:
     digest = hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
-    return f"account:code-sent:user:{user_id}", f"account:code-sent:dest:{digest}"
+    return f"account:code-sent:dest:{digest}"
 
 
-def take_send_slot(user_id: str, kind: str, value: str) -> int:
-    """0 when a code may be sent now (the slot is taken), else the seconds to wait."""
+def take_send_slot(kind: str, value: str) -> int:
+    """0 when a code may be sent to this destination now (the slot is taken), else the
+    seconds to wait. Per destination only: another number may get its code at once."""
     svc = services()
     interval = svc.settings.verification.resend_interval
     if interval <= 0:
         return 0
-    user_key, dest_key = _throttle_keys(user_id, kind, value)
-    if not svc.kv.set_if_absent(dest_key, "1", interval):
-        return max(1, svc.kv.ttl(dest_key))
-    if not svc.kv.set_if_absent(user_key, "1", interval):
-        svc.kv.delete(dest_key)
-        return max(1, svc.kv.ttl(user_key))
+    key = _slot_key(kind, value)
+    if not svc.kv.set_if_absent(key, "1", interval):
+        return max(1, svc.kv.ttl(key))
     return 0
 
 
-def release_send_slot(user_id: str, kind: str, value: str) -> None:
-    services().kv.delete(*_throttle_keys(user_id, kind, value))
+def release_send_slot(kind: str, value: str) -> None:
+    services().kv.delete(_slot_key(kind, value))
 
 
-def wait_message(seconds: int) -> str:
-    return _("Un code vient d'être envoyé. Patientez %(seconds)s secondes avant d'en "
-             "demander un nouveau.", seconds=seconds)
+def wait_message(kind: str, value: str, seconds: int) -> str:
+    if kind == "phone":
+        return _("Un code vient d'être envoyé au %(destination)s. Patientez %(seconds)s "
+                 "secondes avant d'en demander un nouveau.",
+                 destination=shown(kind, value), seconds=seconds)
+    return _("Un code vient d'être envoyé à %(destination)s. Patientez %(seconds)s "
+             "secondes avant d'en demander un nouveau.",
+             destination=shown(kind, value), seconds=seconds)
+
+
+def exhausted_wait(user_id: str, kind: str, value: str) -> int:
+    """Seconds before a new code for this destination would get tries again (0: now).
+    A new code carries the failures of the live one it replaces (consumables.issue_code),
+    until that one would have expired."""
+    svc = services()
+    now = utcnow()
+    latest = svc.db.session.execute(select(Consumable.attempts, Consumable.expires_at).where(
+        Consumable.kind == CODE_KIND, Consumable.lookup == lookup_for(user_id, kind, value),
+        Consumable.consumed_at.is_(None), Consumable.expires_at > now)
+        .order_by(Consumable.created_at.desc()).limit(1)).first()
+    if latest is None or latest.attempts < svc.settings.verification.max_attempts:
+        return 0
+    return max(1, math.ceil((latest.expires_at - now).total_seconds()))
+
+
+def too_many_failures_message(seconds: int) -> str:
+    return _("Trop d'essais incorrects : ce code n'est plus valable. Vous pourrez demander "
+             "un nouveau code dans %(wait)s.", wait=format_wait(seconds))
 
 
 def send_code(user: User, kind: str, value: str) -> str | None:
     """Issue and send a new code; None when sent, else a French error for the page."""
     svc = services()
-    wait = take_send_slot(user.id, kind, value)
+    exhausted = exhausted_wait(user.id, kind, value)
+    if exhausted:
+        return too_many_failures_message(exhausted)
+    wait = take_send_slot(kind, value)
     if wait:
-        return wait_message(wait)
+        return wait_message(kind, value, wait)
+    refusal = svc.messenger.check_sms(value, Purpose.CODE) if kind == "phone" \
+        else svc.messenger.check_email(value, Purpose.CODE)
+    if refusal:
+        release_send_slot(kind, value)
+        return refusal
     settings = svc.settings.verification
     code = new_code(settings.code_length)
     item = consumables.issue_code(
@@ -124,9 +168,23 @@ def send_code(user: User, kind: str, value: str) -> str | None:
         consumables.revoke_where(svc.db.session, Consumable.id == item.id)
         audit("contact.code_send_failed", outcome="failure", user_id=user.id, kind=kind)
         svc.db.session.commit()
-        release_send_slot(user.id, kind, value)
+        release_send_slot(kind, value)
         return _(SEND_FAILED_MESSAGE)
     return None
+
+
+def verified_login_required(view):
+    """Contacts change only on an account whose login address is verified."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not g.user.email_verified:
+            return render_template(
+                "errors/error.html", status=403, title=_("Adresse e-mail à confirmer"),
+                message=_("Confirmez d'abord votre adresse e-mail de connexion en suivant le "
+                          "lien qui vous a été envoyé : vous pourrez ensuite ajouter un "
+                          "numéro de téléphone ou une adresse de contact.")), 403
+        return view(*args, **kwargs)
+    return wrapper
 
 
 # -- step 1: the new contact ---------------------------------------------------------
@@ -148,9 +206,10 @@ def _read_phone(form: PhoneForm, user: User) -> str | None:
         form.phone.errors.append(_("Ce numéro ne peut pas recevoir de SMS : saisissez un "
                                    "numéro de téléphone mobile."))
         return None
-    reason = svc.messenger.check_sms(e164)
+    # The country only: the caps count when the code is sent (send_code).
+    reason = region_refusal(e164, svc.settings.messaging.sms_allowed_regions)
     if reason:
-        form.phone.errors.append(_(reason))
+        form.phone.errors.append(reason)
         return None
     return e164
 
@@ -169,6 +228,7 @@ def _read_email(form: ContactEmailForm, user: User) -> str | None:
 
 @bp.route("/contact/<slug>", methods=["GET", "POST"])
 @recent_auth_required  # changing the phone or an address: password typed lately
+@verified_login_required
 def contact(slug: str):
     kind = _kind(slug)
     user = g.user
@@ -187,8 +247,9 @@ def contact(slug: str):
                 if error is None:
                     _set_pending(kind, value)
                     return redirect(url_for("account.contact_code", slug=slug))
+                (form.phone if kind == "phone" else form.email).errors.append(error)
     status = 400 if request.method == "POST" else 200
-    summary = error or (captcha_error_markup(captcha_error) if captcha_error else None)
+    summary = captcha_error_markup(captcha_error) if captcha_error else None
     current = user.phone_number if kind == "phone" else user.contact_email
     return page("account/contact.html", status, section="account.index", form=form,
                 kind=kind, slug=slug, error=summary, captcha_error=captcha_error,
@@ -196,13 +257,13 @@ def contact(slug: str):
 
 
 # -- step 2: the code ------------------------------------------------------------------
-def _outcome_message(outcome: Outcome, attempts_left: int) -> str:
+def _outcome_message(outcome: Outcome, attempts_left: int, item: Consumable | None) -> str:
     if outcome is Outcome.WRONG_CODE:
         return _("Ce code est incorrect. Il vous reste %(count)s essai(s).",
                  count=attempts_left)
     if outcome is Outcome.TOO_MANY_ATTEMPTS:
-        return _("Trop d'essais incorrects : ce code n'est plus valable. Demandez un "
-                 "nouveau code.")
+        left = (item.expires_at - utcnow()).total_seconds() if item is not None else 0
+        return too_many_failures_message(max(1, math.ceil(left)))
     if outcome is Outcome.EXPIRED:
         return _("Ce code a expiré. Demandez un nouveau code.")
     return _("Ce code n'est plus valable. Demandez un nouveau code.")
@@ -220,6 +281,7 @@ def _apply(user: User, kind: str, value: str) -> None:
 
 @bp.route("/contact/<slug>/code", methods=["GET", "POST"])
 @login_required
+@verified_login_required
 def contact_code(slug: str):
     kind = _kind(slug)
     user = g.user
@@ -251,7 +313,8 @@ def contact_code(slug: str):
             audit("contact.code_rejected", outcome="failure", user_id=user.id, kind=kind,
                   reason=result.outcome.value)
             svc.db.session.commit()
-            form.code.errors.append(_outcome_message(result.outcome, result.attempts_left))
+            form.code.errors.append(_outcome_message(result.outcome, result.attempts_left,
+                                                     result.item))
     status = 400 if request.method == "POST" else 200
     return page("account/contact_code.html", status, section="account.index", form=form,
                 kind=kind, slug=slug, destination=shown(kind, value),
@@ -260,6 +323,7 @@ def contact_code(slug: str):
 
 @bp.route("/contact/<slug>/renvoyer", methods=["POST"])
 @login_required
+@verified_login_required
 def contact_resend(slug: str):
     kind = _kind(slug)
     value = _pending(kind)

@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation
 from wtforms.widgets import DateInput
 
-from ..web.forms import BaseForm, email_field, password_field
+from ..web.forms import BaseForm, email_field, link_code_field, password_field
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 
@@ -99,6 +99,10 @@ class CodeForm(BaseForm):
         DataRequired(message=_l("Saisissez le code reçu."))],
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric",
                    "spellcheck": "false", "class": "code-input"})
+
+
+class LinkCodeForm(BaseForm):
+    code = link_code_field()
 
 
 class PasswordChangeForm(BaseForm):

@@ -18,6 +18,7 @@ from sqlalchemy import delete, or_, select
 
 from ..identity import sso as sso_service
 from ..identity.grants import revoke_user_grants
+from ..oidc.logout_propagation import queue_for_user
 from ..persistence.models import (AuditEvent, Client, Consent, Consumable, Grant,
                                   MfaCredential, SsoSession, User, utcnow)
 from ..persistence.models.relations import Relation
@@ -67,6 +68,14 @@ EVENT_LABELS = {
     "account.deleted": _l("Suppression du compte"),
     "mfa.enabled": _l("Double authentification activée"),
     "mfa.disabled": _l("Double authentification désactivée"),
+    "mfa.challenge_failed": _l("Code de double authentification refusé"),
+    "mfa.locked": _l("Double authentification bloquée après des codes incorrects"),
+    "mfa.recovery_code_used": _l("Code de secours utilisé"),
+    "mfa.address_confirmed": _l("Adresse de connexion confirmée par un code"),
+    "mfa.reset_requested": _l("Désactivation de la double authentification demandée"),
+    "mfa.reset_cancelled": _l("Demande de désactivation de la double authentification "
+                              "annulée"),
+    "mfa.reset": _l("Double authentification désactivée à votre demande"),
 }
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
@@ -254,6 +263,8 @@ def delete_account(user: User) -> None:
     uid = user.id
     revoke_user_grants(db, uid, "account_deleted")
     sso_service.end_all_for_user(db, uid, "account_deleted")
+    # The sessions go with the account: their clients are told now (back-channel logout).
+    queue_for_user(db, services(), uid, "account_deleted")
     grant_ids = select(Grant.id).where(Grant.user_id == uid)
     for statement in (
             delete(Consumable).where(or_(Consumable.user_id == uid,

@@ -2,11 +2,12 @@
 
 Both need a password typed within ``session.reauth_max_age`` (``recent_auth_required``).
 A new login e-mail is used only once the link sent to it is followed; the old address
-then gets a notice."""
+then gets a notice. The link carries its code in the fragment (security/link_codes.py):
+the confirmation page's script posts it, or it is typed from the message."""
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, request, session, url_for
+from flask import flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,11 +19,12 @@ from ..messaging.base import mask_email
 from ..messaging.messenger import SEND_FAILED_MESSAGE
 from ..persistence import consumables
 from ..persistence.models import Consumable, User, utcnow
+from ..security import link_codes
 from ..services import audit, services
 from ..web.auth import current_sso, login_required, recent_auth_required
 from . import bp
 from .common import absolute_url, format_when, notify, page, recovery_url, send_email, ui_locale
-from .forms import ButtonForm, LoginEmailForm, PasswordChangeForm
+from .forms import LinkCodeForm, LoginEmailForm, PasswordChangeForm
 
 LOGIN_EMAIL_KIND = "login_email_change"
 # Wrong current passwords allowed on this page per account and quarter of an hour.
@@ -30,14 +32,18 @@ MAX_PASSWORD_FAILURES = 5
 FAILURE_WINDOW = 15 * 60
 
 
+def _pending_change(user: User) -> Consumable | None:
+    return services().db.session.scalar(select(Consumable).where(
+        Consumable.kind == LOGIN_EMAIL_KIND, Consumable.user_id == user.id,
+        Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
+        Consumable.expires_at > utcnow()).order_by(Consumable.created_at.desc()).limit(1))
+
+
 @bp.route("/securite")
 @login_required
 def security():
     user = g.user
-    pending = services().db.session.scalar(select(Consumable).where(
-        Consumable.kind == LOGIN_EMAIL_KIND, Consumable.user_id == user.id,
-        Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
-        Consumable.expires_at > utcnow()).order_by(Consumable.created_at.desc()).limit(1))
+    pending = _pending_change(user)
     return page("account/security.html", section="account.security", user=user,
                 pending_email=pending.data.get("new_email") if pending else None,
                 password_changed=format_when(user.password_changed_at, ui_locale()))
@@ -133,13 +139,14 @@ def _request_login_email(user: User, new: str) -> str | None:
               reason="address_in_use")
         db.commit()
         return None
-    value = consumables.issue_bearer(
-        db, LOGIN_EMAIL_KIND, ttl, user_id=user.id, destination=f"email:{new}",
-        data={"new_email": new})
+    code = link_codes.new_link_code()
+    consumables.issue_bearer(
+        db, LOGIN_EMAIL_KIND, ttl, value=link_codes.normalise_link_code(code), user_id=user.id,
+        destination=f"email:{new}", data={"new_email": new})
     audit("login_email.change_requested", user_id=user.id)
     db.commit()
-    link = absolute_url("account.confirm_login_email", jeton=value)
-    if not send_email(new, "email_confirmation", ui_locale(), link=link,
+    link = absolute_url("account.confirm_login_email") + link_codes.fragment(code)
+    if not send_email(new, "email_confirmation", ui_locale(), link=link, code=code,
                       expires_hours=max(1, ttl // 3600)):
         consumables.revoke_where(db, Consumable.kind == LOGIN_EMAIL_KIND,
                                  Consumable.user_id == user.id)
@@ -177,22 +184,29 @@ def _link_problem(item: Consumable | None, user: User) -> str | None:
 @bp.route("/identifiant/confirmer", methods=["GET", "POST"])
 @login_required
 def confirm_login_email():
+    """GET: the form, the code filled in by the page's script from the link's fragment
+    (or from ``?jeton=``, for a link sent before codes moved there). POST: the change."""
     user = g.user
     svc = services()
     db = svc.db.session
-    token = (request.values.get("jeton") or "")[:512]
-    item = consumables.find_bearer(db, LOGIN_EMAIL_KIND, token) if token else None
+    if request.method == "GET":
+        form = LinkCodeForm(formdata=None)
+        form.code.data = (request.args.get("jeton") or "")[:512] or None
+        pending = _pending_change(user)
+        return _confirm_page(form, None, pending.data.get("new_email") if pending else None)
+    form = LinkCodeForm()
+    if not form.validate_on_submit():
+        return _confirm_page(form, None, None, 400)
+    value = link_codes.stored_value(form.code.data)
+    item = consumables.find_bearer(db, LOGIN_EMAIL_KIND, value) if value else None
     problem = _link_problem(item, user)
-    form = ButtonForm()
-    if problem is None and request.method == "POST":
-        if not form.validate_on_submit():
-            abort(400)
+    if problem is None:
         new = item.data["new_email"]
         if db.scalar(select(User.id).where(User.email == new, User.id != user.id)):
             problem = _("Cette adresse est déjà utilisée par un autre compte : elle ne peut "
                         "pas devenir votre adresse de connexion.")
         else:
-            result = consumables.consume_bearer(db, LOGIN_EMAIL_KIND, token)
+            result = consumables.consume_bearer(db, LOGIN_EMAIL_KIND, value)
             if not result.ok:
                 problem = _link_problem(result.item, user) or _("Ce lien n'est plus valable.")
             else:
@@ -214,8 +228,9 @@ def confirm_login_email():
                     flash(_("Votre adresse e-mail de connexion est désormais %(email)s.",
                             email=new), "success")
                     return redirect(url_for("account.security"))
-    status = 200 if problem is None else 400
+    return _confirm_page(form, problem, None, 400)
+
+
+def _confirm_page(form, problem: str | None, new_email: str | None, status: int = 200):
     return page("account/login_email_confirm.html", status, section="account.security",
-                form=form, problem=problem, token=token,
-                new_email=item.data.get("new_email") if item is not None and problem is None
-                else None)
+                form=form, problem=problem, new_email=new_email)

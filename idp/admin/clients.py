@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -21,6 +22,18 @@ class ClientError(ValueError):
     pass
 
 
+def is_loopback(host: str | None) -> bool:
+    """``localhost``, 127.0.0.0/8 or ``::1``: a developer's own machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_uri(uri: str, what: str) -> str:
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
         raise ClientError(f"{what} must be a URL of 1 to {MAX_URI_LENGTH} characters")
@@ -37,9 +50,30 @@ def _check_uri(uri: str, what: str) -> str:
         raise ClientError(f"{what} is not a valid URL") from None
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
         raise ClientError(f"{what} must be an absolute http(s) URL without fragment: {uri}")
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ClientError(f"{what} must use https (http only for localhost): {uri}")
     return uri
+
+
+def check_page_url(url: str, what: str) -> str:
+    """A link citizens are shown (a client's home page, its logo): empty, or an https URL
+    (http only on the loopback) without credentials in it, at most 500 characters. A
+    plain-http page or image would let anyone on the citizen's network change it."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ClientError(f"{what} is not a valid URL: {url}") from None
+    if len(url) > 500 or parts.scheme not in ("https", "http") or not host \
+            or parts.username is not None or parts.password is not None:
+        raise ClientError(f"{what} must be an absolute https URL of at most 500 "
+                          f"characters, without credentials: {url}")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ClientError(f"{what} must use https (http only for localhost): {url}")
+    return url
 
 
 def new_client_secret() -> str:
@@ -64,7 +98,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
                   description: str = "", home_url: str = "",
                   sector_identifier: str | None = None,
                   id_token_signed_response_alg: str | None = None,
-                  require_pkce: bool = True) -> tuple[Client, str | None]:
+                  require_pkce: bool = True, backchannel_logout_uri: str | None = None,
+                  frontchannel_logout_uri: str | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret in clear (shown once, never stored)."""
     if not name or len(name) > 200:
         raise ClientError("a name of 1 to 200 characters is required")
@@ -98,7 +133,8 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         raise ClientError(f"client_id {client_id} exists already")
     secret = None if auth_method in ("none", "private_key_jwt") else new_client_secret()
     client = Client(
-        client_id=client_id, name=name, description=description, home_url=home_url,
+        client_id=client_id, name=name, description=description,
+        home_url=check_page_url(home_url, "home URL"),
         client_secret_hash=hash_client_secret(secret) if secret else None,
         redirect_uris=[_check_uri(u, "redirect URI") for u in redirect_uris],
         post_logout_redirect_uris=[_check_uri(u, "post-logout redirect URI")
@@ -108,6 +144,10 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         scope=" ".join(scopes), token_endpoint_auth_method=auth_method,
         subject_type=subject_type, sector_identifier=sector_identifier,
         require_consent=require_consent, jwks=jwks, require_pkce=require_pkce,
+        backchannel_logout_uri=_check_uri(backchannel_logout_uri, "back-channel logout URI")
+        if backchannel_logout_uri else None,
+        frontchannel_logout_uri=_check_uri(frontchannel_logout_uri, "front-channel logout URI")
+        if frontchannel_logout_uri else None,
         id_token_signed_response_alg=id_token_signed_response_alg)
     session.add(client)
     session.flush()
@@ -140,6 +180,8 @@ def describe(client: Client, secret: str | None = None) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "subject_type": client.subject_type, "require_consent": client.require_consent,
         "require_pkce": client.require_pkce,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "public": client.is_public, "created_at": client.created_at.isoformat(),
     }

@@ -12,7 +12,7 @@ from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange
                                 ValidationError)
 
 from ..web.forms import BaseForm
-from .clients import ClientError, _check_uri
+from .clients import ClientError, _check_uri, check_page_url
 
 
 def uri_lines(text: str | None) -> list[str]:
@@ -52,9 +52,10 @@ class UriList:
 def _optional_url(form, field) -> None:
     if field.data:
         try:
-            _check_uri(field.data.strip(), "url")
+            check_page_url(field.data, "url")
         except ClientError:
-            raise ValidationError(_l("Une adresse complète en https est attendue.")) from None
+            raise ValidationError(_l("Une adresse complète en https est attendue ; http "
+                                     "n'est admis que pour localhost.")) from None
 
 
 class ClientEditForm(BaseForm):

@@ -4,7 +4,8 @@ endpoints registered on the application's authorization server.
 Registration is open only with an initial access token issued by an administrator
 (:mod:`idp.admin.initial_tokens`). The metadata a client sends is checked by the rules
 of the console and the command line: redirect URIs by :func:`idp.admin.clients._check_uri`
-(https outside the loopback, no fragment, no wildcard), the rest by
+(https outside the loopback, no fragment, no wildcard), its home page by
+:func:`idp.admin.clients.check_page_url`, the rest by
 :func:`idp.admin.clients.create_client`. A registered client gets a registration access
 token (stored as its SHA-256) with which it reads, updates and deletes its
 registration at ``/register/<client_id>``.
@@ -87,7 +88,8 @@ class RegistrationClaims(RFC7591Claims):
     REGISTERED_CLAIMS = ["client_name", "redirect_uris", "post_logout_redirect_uris",
                          "grant_types", "response_types", "token_endpoint_auth_method",
                          "scope", "client_uri", "jwks", "subject_type",
-                         "id_token_signed_response_alg"]
+                         "id_token_signed_response_alg", "backchannel_logout_uri",
+                         "frontchannel_logout_uri"]
 
     def validate(self, now=None, leeway=0):
         for name in UNSUPPORTED:
@@ -110,20 +112,28 @@ class RegistrationClaims(RFC7591Claims):
                                   "is required")
         for key in ("client_uri", "logo_uri", "tos_uri", "policy_uri", "scope",
                     "token_endpoint_auth_method", "subject_type",
-                    "id_token_signed_response_alg", "software_id", "software_version"):
+                    "id_token_signed_response_alg", "software_id", "software_version",
+                    "backchannel_logout_uri", "frontchannel_logout_uri"):
             if key in self and not isinstance(self[key], str):
                 raise _metadata_error(f"{key} must be a string")
+        for key in ("backchannel_logout_session_required",
+                    "frontchannel_logout_session_required"):
+            # The provider always sends sid (discovery: *_logout_session_supported).
+            if key in self and not isinstance(self[key], bool):
+                raise _metadata_error(f"{key} must be a boolean")
         if "jwks" in self and not isinstance(self["jwks"], dict):
             raise _metadata_error("jwks must be a JSON Web Key Set")
         for key in ("grant_types", "response_types", "contacts"):
             if key in self and not (isinstance(self[key], list)
                                     and all(isinstance(v, str) for v in self[key])):
                 raise _metadata_error(f"{key} must be an array of strings")
-        if "client_uri" in self and self["client_uri"]:
-            try:
-                registry._check_uri(self["client_uri"], "client_uri")
-            except registry.ClientError as exc:
-                raise _metadata_error(str(exc)) from None
+        try:
+            registry.check_page_url(self.get("client_uri") or "", "client_uri")
+            for key in ("backchannel_logout_uri", "frontchannel_logout_uri"):
+                if self.get(key):
+                    registry._check_uri(self[key], key)
+        except registry.ClientError as exc:
+            raise _metadata_error(str(exc)) from None
 
     def _check_redirect_uris(self, key: str) -> None:
         uris = self.get(key)
@@ -173,6 +183,9 @@ def registration_metadata(client: Client, default_id_token_alg: str) -> dict[str
         data["client_secret_expires_at"] = 0
     if client.home_url:
         data["client_uri"] = client.home_url
+    for key in ("backchannel_logout_uri", "frontchannel_logout_uri"):
+        if getattr(client, key):
+            data[key] = getattr(client, key)
     if client.jwks:
         data["jwks"] = client.jwks
     return data
@@ -281,7 +294,9 @@ class RegistrationEndpoint(_Endpoint, ClientRegistrationEndpoint):
                 jwks=client_metadata.get("jwks"),
                 home_url=client_metadata.get("client_uri") or "",
                 id_token_signed_response_alg=client_metadata.get(
-                    "id_token_signed_response_alg"))
+                    "id_token_signed_response_alg"),
+                backchannel_logout_uri=client_metadata.get("backchannel_logout_uri"),
+                frontchannel_logout_uri=client_metadata.get("frontchannel_logout_uri"))
         except registry.ClientError as exc:
             raise _metadata_error(str(exc)) from None
         secret = client_info.get("client_secret")
@@ -378,6 +393,8 @@ class ConfigurationEndpoint(_Endpoint, ClientConfigurationEndpoint):
             "home_url": client_metadata.get("client_uri") or "",
             "scope": " ".join(dict.fromkeys(scope.split())) if scope else client.scope,
             "jwks": client_metadata.get("jwks"),
+            "backchannel_logout_uri": client_metadata.get("backchannel_logout_uri") or None,
+            "frontchannel_logout_uri": client_metadata.get("frontchannel_logout_uri") or None,
         }
         changed = sorted(key for key, value in new.items() if getattr(client, key) != value)
         for key in changed:

@@ -14,7 +14,7 @@ from flask_login import current_user
 
 from ..identity import users
 from ..messaging.email import EmailMessage
-from ..messaging.templates import render_message
+from ..messaging.templates import purpose_of, render_message
 from ..persistence.models import User, utcnow
 from ..security import lockout, ratelimit
 from ..services import audit, client_ip, services
@@ -22,6 +22,7 @@ from ..web.auth import login_required, sign_in
 from ..web.forms import BaseForm, email_field, password_field
 from . import second_factor
 from ..persistence.flows import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from .registration import unconfirmed_login
 from ..web.common import captcha_error_markup, format_when
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,9 @@ def _new_flow(return_to: str, *, client_id: str | None, acr: str | None,
               login_hint: str | None):
     return create_flow(services().db.session, "login", state="choose_method",
                        browser=session.browser_id, return_to=return_to, ttl=LOGIN_FLOW_TTL,
-                       data={"client_id": client_id, "acr": acr,
+                       # Bounded: anyone may start a login (docs/security.md).
+                       data={"client_id": (client_id or "")[:64] or None,
+                             "acr": (acr or "")[:32] or None,
                              "login_hint": (login_hint or "")[:320]})
 
 
@@ -202,6 +205,8 @@ def _attempt(flow, form):
     if user is None:
         return _failed(flow, email)
     lockout.succeeded(kv, email)
+    if not user.email_verified:  # nobody signs in before the address is confirmed
+        return unconfirmed_login(flow, user)
     if "mfa.challenge" in current_app.view_functions and \
             second_factor.required(svc.settings, user, flow.data.get("acr")):
         flow.state = "second_factor"
@@ -259,7 +264,8 @@ def _notify_owner(user: User, blocked_until: float) -> None:
 
     @after_this_request
     def _send_after(response):
-        response.call_on_close(lambda: messenger.send_email(message))
+        response.call_on_close(lambda: messenger.send_email(message,
+                                                            purpose_of("account_locked")))
         return response
 
 

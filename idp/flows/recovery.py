@@ -5,10 +5,18 @@
    shows the help page.
 2. ``/mot-de-passe-perdu/adresse``: the e-mail address (and the anti-robot check).
 3. A security code (``T3A8XQ``) is sent by e-mail with a link that fills it in, or by SMS
-   when the account prefers SMS and its number is verified. The answer is the same whether
-   or not the account exists: for an unknown address a code is stored too (bound to no
-   account, never sent), so that the next page behaves identically (attempts, expiry).
-4. ``/mot-de-passe-perdu/code``: the code, ``verification.max_attempts`` tries.
+   when the account prefers SMS, its number is verified and so is its login address (an
+   account created with someone else's address must not route its recovery to its
+   creator's phone). When the SMS cannot go (its caps, the budget, the gateway), the code
+   goes by e-mail, with the e-mail's lifetime, and the e-mail says why. The answer is the
+   same whether or not the account exists: for an unknown address a code is stored too
+   (bound to no account, never sent), so that the next page behaves identically
+   (attempts, expiry), and the address is counted against the e-mail caps all the same
+   (``messaging.email_per_destination``).
+   The link carries the code in its fragment (``#code=``), which browsers do not send:
+   a script of the page fills the field with it; without JavaScript the code is typed.
+4. ``/mot-de-passe-perdu/code``: the code, ``verification.max_attempts`` tries; a code of
+   the wrong shape is refused without using one.
 5. ``/mot-de-passe-perdu/nouveau``: the new password, twice. Then every SSO session and
    grant of the account ends, and the owner is told by e-mail.
 6. ``/mot-de-passe-perdu/termine``: "Continuer" goes back where the user was going.
@@ -32,17 +40,16 @@ from wtforms.validators import DataRequired, Length
 
 from ..identity import sso as sso_service
 from ..identity import users
-from ..messaging.sms import SmsMessage
-from ..messaging.templates import render_sms
+from ..messaging.base import Purpose
 from ..identity.grants import revoke_user_grants
-from ..security import lockout, sms_guard
+from ..security import lockout, message_guard
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
 from ..persistence.models import Consumable, User, utcnow
 from ..services import audit, services
 from ..web.common import (absolute_url, add_error, captcha_error_markup, captcha_errors,
                           check_new_password, checked_email, format_when, has_errors,
-                          policy_hint, send_templated_email)
+                          policy_hint, send_templated_email, send_templated_sms)
 from ..web.forms import BaseForm, email_field, password_field
 from ..persistence.flows import Flow, FlowError, create_flow, load_flow, safe_return_to
 
@@ -77,7 +84,8 @@ class CodeForm(BaseForm):
         DataRequired(message=_l("Saisissez le code de sécurité reçu.")),
         Length(max=32, message=_l("Ce code est trop long."))],
         render_kw={"autocomplete": "one-time-code", "spellcheck": "false",
-                   "autocapitalize": "characters", "size": "10"})
+                   "autocapitalize": "characters", "size": "10",
+                   "data-fragment-field": "code"})
 
 
 class ResendForm(BaseForm):
@@ -96,6 +104,18 @@ def new_code(length: int) -> str:
 
 def normalise_code(raw: str) -> str:
     return "".join((raw or "").split()).replace("-", "").upper()
+
+
+def shape_error(code: str, length: int) -> str | None:
+    """Why ``code`` (normalised) cannot be a security code, None when it can: such a code
+    is refused without using up a try."""
+    if len(code) != length:
+        return _("Le code de sécurité compte %(length)d caractères, par exemple T3A8XQ.",
+                 length=length)
+    if any(char not in CODE_ALPHABET for char in code):
+        return _("Vérifiez le code : il ne contient que des lettres et des chiffres de 2 à 9 "
+                 "(jamais 0, O, 1, I ni L).")
+    return None
 
 
 def _code_lookup(flow: Flow) -> str:
@@ -232,6 +252,13 @@ def email():
     address = checked_email(form.email)
     if has_errors(form) or captcha_failures:
         return _render_email(flow, form, captcha_failures, 400)
+    # Counted whether or not the address has an account: the same answer either way.
+    refusal = svc.messenger.check_email(address, Purpose.SIGN_IN)
+    if refusal:
+        add_error(form.email, refusal)
+        audit("recovery.refused", outcome="failure", reason="email_cap")
+        db.commit()
+        return _render_email(flow, form, [], 400)
 
     user = users.find_by_email(db, address)
     if user is not None and not _may_recover(user):
@@ -260,60 +287,78 @@ def _render_email(flow, form, captcha_failures, status):
 
 
 def _channel(user: User | None) -> str:
-    if user is not None and user.preferred_contact == "sms" and user.phone_number_verified \
-            and user.phone_number:
+    """"sms" when the account prefers SMS and both its number and its login address are
+    verified, else "email"."""
+    if user is not None and user.preferred_contact == "sms" and user.phone_number \
+            and user.phone_number_verified and user.email_verified:
         return "sms"
     return "email"
 
 
-def _send_code(flow: Flow, user: User | None) -> None:
-    """Issue a new code (voiding the previous one) and send it to the account, if any.
-    Without an account the same work is done, and the send's duration imitated."""
+def _issue(flow: Flow, user: User | None, channel: str) -> tuple[str, int]:
+    """A new code for ``channel`` (voiding the previous one), and its lifetime in minutes."""
     svc = services()
-    db = svc.db.session
     verification = svc.settings.verification
-    channel = _channel(user)
     ttl = verification.recovery_code_ttl_sms if channel == "sms" \
         else verification.recovery_code_ttl_email
     code = new_code(verification.code_length)
-    consumables.issue_code(db, RECOVERY_CODE, _code_lookup(flow), code, ttl, svc.secret_key,
-                           user_id=user.id if user is not None else None,
-                           destination=f"{channel}:{user.phone_number if channel == 'sms' else user.email}"
-                           if user is not None else None)
+    destination = None
+    if user is not None:
+        destination = f"sms:{user.phone_number}" if channel == "sms" else f"email:{user.email}"
+    consumables.issue_code(svc.db.session, RECOVERY_CODE, _code_lookup(flow), code, ttl,
+                           svc.secret_key, user_id=user.id if user is not None else None,
+                           destination=destination)
     flow.expires_at = max(flow.expires_at, utcnow() + dt.timedelta(seconds=ttl + FLOW_MARGIN))
+    svc.db.session.commit()
+    return code, max(1, ttl // 60)
+
+
+def _send_code(flow: Flow, user: User | None) -> None:
+    """Issue a new code and send it to the account, if any: by SMS when it may go, else
+    by e-mail (with the e-mail's lifetime, saying why when the SMS could not go).
+    Without an account the same work is done, and the send's duration imitated."""
+    svc = services()
+    db = svc.db.session
     _update(flow, sends=flow.data.get("sends", 0) + 1, last_sent_at=time.time())
-    audit("recovery.code_sent", user_id=user.id if user is not None else None,
-          known=user is not None, channel=channel if user is not None else None)
-    db.commit()
-    minutes = max(1, ttl // 60)
+    channel = _channel(user)
+    sms_unavailable = None
+    if channel == "sms":
+        message_guard.for_account(user.id)  # nobody is signed in: name the account throttled
+        if svc.messenger.check_sms(user.phone_number, Purpose.SIGN_IN):
+            channel, sms_unavailable = "email", "refused"
+    code, minutes = _issue(flow, user, channel)
     started = time.monotonic()
     if user is None:
+        audit("recovery.code_sent", known=False)
+        db.commit()
         # Imitate the time a real send takes (no enumeration by timing).
         time.sleep(min(_send_seconds["avg"], 3.0) * (0.9 + 0.2 * secrets.randbelow(1000) / 1000))
         return
     sent = False
     if channel == "sms":
-        sms_guard.for_account(user.id)  # nobody is signed in: name the account throttled
-        try:
-            text = render_sms(RECOVERY_CODE, user.locale, code=code, expires_minutes=minutes,
-                              service_name=svc.settings.service_name,
-                              organisation_name=svc.settings.organisation_name)
-            sent = svc.messenger.send_sms(SmsMessage(to_e164=user.phone_number, text=text))
-        except Exception:  # noqa: BLE001
-            log.exception("cannot send the recovery SMS")
+        sent = send_templated_sms(user.phone_number, RECOVERY_CODE, user.locale, code=code,
+                                  expires_minutes=minutes)
+        if not sent:
+            # Another code, with the e-mail's lifetime: the SMS one may have gone after all.
+            channel, sms_unavailable = "email", "failed"
+            code, minutes = _issue(flow, user, channel)
     if not sent:
         sent = send_templated_email(
             user.email, RECOVERY_CODE, user.locale, code=code, expires_minutes=minutes,
-            link=absolute_url("recovery.code", flow=flow.id, code=code))
+            link=absolute_url("recovery.code", flow=flow.id) + "#code=" + code,
+            sms_unavailable=sms_unavailable is not None)
     elapsed = time.monotonic() - started
     _send_seconds["avg"] = elapsed if not _send_seconds["avg"] \
         else 0.8 * _send_seconds["avg"] + 0.2 * elapsed
-    if not sent:
+    if sent:
+        audit("recovery.code_sent", user_id=user.id, known=True, channel=channel,
+              **({"sms_unavailable": sms_unavailable} if sms_unavailable else {}))
+    else:
         # Not shown: it would tell that the address has an account. The code page
         # offers to send a new code.
         log.warning("recovery code not sent (flow %s)", flow.id)
-        audit("recovery.send_failed", outcome="failure", user_id=user.id)
-        db.commit()
+        audit("recovery.send_failed", outcome="failure", user_id=user.id, channel=channel)
+    db.commit()
 
 
 # -- step 4: the code ----------------------------------------------------------------------
@@ -324,20 +369,21 @@ def code():
     db = svc.db.session
     flow = _load("code")
     if request.method == "GET":
-        form = CodeForm(formdata=None)
-        prefilled = normalise_code(request.args.get("code", ""))[:32]
-        form.code.data = prefilled or None
-        return _render_code(flow, form, None, 200)
+        return _render_code(flow, CodeForm(formdata=None), None, 200)
     if request.form.get("resend"):
         return _resend(flow)
     form = CodeForm()
     form.validate()
+    typed = normalise_code(form.code.data)
+    if not has_errors(form):
+        shape = shape_error(typed, svc.settings.verification.code_length)
+        if shape:
+            add_error(form.code, shape)
     if has_errors(form):
         return _render_code(flow, form, None, 400)
     max_attempts = svc.settings.verification.max_attempts
-    result = consumables.verify_code(db, RECOVERY_CODE, _code_lookup(flow),
-                                     normalise_code(form.code.data), svc.secret_key,
-                                     max_attempts)
+    result = consumables.verify_code(db, RECOVERY_CODE, _code_lookup(flow), typed,
+                                     svc.secret_key, max_attempts)
     if result.ok and flow.user_id:
         flow.state = "password"
         flow.expires_at = utcnow() + dt.timedelta(seconds=PASSWORD_STEP_TTL)
@@ -395,6 +441,9 @@ def _resend(flow: Flow):
         return _render_code(flow, CodeForm(formdata=None),
                             _("Patientez encore %(seconds)d secondes avant de demander un "
                               "nouveau code.", seconds=int(wait) + 1), 400)
+    refusal = svc.messenger.check_email(flow.data.get("email", ""), Purpose.SIGN_IN)
+    if refusal:
+        return _render_code(flow, CodeForm(formdata=None), refusal, 400)
     user = db.get(User, flow.user_id) if flow.user_id else None
     _send_code(flow, user)
     db.commit()

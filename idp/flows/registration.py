@@ -1,15 +1,27 @@
-"""Account creation, and the e-mail confirmation link.
+"""Account creation, and the confirmation of its address.
 
 Pages: ``/inscription`` (the form, a ``registration`` flow), ``/inscription/envoye`` (the
 answer, the same whether the address was new or already had an account: no enumeration),
-``/inscription/renvoyer`` (send the message again) and ``/inscription/confirmer/<token>``
-(GET shows a button, POST consumes the link, so that mail scanners following links do not
-spend it).
+``/inscription/renvoyer`` (send the message again), ``/inscription/continuer`` (to the
+login page, whatever the address) and ``/inscription/confirmer`` (the confirmation).
 
-A new account may be used at once: "Continuer" (``/inscription/continuer``) signs the
-user in and leads to the flow's ``return_to`` (an authorization request, or "Mon
-compte"); ``email_verified`` stays false until the link is followed. An address that already has an account gets the same
-answer, while its owner is told by e-mail (``account_exists``).
+An account is of no use until its address is confirmed: anyone may type someone else's
+address, and an account signed in before confirmation could take the address's recovery
+(its creator's phone, his contact address). So a password that is right for an account
+whose address is not confirmed signs nobody in: the login answers with
+:func:`unconfirmed_login`, a page that sends the link again. Confirming in the browser
+that registered continues the registration's flow (signed in, on to its ``return_to``);
+elsewhere it leads to the login. The owner of an address registered by someone else
+cancels that account from the same page ("Je n'ai pas créé ce compte"): nothing was
+ever done with it.
+
+The link carries its code in the fragment (``security/link_codes.py``): the page's
+script fills the form, the form posts the code (GET shows the form only, so that mail
+scanners following links spend nothing); without JavaScript the code is typed from the
+message.
+
+An address that already has an account gets the same answer, while its owner is told by
+e-mail (``account_exists``).
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, StringField, TelField
 from wtforms.validators import DataRequired, Length
@@ -30,14 +43,15 @@ from ..identity import users
 from ..messaging.messenger import SEND_FAILED_MESSAGE
 from ..messaging.phone import InvalidPhone, parse_phone
 from ..persistence import consumables
-from ..persistence.models import Consumable, User, utcnow
+from ..persistence.models import Consumable, SsoSession, User, utcnow
+from ..security import link_codes
 from ..services import audit, services
 from ..web.auth import sign_in
 from ..web.common import (DEFAULT_POPULATION, absolute_url, add_error, captcha_error_markup,
                           captcha_errors, check_new_password, checked_email, has_errors,
                           policy_hint, send_templated_email, ui_locale)
-from ..web.forms import BaseForm, email_field, password_field
-from ..persistence.flows import FlowError, create_flow, delete_flow, load_flow, safe_return_to
+from ..web.forms import BaseForm, email_field, link_code_field, password_field
+from ..persistence.flows import Flow, FlowError, create_flow, delete_flow, load_flow, safe_return_to
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +62,10 @@ REGISTRATION_FLOW_TTL = 30 * 60
 DONE_FLOW_TTL = 30 * 60
 MAX_RESENDS = 3
 EMAIL_CONFIRMATION = "email_confirmation"
+# The browser session remembers its registration: confirming there continues it.
+SESSION_FLOW = "registration_flow"
+# The login flow's state after a right password on an unconfirmed account.
+UNCONFIRMED = "unconfirmed"
 
 
 # -- forms --------------------------------------------------------------------------
@@ -78,7 +96,7 @@ class ResendForm(BaseForm):
 
 
 class ConfirmForm(BaseForm):
-    pass
+    code = link_code_field()
 
 
 def _default_target() -> str:
@@ -170,6 +188,7 @@ def start():
         sent = _send_confirmation(user)
     flow.data = {**flow.data, "sent": sent, "last_sent_at": time.time()}
     db.commit()
+    session[SESSION_FLOW] = flow.id
     return redirect(url_for("registration.done", flow=flow.id), code=303)
 
 
@@ -206,12 +225,14 @@ def _send_confirmation(user: User) -> bool:
     consumables.revoke_where(db, Consumable.kind == EMAIL_CONFIRMATION,
                              Consumable.user_id == user.id)
     ttl = svc.settings.registration.email_link_ttl
-    token = consumables.issue_bearer(db, EMAIL_CONFIRMATION, ttl, user_id=user.id,
-                                     destination=f"email:{user.email}")
+    code = link_codes.new_link_code()
+    consumables.issue_bearer(db, EMAIL_CONFIRMATION, ttl,
+                             value=link_codes.normalise_link_code(code), user_id=user.id,
+                             destination=f"email:{user.email}")
     db.commit()
     return send_templated_email(
-        user.email, "email_confirmation", user.locale,
-        link=absolute_url("registration.confirm_email", token=token),
+        user.email, "email_confirmation", user.locale, code=code, disown=True,
+        link=absolute_url("registration.confirm_email") + link_codes.fragment(code),
         expires_hours=max(1, ttl // 3600))
 
 
@@ -261,22 +282,14 @@ def _posted_done_flow():
 
 @bp.route("/continuer", methods=["POST"])
 def proceed():
-    """"Continuer": a new account is signed in here, then the browser goes where it was
-    going. The answer page before this one is thus the same for a new address and for one
-    that already had an account."""
+    """"Continuer": to the login page, for a new address as for one that had an account
+    (nobody is signed in before the address is confirmed), the registration's
+    ``return_to`` kept."""
     flow, refusal = _posted_done_flow()
     if refusal is not None:
         return refusal
-    db = services().db.session
-    target = flow.return_to or _default_target()
-    user = db.get(User, flow.user_id) if flow.user_id else None
-    delete_flow(db, flow)
-    db.commit()
-    if user is not None and not user.disabled:
-        sign_in(user, amr=["pwd"], acr="eidas1")
-    else:
-        session.regenerate()  # as sign_in does: the same answer either way
-    return redirect(target, code=303)
+    return redirect(url_for("login.start", return_to=flow.return_to or _default_target()),
+                    code=303)
 
 
 @bp.route("/renvoyer", methods=["POST"])
@@ -310,9 +323,9 @@ def resend():
 # -- the confirmation link ------------------------------------------------------------
 def _link_problem(item: Consumable | None, now) -> tuple[str, str] | None:
     if item is None:
-        return (_("Lien inconnu"),
-                _("Ce lien de confirmation n'est pas valide. Vérifiez que vous avez copié "
-                  "l'adresse complète du lien reçu par e-mail."))
+        return (_("Code inconnu"),
+                _("Ce code de confirmation n'est pas valide. Vérifiez que vous avez ouvert le "
+                  "lien complet reçu par e-mail, ou recopiez le code du message."))
     if item.consumed_at is not None:
         return (_("Lien déjà utilisé"),
                 _("Ce lien de confirmation a déjà été utilisé : votre adresse e-mail est "
@@ -328,33 +341,151 @@ def _link_problem(item: Consumable | None, now) -> tuple[str, str] | None:
     return None
 
 
-@bp.route("/confirmer/<token>", methods=["GET", "POST"])
-def confirm_email(token: str):
+def _confirm_page(form, status: int = 200):
+    return render_template("registration/confirm.html", form=form), status
+
+
+def _problem_page(problem: tuple[str, str]):
+    return render_template("registration/confirm_problem.html", title=problem[0],
+                           message=problem[1]), 400
+
+
+@bp.route("/confirmer/<token>")
+def confirm_email_legacy(token: str):
+    """A link sent before codes moved to the fragment (valid ``email_link_ttl``): the
+    same form, its code filled in."""
+    form = ConfirmForm(formdata=None)
+    form.code.data = token[:512]
+    return _confirm_page(form)
+
+
+@bp.route("/confirmer", methods=["GET", "POST"])
+def confirm_email():
+    """GET: the form (the page's script fills the code in from the link's fragment).
+    POST: confirm the address, or (``disown``) cancel an account its owner did not
+    create."""
     svc = services()
     db = svc.db.session
-    if len(token) > 512:
-        item = None
-    else:
-        item = consumables.find_bearer(db, EMAIL_CONFIRMATION, token)
+    if request.method == "GET":
+        return _confirm_page(ConfirmForm(formdata=None))
+    form = ConfirmForm()
+    if not form.validate():
+        return _confirm_page(form, 400)
+    value = link_codes.stored_value(form.code.data)
+    item = consumables.find_bearer(db, EMAIL_CONFIRMATION, value) if value else None
     problem = _link_problem(item, utcnow())
     if problem is not None:
-        return render_template("registration/confirm_problem.html", title=problem[0],
-                               message=problem[1]), 400
-    form = ConfirmForm()
-    if request.method == "GET" or not form.validate():
-        return render_template("registration/confirm.html", form=form, token=token), \
-            200 if request.method == "GET" else 400
-    result = consumables.consume_bearer(db, EMAIL_CONFIRMATION, token)
-    user = db.get(User, result.item.user_id) if result.ok and result.item.user_id else None
-    if user is None or result.item.destination != f"email:{user.email}":
+        return _problem_page(problem)
+    user = db.get(User, item.user_id) if item.user_id else None
+    if user is None or item.destination != f"email:{user.email}":
+        return _problem_page((_("Lien plus valable"),
+                              _("Ce lien ne correspond plus à l'adresse de votre compte.")))
+    if request.form.get("disown"):
+        return _disown(user)
+    result = consumables.consume_bearer(db, EMAIL_CONFIRMATION, value)
+    if not result.ok:
         db.rollback()
-        problem = _link_problem(result.item if not result.ok else None, utcnow()) or (
-            _("Lien plus valable"),
-            _("Ce lien ne correspond plus à l'adresse de votre compte."))
-        return render_template("registration/confirm_problem.html", title=problem[0],
-                               message=problem[1]), 400
+        return _problem_page(_link_problem(result.item, utcnow()) or (
+            _("Lien plus valable"), _("Ce lien n'est plus valable.")))
     user.email_verified = True
     audit("email.confirmed", user_id=user.id)
+    flow = _registration_of_this_browser(user)
+    if flow is not None and not user.disabled and not current_user.is_authenticated:
+        # The browser that registered (and typed the password) goes on where it was going.
+        target = flow.return_to or _default_target()
+        delete_flow(db, flow)
+        session.pop(SESSION_FLOW, None)
+        sign_in(user, amr=["pwd"], acr="eidas1")
+        return redirect(target)
     db.commit()
     return render_template("registration/confirmed.html",
                            signed_in=current_user.is_authenticated)
+
+
+def _registration_of_this_browser(user: User) -> Flow | None:
+    flow_id = session.get(SESSION_FLOW)
+    if not isinstance(flow_id, str):
+        return None
+    try:
+        flow = load_flow(services().db.session, flow_id, "registration", session.browser_id)
+    except FlowError:
+        return None
+    return flow if flow.user_id == user.id else None
+
+
+def _disown(user: User):
+    """The owner of the address did not create this account: it goes, and the address is
+    free again. Only an account never signed in to: nothing was ever done with it but
+    its creation (one created before sign-in waited for confirmation may have been used:
+    its owner takes it back through "mot de passe perdu")."""
+    db = services().db.session
+    used = db.scalar(select(SsoSession.id).where(SsoSession.user_id == user.id).limit(1))
+    if user.email_verified or used is not None:
+        return _problem_page((_("Compte déjà utilisé"),
+                              _("Ce compte a déjà été confirmé ou utilisé : il ne peut plus "
+                                "être annulé ainsi. Si vous n'en êtes pas à l'origine, "
+                                "utilisez « Mot de passe perdu » pour en reprendre le "
+                                "contrôle.")))
+    audit("registration.disowned", user_id=user.id)
+    db.execute(delete(Consumable).where(Consumable.user_id == user.id))
+    db.delete(user)
+    db.commit()
+    return render_template("registration/disowned.html"), 200
+
+
+# -- a right password, an unconfirmed address -------------------------------------------
+def unconfirmed_login(flow: Flow, user: User):
+    """The login's answer to a right password for an account whose address is not
+    confirmed yet: nobody is signed in; the page offers to send the link again."""
+    db = services().db.session
+    flow.state = UNCONFIRMED
+    flow.user_id = user.id
+    last_sent = db.scalar(select(Consumable.created_at).where(
+        Consumable.kind == EMAIL_CONFIRMATION, Consumable.user_id == user.id)
+        .order_by(Consumable.created_at.desc()).limit(1))
+    flow.data = {**(flow.data or {}), "resends": 0,
+                 "last_sent_at": last_sent.timestamp() if last_sent else 0}
+    audit("login.failure", outcome="failure", user_id=user.id, reason="email_unconfirmed")
+    db.commit()
+    return _render_unconfirmed(flow, user, None, 403)
+
+
+def _render_unconfirmed(flow: Flow, user: User, notice: str | None, status: int):
+    return render_template("registration/unconfirmed.html", flow=flow, email=user.email,
+                           notice=notice, form=ResendForm(formdata=None),
+                           can_resend=(flow.data or {}).get("resends", 0) < MAX_RESENDS), status
+
+
+@bp.route("/confirmer/renvoyer", methods=["POST"])
+def resend_for_login():
+    """From :func:`unconfirmed_login`'s page: the confirmation link again."""
+    svc = services()
+    db = svc.db.session
+    try:
+        flow = load_flow(db, request.args.get("flow"), "login", session.browser_id)
+    except FlowError:
+        return redirect(url_for("login.start"))
+    user = db.get(User, flow.user_id) if flow.state == UNCONFIRMED and flow.user_id else None
+    if user is None:
+        return redirect(url_for("login.start"))
+    if user.email_verified:
+        return redirect(url_for("login.start", return_to=flow.return_to))
+    if not ResendForm().validate():
+        return _render_unconfirmed(flow, user, None, 400)
+    data = dict(flow.data or {})
+    wait = svc.settings.verification.resend_interval - (time.time() - data.get("last_sent_at", 0))
+    if data.get("resends", 0) >= MAX_RESENDS:
+        return _render_unconfirmed(flow, user, _("Vous avez demandé trop d'envois. Réessayez "
+                                                 "plus tard."), 400)
+    if wait > 0:
+        return _render_unconfirmed(flow, user, _("Patientez encore %(seconds)d secondes avant "
+                                                 "de demander un nouvel envoi.",
+                                                 seconds=int(wait) + 1), 400)
+    refusal = svc.messenger.check_email(user.email)
+    sent = refusal is None and _send_confirmation(user)
+    data.update(resends=data.get("resends", 0) + 1, last_sent_at=time.time())
+    flow.data = data
+    db.commit()
+    if not sent:
+        return _render_unconfirmed(flow, user, refusal or _(SEND_FAILED_MESSAGE), 400)
+    return _render_unconfirmed(flow, user, _("Le message a été envoyé à nouveau."), 200)

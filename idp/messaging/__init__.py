@@ -5,7 +5,7 @@ The web layer builds one :class:`Messenger` with :func:`make_messenger` and call
 codes and links: they are never logged (the outbox folder is where the demo reads them).
 """
 
-from idp.messaging.base import DeliveryError, mask_email, mask_phone
+from idp.messaging.base import DeliveryError, Purpose, mask_email, mask_phone
 from idp.messaging.email import EmailMessage, OutboxEmailBackend, SmtpEmailBackend
 from idp.messaging.messenger import SEND_FAILED_MESSAGE, Messenger, make_messenger
 from idp.messaging.outbox import clear_outbox, read_outbox
@@ -16,7 +16,7 @@ from idp.messaging.templates import render_message, render_sms
 
 __all__ = [
     "DeliveryError", "EmailMessage", "HttpSmsBackend", "InvalidPhone", "Messenger",
-    "OutboxEmailBackend", "OutboxSmsBackend", "SEND_FAILED_MESSAGE", "SmsMessage",
+    "OutboxEmailBackend", "OutboxSmsBackend", "Purpose", "SEND_FAILED_MESSAGE", "SmsMessage",
     "SmtpEmailBackend", "clear_outbox", "format_international", "format_national",
     "is_mobile", "make_messenger", "mask_email", "mask_phone", "parse_phone",
     "read_outbox", "region_of", "render_message", "render_sms",

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import enum
+
+
+class Purpose(enum.Enum):
+    """Why a message goes out, which decides how it is capped (security.message_guard)."""
+
+    # A code or a link someone asked for, who may not own the destination.
+    CODE = "code"
+    # A code to get back into an account (password recovery).
+    SIGN_IN = "sign_in"
+    # A security notice to the owner (password changed, account blocked...).
+    NOTICE = "notice"
+
 
 class DeliveryError(Exception):
     """A message could not be handed over.

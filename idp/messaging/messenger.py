@@ -10,7 +10,7 @@ from pathlib import Path
 from idp.config import PROJECT_ROOT
 from idp.i18n import N_
 from idp.metrics import MESSAGES
-from idp.messaging.base import DeliveryError, mask_email, mask_phone
+from idp.messaging.base import DeliveryError, Purpose, mask_email, mask_phone
 from idp.messaging.email import (EmailBackend, EmailMessage, OutboxEmailBackend,
                                  SmtpEmailBackend)
 from idp.messaging.sms import HttpSmsBackend, OutboxSmsBackend, SmsBackend, SmsMessage
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 # French text (a msgid) for the page when a send returned False: show _(SEND_FAILED_MESSAGE).
 SEND_FAILED_MESSAGE = N_("Le message n'a pas pu être envoyé, réessayez dans quelques instants.")
 
-SmsGuard = Callable[[str], "str | None"]
+# (destination, purpose) -> None when the message may go, else a French reason.
+Guard = Callable[[str, Purpose], "str | None"]
 
 
 class Messenger:
@@ -32,17 +33,21 @@ class Messenger:
     then twice that...; no new attempt starts once ``max_seconds`` have passed since
     the first one (each attempt is itself bounded by the backend's timeout).
 
-    ``sms_guard(to_e164)`` may refuse an SMS (country not allowed, daily budget
-    spent...) by returning a French reason; the SMS is then not sent.
+    ``sms_guard(to_e164, purpose)`` and ``email_guard(address, purpose)`` may refuse a
+    message (country not allowed, too many to one destination, daily budget spent...)
+    by returning a French reason; the message is then not sent. ``purpose``
+    (:class:`Purpose`) says how the message is capped: codes unless told otherwise.
     """
 
     def __init__(self, email_backend: EmailBackend, sms_backend: SmsBackend, retries: int = 2,
-                 sms_guard: SmsGuard | None = None, *, backoff: float = 0.25,
-                 max_seconds: float = 4.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 sms_guard: Guard | None = None, *, email_guard: Guard | None = None,
+                 backoff: float = 0.25, max_seconds: float = 4.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.email_backend = email_backend
         self.sms_backend = sms_backend
         self.retries = max(0, retries)
         self.sms_guard = sms_guard
+        self.email_guard = email_guard
         self.backoff = backoff
         self.max_seconds = max_seconds
         self._sleep = sleep
@@ -71,32 +76,43 @@ class Messenger:
         log.warning("%s: given up", what)
         return False
 
-    def send_email(self, message: EmailMessage) -> bool:
-        sent = self._deliver(lambda: self.email_backend.send(message),
-                             f"email to {mask_email(message.to)}")
-        MESSAGES.labels("email", "sent" if sent else "failed").inc()
-        return sent
-
-    def check_sms(self, to_e164: str) -> str | None:
-        """The guard's French refusal reason for this number, None when allowed."""
-        if self.sms_guard is None:
+    @staticmethod
+    def _ask(guard: Guard | None, to: str, purpose: Purpose, what: str) -> str | None:
+        if guard is None:
             return None
         try:
-            return self.sms_guard(to_e164)
+            return guard(to, purpose)
         except Exception as exc:  # noqa: BLE001
-            log.error("SMS guard failed with %s", type(exc).__name__)
+            log.error("%s guard failed with %s", what, type(exc).__name__)
             return SEND_FAILED_MESSAGE
 
-    def send_sms(self, message: SmsMessage) -> bool:
-        what = f"SMS to {mask_phone(message.to_e164)}"
-        reason = self.check_sms(message.to_e164)
+    def _send(self, reason: str | None, send: Callable[[], None], what: str,
+              channel: str) -> bool:
         if reason:
             log.info("%s: refused by the guard: %s", what, reason)
-            MESSAGES.labels("sms", "refused").inc()
+            MESSAGES.labels(channel, "refused").inc()
             return False
-        sent = self._deliver(lambda: self.sms_backend.send(message), what)
-        MESSAGES.labels("sms", "sent" if sent else "failed").inc()
+        sent = self._deliver(send, what)
+        MESSAGES.labels(channel, "sent" if sent else "failed").inc()
         return sent
+
+    def check_email(self, to: str, purpose: Purpose = Purpose.CODE) -> str | None:
+        """The guard's French refusal reason for this address, None when allowed."""
+        return self._ask(self.email_guard, to, purpose, "e-mail")
+
+    def send_email(self, message: EmailMessage, purpose: Purpose = Purpose.CODE) -> bool:
+        return self._send(self.check_email(message.to, purpose),
+                          lambda: self.email_backend.send(message),
+                          f"email to {mask_email(message.to)}", "email")
+
+    def check_sms(self, to_e164: str, purpose: Purpose = Purpose.CODE) -> str | None:
+        """The guard's French refusal reason for this number, None when allowed."""
+        return self._ask(self.sms_guard, to_e164, purpose, "SMS")
+
+    def send_sms(self, message: SmsMessage, purpose: Purpose = Purpose.CODE) -> bool:
+        return self._send(self.check_sms(message.to_e164, purpose),
+                          lambda: self.sms_backend.send(message),
+                          f"SMS to {mask_phone(message.to_e164)}", "sms")
 
 
 def resolve_outbox(outbox_dir: str) -> Path:
@@ -107,7 +123,8 @@ def resolve_outbox(outbox_dir: str) -> Path:
 
 
 def make_messenger(messaging, outbox_path: Path | str | None = None, *,
-                   sms_guard: SmsGuard | None = None) -> Messenger:
+                   sms_guard: Guard | None = None, email_guard: Guard | None = None
+                   ) -> Messenger:
     """Build the messenger from an ``idp.config.MessagingSettings``.
 
     ``outbox_path`` is the outbox folder already resolved by the caller, e.g.
@@ -133,4 +150,5 @@ def make_messenger(messaging, outbox_path: Path | str | None = None, *,
     else:
         raise ValueError(f"unknown SMS backend {messaging.sms_backend!r} "
                          "(expected 'outbox' or 'http')")
-    return Messenger(email_backend, sms_backend, messaging.send_retries, sms_guard)
+    return Messenger(email_backend, sms_backend, messaging.send_retries, sms_guard,
+                     email_guard=email_guard)

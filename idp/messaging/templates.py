@@ -20,19 +20,31 @@ from pathlib import Path
 import jinja2
 
 from idp.config import PROJECT_ROOT
+from idp.messaging.base import Purpose
 
 MESSAGES_DIR = PROJECT_ROOT / "templates" / "messages"
 FALLBACK_LOCALE = "fr"
 DEFAULTS = {"service_name": "Compte usager", "organisation_name": "Région"}
 MESSAGE_NAMES = ("verification_code", "recovery_code", "email_confirmation", "account_exists",
                  "password_changed", "login_email_changed", "mfa_changed", "account_locked",
-                 "account_deleted", "password_reset_required")
+                 "account_deleted", "mfa_locked", "mfa_reset", "password_reset_required")
+# How each message is capped (security.message_guard); codes and links unless listed.
+PURPOSES = {"recovery_code": Purpose.SIGN_IN, "password_changed": Purpose.NOTICE,
+            "login_email_changed": Purpose.NOTICE, "mfa_changed": Purpose.NOTICE,
+            "account_locked": Purpose.NOTICE, "account_deleted": Purpose.NOTICE,
+            "mfa_locked": Purpose.NOTICE, "mfa_reset": Purpose.NOTICE,
+            "password_reset_required": Purpose.NOTICE}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SUBJECT_PREFIX = "Subject:"
 
 
 class MessageTemplateError(LookupError):
     pass
+
+
+def purpose_of(name: str) -> Purpose:
+    """The purpose of message ``name``: a notice is never capped, a code is."""
+    return PURPOSES.get(name, Purpose.CODE)
 
 
 @functools.lru_cache(maxsize=4)

@@ -16,6 +16,7 @@ bp.add_url_rule("/authorize", "authorize", authorize.authorize, methods=["GET", 
 bp.add_url_rule("/authorize/resume/<flow_id>", "authorize_resume", authorize.authorize_resume,
                 methods=["GET", "POST"])
 bp.add_url_rule("/logout", "logout", logout.logout, methods=["GET", "POST"])
+bp.add_url_rule("/logout/termine", "logged_out", logout.logged_out)
 bp.add_url_rule("/token", "token", token.token, methods=["POST"])
 bp.add_url_rule("/introspect", "introspect", token.introspect, methods=["POST"])
 bp.add_url_rule("/revoke", "revoke", token.revoke, methods=["POST"])

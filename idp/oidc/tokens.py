@@ -50,7 +50,7 @@ class TokenService:
         self.issuer = settings.issuer
         self.algorithms = list(settings.tokens.signing_algs)
 
-    def _sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+    def sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
         key = self.keys.signing_key(alg)
         return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key.key,
                           algorithms=[alg])
@@ -65,7 +65,7 @@ class TokenService:
         }
         if grant_id:
             claims["gid"] = grant_id
-        return self._sign(claims, self.settings.tokens.access_token_alg, ACCESS_TOKEN_TYP), claims
+        return self.sign(claims, self.settings.tokens.access_token_alg, ACCESS_TOKEN_TYP), claims
 
     def decode_access_token(self, token: str) -> dict[str, Any] | None:
         """Claims of a well-signed, unexpired access token of ours; None otherwise."""
@@ -124,7 +124,7 @@ class TokenService:
             claims["at_hash"] = half_hash(access_token)
         if extra:
             claims.update({k: v for k, v in extra.items() if k not in claims})
-        return self._sign(claims, self.id_token_alg(client))
+        return self.sign(claims, self.id_token_alg(client))
 
     def decode_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """An ID token we issued, even expired (id_token_hint, logout)."""

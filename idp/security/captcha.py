@@ -4,9 +4,20 @@
 of its protocol: the server hands out ``{algorithm, challenge, maxnumber, salt,
 signature}`` where ``challenge = SHA-256(salt + str(number))`` for a secret random
 ``number <= maxnumber``, ``signature = HMAC-SHA-256(key, challenge)`` and the salt
-ends with ``?expires=<unix time>``. The browser (``idp/static/js/captcha.js``) finds
-``number`` by brute force and posts ``captcha_payload``: base64 of the JSON
-``{algorithm, challenge, number, salt, signature, took}``.
+is ``<nonce>?expires=<unix time>&sig=<HMAC of nonce and expiry>``. The browser
+(``idp/static/js/captcha.js``) finds ``number`` by brute force and posts
+``captcha_payload``: base64 of the JSON ``{algorithm, challenge, number, salt, signature,
+took}``.
+
+The challenge's signature covers only ``SHA-256(salt + number)``, and that concatenation
+does not tell where the salt ends: moving digits of ``number`` to the end of the salt
+keeps the digest and lengthens ``expires``. So the salt's fields carry a signature of
+their own and must have the exact shape made here, and no expiry (and no time-to-live
+written to the replay store) may reach beyond ``ttl`` from now.
+
+This is a speed bump, not a wall: it makes each form post cost a few hundred
+milliseconds of a browser's CPU, which a determined attacker pays with more machines.
+The rate limits and the per-account counters are what hold.
 
 Core flows must work without JavaScript, so every challenge also carries a simple
 question in words, in the page's language ("Combien font quatre plus sept ?", "What is
@@ -33,12 +44,12 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
-from urllib.parse import parse_qs
 
 from flask_babel import gettext, pgettext
 
@@ -51,6 +62,9 @@ ALGORITHM = "SHA-256"
 TEST_PASS = "test-pass"
 # Solved challenges are remembered this much longer than their expiry (clock skew).
 REPLAY_MARGIN = 60
+# The one shape of a salt made by ProofOfWorkCaptcha.challenge.
+_SALT_RE = re.compile(r"(?P<nonce>[0-9a-f]{24})\?expires=(?P<expires>[0-9]{1,12})"
+                      r"&sig=(?P<sig>[0-9a-f]{32})")
 
 
 
@@ -167,9 +181,13 @@ class ProofOfWorkCaptcha:
     def _answer_mac(self, nonce: str, expires: int, answer: int) -> str:
         return self._sign(f"fallback:{nonce}:{expires}:{answer}")
 
+    def _salt_signature(self, nonce: str, expires: int) -> str:
+        return self._sign(f"salt:{nonce}:{expires}")[:32]
+
     def challenge(self) -> dict:
         expires = int(self._clock()) + self.ttl
-        salt = f"{secrets.token_hex(12)}?expires={expires}"
+        nonce = secrets.token_hex(12)
+        salt = f"{nonce}?expires={expires}&sig={self._salt_signature(nonce, expires)}"
         number = self._rng.randint(0, self.difficulty)
         digest = _sha256_hex(f"{salt}{number}")
         pow_challenge = {"algorithm": ALGORITHM, "challenge": digest,
@@ -223,19 +241,26 @@ class ProofOfWorkCaptcha:
             return False
         expires = self._expires(salt)
         now = self._clock()
-        if expires is None or expires < now:
+        if expires is None or not self._live(expires, now):
             return False
-        ttl = int(expires - now) + REPLAY_MARGIN
-        return bool(self.replay_store.set_if_absent(f"captcha:pow:{digest}", "1", ttl))
+        return bool(self.replay_store.set_if_absent(f"captcha:pow:{digest}", "1",
+                                                    self._replay_ttl(expires, now)))
 
-    @staticmethod
-    def _expires(salt: str) -> int | None:
-        if "?" not in salt:
+    def _expires(self, salt: str) -> int | None:
+        """The expiry of a salt made here (its own signature checked), else None."""
+        match = _SALT_RE.fullmatch(salt)
+        if match is None:
             return None
-        values = parse_qs(salt.split("?", 1)[1]).get("expires")
-        if not values or not values[0].isdigit():
-            return None
-        return int(values[0])
+        expires = int(match["expires"])
+        expected = self._salt_signature(match["nonce"], expires)
+        return expires if hmac.compare_digest(expected, match["sig"]) else None
+
+    def _live(self, expires: int, now: float) -> bool:
+        """Not expired, and not further ahead than a challenge made now could be."""
+        return now <= expires <= now + self.ttl + REPLAY_MARGIN
+
+    def _replay_ttl(self, expires: int, now: float) -> int:
+        return max(1, min(int(expires - now), self.ttl)) + REPLAY_MARGIN
 
     def _verify_fallback(self, token: str, raw_answer: str) -> bool:
         parts = token.split(".")
@@ -243,12 +268,12 @@ class ProofOfWorkCaptcha:
             return False
         nonce, expires, mac = parts[0], int(parts[1]), parts[2]
         now = self._clock()
-        if expires < now or expires > now + self.ttl + REPLAY_MARGIN:
+        if not self._live(expires, now):
             return False
         # Spent by this attempt, whatever the answer: no second guess with one token.
         # (An attacker can spend tokens of others only by knowing them: harmless.)
         if not self.replay_store.set_if_absent(f"captcha:fallback:{nonce}", "1",
-                                               int(expires - now) + REPLAY_MARGIN):
+                                               self._replay_ttl(expires, now)):
             return False
         answer = parse_answer(raw_answer)
         return answer is not None and hmac.compare_digest(

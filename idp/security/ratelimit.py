@@ -66,12 +66,14 @@ RULES: tuple[tuple[str, str], ...] = (
     ("login.reauthenticate", "login_per_ip"),
     ("registration.start", "register_per_ip"),
     ("registration.resend", "code_send_per_ip"),
+    ("registration.resend_for_login", "code_send_per_ip"),
     ("registration.confirm_email", "code_verify_per_ip"),
     # Giving the address starts a recovery and sends a code; the other steps are cheap
     # (choosing a population) or already bound to a sent code.
     ("recovery.email", "recovery_per_ip"),
     ("recovery.code", "code_verify_per_ip"),
     ("mfa.*", "code_verify_per_ip"),
+    ("account.mfa_*", "code_verify_per_ip"),
     # "Mon compte": giving a new address or number sends a code or a link to it.
     ("account.contact", "code_send_per_ip"),
     ("account.change_login_email", "code_send_per_ip"),

@@ -85,6 +85,8 @@ def sign_out(reason: str = "logout") -> None:
     if sso is not None:
         sso_service.end(svc.db.session, sso, reason)
         svc.db.session.commit()
+        if svc.logout_propagator is not None:
+            svc.logout_propagator.wake()  # tell the clients now, not at the next pass
     logout_user()
     session.destroy()
 

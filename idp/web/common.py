@@ -14,7 +14,8 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from ..messaging.email import EmailMessage
-from ..messaging.templates import render_message
+from ..messaging.sms import SmsMessage
+from ..messaging.templates import MessageTemplateError, purpose_of, render_message, render_sms
 from ..security.password_policy import check_password, describe_policy
 from ..services import services
 
@@ -87,7 +88,8 @@ def language_url(code: str) -> str:
 
 
 def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
-    """Render the message ``name`` and send it; False (never an exception) on failure."""
+    """Render the message ``name`` and send it, capped as its purpose says
+    (``messaging.templates.purpose_of``); False (never an exception) on failure."""
     settings = services().settings
     try:
         subject, text, html = render_message(
@@ -97,7 +99,23 @@ def send_templated_email(to: str, name: str, locale: str, **context) -> bool:
         log.exception("cannot render the message %s", name)
         return False
     return services().messenger.send_email(EmailMessage(to=to, subject=subject, text=text,
-                                                        html=html))
+                                                        html=html), purpose_of(name))
+
+
+def send_templated_sms(to_e164: str, name: str, locale: str, **context) -> bool:
+    """Render the SMS version of message ``name`` and send it, capped as its purpose
+    says; False (never an exception) on failure or when the message has no SMS version."""
+    settings = services().settings
+    try:
+        text = render_sms(name, locale, service_name=settings.service_name,
+                          organisation_name=settings.organisation_name, **context)
+    except MessageTemplateError:
+        return False
+    except Exception:  # noqa: BLE001 - a broken template must not make a 500
+        log.exception("cannot render the SMS %s", name)
+        return False
+    return services().messenger.send_sms(SmsMessage(to_e164=to_e164, text=text),
+                                         purpose_of(name))
 
 
 def captcha_error_markup(message: str) -> Markup:

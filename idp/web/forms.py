@@ -6,7 +6,7 @@ import re
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -41,6 +41,17 @@ def email_field(label=None) -> EmailField:
         DataRequired(message=_l("Saisissez votre adresse e-mail.")),
         Length(max=320, message=_l("L'adresse e-mail est trop longue."))],
         render_kw={"autocomplete": "username", "spellcheck": "false"})
+
+
+def link_code_field(label=None) -> StringField:
+    """The code of an e-mailed link (security/link_codes.py): filled in from the link's
+    fragment by js/fragment-code.js, or typed from the message."""
+    return StringField(label or _l("Code de confirmation"), validators=[
+        DataRequired(message=_l("Saisissez le code de confirmation reçu par e-mail.")),
+        Length(max=600, message=_l("Ce code est trop long."))],
+        render_kw={"autocomplete": "one-time-code", "spellcheck": "false",
+                   "autocapitalize": "characters", "size": "30",
+                   "data-fragment-field": "code"})
 
 
 def password_field(label=None, autocomplete: str = "current-password") -> PasswordField:

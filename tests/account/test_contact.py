@@ -125,9 +125,12 @@ def test_wrong_code_then_right_code(logged_in, user, svc, outbox):
 
 def test_badly_formed_code_does_not_count(logged_in, outbox):
     start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
-    response = enter_code(logged_in, "telephone", "12ab")
-    assert response.status_code == 400 and "Le code compte 6 chiffres." in text(response)
+    for junk in ("12ab", "12345", "1234567"):
+        response = enter_code(logged_in, "telephone", junk)
+        assert response.status_code == 400 and "Le code compte 6 chiffres." in text(response)
     code = outbox.code(PHONE_FR_E164)
+    response = enter_code(logged_in, "telephone", wrong(code))
+    assert "Il vous reste 4 essai(s)" in text(response)
     assert enter_code(logged_in, "telephone", code).status_code == 302
 
 
@@ -138,9 +141,37 @@ def test_too_many_wrong_codes_kill_the_code(logged_in, user, svc, outbox):
         response = enter_code(logged_in, "telephone", wrong(code))
         assert response.status_code == 400
     assert "Trop d'essais" in text(response)
+    assert "Vous pourrez demander un nouveau code dans 10 minutes" in text(response)
     response = enter_code(logged_in, "telephone", code)
     assert response.status_code == 400 and "Trop d'essais" in text(response)
     assert load_user(svc, user.id).phone_number is None
+
+
+@pytest.mark.settings(verification={"resend_interval": 0})
+def test_after_too_many_wrong_codes_no_message_is_spent_and_the_wait_is_told(
+        logged_in, user, svc, outbox):
+    """Review 2026-12 (codes as citizens meet them): "Renvoyer le code" said a new code
+    was sent and spent an SMS, but the new code was refused ("Trop d'essais incorrects")."""
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    code = outbox.code(PHONE_FR_E164)
+    for _ in range(5):
+        enter_code(logged_in, "telephone", wrong(code))
+    page = logged_in.get("/compte/contact/telephone/code")
+    resent = logged_in.get(logged_in.submit(page, "resend").headers["Location"])
+    assert "Trop d'essais incorrects" in text(resent)
+    assert "Vous pourrez demander un nouveau code dans 10 minutes" in text(resent)
+    assert "Un nouveau code vous a été envoyé" not in text(resent)
+    again = start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    assert again.status_code == 400 and "nouveau code dans 10 minutes" in text(again)
+    assert 'href="#phone"' in text(again)
+    assert len(outbox.all()) == 1
+    # Once that code would have expired, a new one is sent, with its own tries.
+    with svc.db.transaction() as session:
+        session.execute(update(Consumable).where(Consumable.user_id == user.id).values(
+            expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+    assert start(logged_in, "telephone", {"phone": "06 12 34 56 78"}).status_code == 302
+    assert enter_code(logged_in, "telephone", outbox.code(PHONE_FR_E164)).status_code == 302
+    assert load_user(svc, user.id).phone_number == PHONE_FR_E164
 
 
 def test_expired_code(logged_in, user, svc, outbox):
@@ -163,13 +194,41 @@ def test_resend_is_throttled(logged_in, outbox):
     html = logged_in.get(response.headers["Location"]).data.decode()
     assert "Patientez" in html
     assert len(outbox.all()) == 1
-    # a new request for the same number from the first step is throttled too
+    # a new request for the same number from the first step is throttled too, and the
+    # message says which number
     response = start(logged_in, "telephone", {"phone": "+33 6 12 34 56 78"})
-    assert response.status_code == 400 and "Patientez" in text(response)
-    # and so is another number from the same account
-    response = start(logged_in, "telephone", {"phone": "06 98 76 54 32"})
-    assert response.status_code == 400 and "Patientez" in text(response)
+    assert response.status_code == 400
+    assert "Un code vient d'être envoyé au +33 6 12 34 56 78. Patientez" in text(response)
+    assert 'href="#phone"' in text(response)
     assert len(outbox.all()) == 1
+
+
+def test_the_wait_between_codes_is_per_destination(logged_in, outbox):
+    """Review 2026-12: within 60 s of any code, another number was told to wait."""
+    start(logged_in, "telephone", {"phone": "06 12 34 56 78"})
+    response = start(logged_in, "telephone", {"phone": "06 98 76 54 32"})
+    assert response.status_code == 302
+    assert outbox.last("+33698765432")["kind"] == "sms"
+    response = start(logged_in, "courriel", {"email": "marie.contact@example.org"})
+    assert response.status_code == 302
+    assert len(outbox.all()) == 3
+
+
+def test_an_unverified_login_address_adds_no_contact(browser, user_factory, svc, outbox):
+    """Review 2026-12, finding 3 (defence in depth: such an account cannot sign in)."""
+    from idp.persistence.models import User
+
+    person = user_factory(email="creator@example.org")
+    assert browser.login(person.email).status_code == 302
+    with svc.db.transaction() as session:
+        session.execute(update(User).where(User.id == person.id).values(email_verified=False))
+    for path in ("/compte/contact/telephone", "/compte/contact/courriel"):
+        page = browser.get(path)
+        assert page.status_code == 403 and "Confirmez d'abord" in text(page)
+    refused = browser.post("/compte/contact/telephone",
+                           data={"phone": "0612345678", **CAPTCHA_OK})
+    assert refused.status_code in (400, 403)
+    assert outbox.all() == []
 
 
 def test_destination_throttled_across_accounts(logged_in, new_browser, user_factory, outbox):

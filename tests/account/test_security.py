@@ -91,6 +91,12 @@ def test_recent_sessions_pass_without_reauth(logged_in, user, svc):
     assert logged_in.get("/compte/securite/mot-de-passe").status_code == 200
 
 
+def fragment_code(link: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(link).fragment)["code"][0]
+
+
 def test_change_login_email_with_confirmation_link(logged_in, new_browser, user, svc, outbox):
     page = logged_in.get("/compte/securite/identifiant")
     response = logged_in.submit(page, "new_email", {"new_email": "Marie.Nouvelle@Example.org"})
@@ -99,18 +105,23 @@ def test_change_login_email_with_confirmation_link(logged_in, new_browser, user,
     # nothing changes until the link is followed
     assert load_user(svc, user.id).email == user.email
     link = outbox.link("marie.nouvelle@example.org")
-    assert "/compte/identifiant/confirmer?jeton=" in link
+    # Review 2026-12, finding 8: the code is in the fragment, which no log sees.
+    path, _, fragment = link.partition("#")
+    assert path.endswith("/compte/identifiant/confirmer") and fragment.startswith("code=")
+    code = fragment_code(link)
+    assert code in outbox.last("marie.nouvelle@example.org")["text"]
     page = logged_in.get(link)
     assert page.status_code == 200 and "marie.nouvelle@example.org" in text(page)
+    assert code not in text(page) and 'data-fragment-field="code"' in text(page)
     assert load_user(svc, user.id).email == user.email  # a GET changes nothing
-    response = logged_in.submit(page, "jeton")
+    response = logged_in.submit(page, "code", {"code": code})
     assert response.status_code == 302
     saved = load_user(svc, user.id)
     assert saved.email == "marie.nouvelle@example.org" and saved.email_verified
     notice = outbox.last(user.email)
     assert "adresse de connexion" in notice["subject"]
     # the link is single-use
-    again = logged_in.get(link)
+    again = logged_in.submit(page, "code", {"code": code})
     assert again.status_code == 400 and "déjà été utilisé" in text(again)
     # login with the new address only
     assert new_browser().login("marie.nouvelle@example.org").status_code == 302
@@ -139,16 +150,19 @@ def test_login_email_link_expired_or_foreign(logged_in, new_browser, user, user_
     page = logged_in.get("/compte/securite/identifiant")
     logged_in.submit(page, "new_email", {"new_email": "marie.nouvelle@example.org"})
     link = outbox.link("marie.nouvelle@example.org")
+    code = fragment_code(link)
     stranger = user_factory()
     other = new_browser()
     other.login(stranger.email)
-    response = other.get(link)
+    response = other.submit(other.get(link), "code", {"code": code})
     assert response.status_code == 400 and "autre compte" in text(response)
     with svc.db.transaction() as session:
         session.execute(update(Consumable).where(Consumable.user_id == user.id)
                         .values(expires_at=utcnow()))
-    response = logged_in.get(link)
+    response = logged_in.submit(logged_in.get(link), "code", {"code": code})
     assert response.status_code == 400 and "expiré" in text(response)
+    unknown = logged_in.submit(logged_in.get(link), "code", {"code": "nope"})
+    assert unknown.status_code == 400 and "pas valable" in text(unknown)
     assert load_user(svc, user.id).email == user.email
 
 
@@ -165,3 +179,20 @@ def test_changing_the_phone_needs_a_recent_authentication(logged_in, user, svc):
         assert response.status_code == 302 and "/login/reauth" in response.headers["Location"]
     age_sessions(svc, user.id, minutes=2)
     assert logged_in.get("/compte/contact/telephone").status_code == 200
+
+
+def test_a_login_email_link_sent_before_codes_moved_to_the_fragment_still_works(
+        logged_in, user, svc, app):
+    from idp.persistence import consumables
+
+    with app.app_context():
+        token = consumables.issue_bearer(
+            svc.db.session, "login_email_change", 3600, user_id=user.id,
+            destination="email:marie.ancienne@example.org",
+            data={"new_email": "marie.ancienne@example.org"})
+        svc.db.session.commit()
+        svc.db.session.remove()
+    page = logged_in.get(f"/compte/identifiant/confirmer?jeton={token}")
+    assert page.status_code == 200 and f'value="{token}"' in text(page)
+    assert logged_in.submit(page, "code").status_code == 302
+    assert load_user(svc, user.id).email == "marie.ancienne@example.org"

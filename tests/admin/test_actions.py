@@ -19,6 +19,7 @@ from tests.admin.test_console import events, form_to, load
 from tests.conftest import _wipe, _wipe_redis, basic_auth
 from tests.flows.conftest import STRONG_PASSWORD, link_in, post_form
 from tests.flows.test_recovery import ask_code, code_of, through_progress
+from tests.flows.test_registration import confirm
 from tests.oidc.test_code_flow import exchange
 from tests.support import PASSWORD, csrf_token, query_of
 
@@ -190,10 +191,7 @@ def test_resend_the_confirmation_email(app, svc, console, admin, user_factory, n
             Consumable.revoked_at.is_(None))).all()
         assert len(live) == 1
     # The link confirms the address.
-    owner = new_browser()
-    confirm = owner.get(link_in(message))
-    assert confirm.status_code == 200
-    assert post_form(owner, confirm, "csrf_token", {}).status_code == 200
+    assert confirm(new_browser(), link_in(message)).status_code == 200
     assert load(app, svc, User, unconfirmed.id).email_verified
     # Nothing to send for a confirmed address.
     page = console.get(f"/admin/usagers/{unconfirmed.id}")

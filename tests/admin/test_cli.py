@@ -99,6 +99,30 @@ def test_clients_create_refuses_bad_registrations(cli, args):
     assert result.exit_code != 0 and "Error" in result.output
 
 
+@pytest.mark.parametrize("home_url", [
+    "http://demarche.example/",            # plain http outside the loopback
+    "javascript:alert(1)",                 # not a web page
+    "https://user:pass@demarche.example/",  # credentials in the link
+    "https://",                            # no host
+])
+def test_clients_create_refuses_a_home_url_citizens_could_be_misled_by(cli, app, svc,
+                                                                      home_url):
+    """Review 2026-12, finding 11: the home page is shown to citizens as a link; the CLI
+    stored any value."""
+    result = cli("clients", "create", "--name", "Bad", "--redirect-uri",
+                 "https://x.example/cb", "--home-url", home_url, expect_ok=False)
+    assert result.exit_code != 0 and "home URL" in result.output
+    with app.app_context():
+        assert svc.db.session.query(Client).count() == 0
+
+
+@pytest.mark.parametrize("home_url", ["https://demarche.example/", "http://localhost:8080/",
+                                      "http://127.0.0.1/", "http://[::1]:8000/"])
+def test_clients_create_accepts_https_and_loopback_home_urls(cli, home_url):
+    cli("clients", "create", "--name", "Good", "--redirect-uri", "https://x.example/cb",
+        "--home-url", home_url)
+
+
 def test_users_create_then_login(cli, browser):
     result = cli("users", "create", "--email", "Paul@Example.org", "--password",
                  "un mot de passe solide", "--given-name", "Paul", "--family-name", "Durand",

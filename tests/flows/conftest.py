@@ -70,6 +70,14 @@ def link_in(message: dict) -> str:
     return links[0]
 
 
+def fragment_values(link: str) -> dict[str, str]:
+    """What idp/static/js/fragment-code.js fills the page's fields with: the values of
+    the link's fragment (never sent to the server)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(link).fragment))
+
+
 def href(page, text: str) -> str:
     match = re.search(r'<a[^>]*href="([^"]+)"[^>]*>\s*' + re.escape(text), page.data.decode())
     assert match, f"no link {text!r} in {page.data[:300]!r}"

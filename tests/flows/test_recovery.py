@@ -12,7 +12,8 @@ from idp.flows.recovery import CODE_ALPHABET
 from idp.persistence.flows import load_flow, read_flow
 from idp.persistence.models import Consumable, User
 from tests.conftest import basic_auth
-from tests.flows.conftest import STRONG_PASSWORD, href, link_in, post_form, text
+from tests.flows.conftest import (STRONG_PASSWORD, fragment_values, href, link_in, post_form,
+                                  text)
 from tests.oidc.test_code_flow import exchange, sign_in
 from tests.support import PASSWORD, query_of
 
@@ -113,11 +114,15 @@ def test_reset_by_email_link_ends_sessions_and_tokens(app, svc, browser, new_bro
     assert message["subject"] == "Réinitialisation de votre mot de passe"
     code = code_of(message)
     link = link_in(message)
-    assert f"code={code}" in link
-    # The link fills the code in; it does not consume anything by itself.
+    # The code travels in the link's fragment, which the browser keeps to itself; the
+    # page's script fills the field with it. Opening the link consumes nothing.
+    path, _, fragment = link.partition("#")
+    assert fragment == f"code={code}" and code not in path
     filled = browser.get(link)
-    assert filled.status_code == 200 and f'value="{code}"' in text(filled)
-    accepted = browser.submit(filled, "code")
+    assert filled.status_code == 200 and code not in text(filled)
+    assert 'data-fragment-field="code"' in text(filled)
+    assert '<script src="/static/js/fragment-code.js"' in text(filled)
+    accepted = browser.submit(filled, "code", fragment_values(link))
     assert accepted.status_code == 303
     assert accepted.headers["Location"].startswith("/mot-de-passe-perdu/nouveau?flow=")
     form = browser.get(accepted.headers["Location"])
@@ -151,7 +156,7 @@ def test_reset_by_email_link_ends_sessions_and_tokens(app, svc, browser, new_bro
     # The new password works, the old one does not; the code cannot be used again.
     assert new_browser().login(user.email, PASSWORD).status_code == 400
     assert new_browser().login(user.email, STRONG_PASSWORD).status_code == 302
-    again = browser.submit(filled, "code")
+    again = browser.submit(filled, "code", fragment_values(link))
     assert again.status_code == 400 and "Recommencer" in text(again)
 
 
@@ -200,6 +205,24 @@ def test_wrong_codes_then_too_many_tries_restart_the_flow(app, svc, browser, use
     after = browser.submit(page, "code", {"code": code})
     assert after.status_code == 400 and "Recommencer" in text(after)
     assert browser.get(response.headers["Location"]).status_code == 400
+
+
+def test_a_code_of_the_wrong_shape_uses_no_try(app, svc, browser, user, outbox):
+    """Review 2026-12 (codes as citizens meet them): a code of the wrong length cost a try
+    in recovery."""
+    response = ask_code(browser, user.email)
+    page = browser.get(response.headers["Location"])
+    code = code_of(outbox(to=user.email)[0])
+    for junk, message in (("ABC", "compte 6 caractères"), ("T3A8XQ7", "compte 6 caractères"),
+                          ("T0A8XQ", "jamais 0, O, 1, I ni L")):
+        refused = browser.submit(page, "code", {"code": junk})
+        assert refused.status_code == 400 and message in text(refused)
+        assert 'href="#code"' in text(refused)
+    wrong = "A" * 6 if code != "A" * 6 else "B" * 6
+    first_wrong = browser.submit(page, "code", {"code": wrong})
+    assert "Il vous reste 4 essais" in text(first_wrong)
+    assert browser.submit(page, "code", {"code": f" {code[:3]}-{code[3:].lower()} "}) \
+        .status_code == 303
 
 
 def test_expired_code(app, svc, browser, user, outbox):
@@ -326,7 +349,8 @@ def test_a_password_reset_lifts_a_login_block(app, svc, browser, new_browser, us
     response = ask_code(browser, user.email)
     page = browser.get(response.headers["Location"])
     (message,) = outbox(to=user.email)
-    accepted = browser.submit(browser.get(link_in(message)), "code")
+    link = link_in(message)
+    accepted = browser.submit(browser.get(link), "code", fragment_values(link))
     form = browser.get(accepted.headers["Location"])
     done = post_form(browser, form, "password", {"password": STRONG_PASSWORD,
                                                  "password_confirm": STRONG_PASSWORD})

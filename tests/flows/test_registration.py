@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 
 from idp.persistence.models import Consumable, User
 from tests.conftest import basic_auth
-from tests.flows.conftest import STRONG_PASSWORD, href, link_in, post_form, text
+from tests.flows.conftest import (STRONG_PASSWORD, fragment_values, href, link_in, post_form,
+                                  text)
 from tests.support import query_of
 
 NEW_EMAIL = "jeanne.martin@example.org"
@@ -68,8 +69,18 @@ def test_form_shows_the_password_rule_and_accessible_fields(browser):
     assert "Vérification anti-robot" in html and "conditions générales" in html
 
 
-def test_registration_signs_in_and_the_link_confirms_the_email(app, svc, browser, outbox,
-                                                               audit_types):
+def confirm(browser, link, button=("confirm_email", "1")):
+    """Open the link, then post its form with the code its fragment holds (what the
+    page's script does)."""
+    page = browser.get(link)
+    assert page.status_code == 200, text(page)[:500]
+    return browser.submit(page, "code", fragment_values(link), button=button)
+
+
+def test_no_sign_in_before_the_address_is_confirmed(app, svc, browser, outbox,
+                                                    audit_types):
+    """Review 2026-12, finding 3: registering someone else's address signed its creator
+    in, who could then take over the address's recovery."""
     response = register(browser, email="  Jeanne.Martin@Example.ORG ")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/inscription/envoye?flow=")
@@ -84,43 +95,129 @@ def test_registration_signs_in_and_the_link_confirms_the_email(app, svc, browser
     assert user.terms_version == svc.settings.registration.terms_version
     assert user.terms_accepted_at is not None
     assert user.password_hash and STRONG_PASSWORD not in user.password_hash
-    # Usable at once: "Continuer" signs in and goes on.
-    assert browser.get("/compte/").status_code == 302
+    # "Continuer" leads to the login page; the right password signs nobody in yet.
     proceed = browser.submit(done, "proceed", button=("proceed", "1"))
-    assert proceed.status_code == 303 and proceed.headers["Location"] == "/compte/"
-    assert browser.get("/compte/").status_code == 200
+    assert proceed.status_code == 303
+    assert proceed.headers["Location"] == "/login?return_to=/compte/"
+    refused = browser.login(NEW_EMAIL, STRONG_PASSWORD)
+    assert refused.status_code == 403
+    assert "Confirmez votre adresse e-mail" in text(refused) and NEW_EMAIL in text(refused)
+    assert browser.get("/compte/").status_code == 302
+    assert browser.get("/compte/contact/telephone").status_code == 302
+    assert "login.failure" in audit_types()
 
+
+def test_the_link_confirms_the_address_and_continues_the_registration(
+        app, svc, browser, outbox, audit_types):
+    register(browser)
     (message,) = outbox(to=NEW_EMAIL)
     assert message["subject"] == "Confirmez votre adresse e-mail"
     assert STRONG_PASSWORD not in message["text"] + message["html"]
     link = link_in(message)
-    assert link.startswith("http://127.0.0.1:5000/inscription/confirmer/")
+    # Review 2026-12, finding 8: the code travels in the fragment, never to the server.
+    path, _, fragment = link.partition("#")
+    assert path == "http://127.0.0.1:5000/inscription/confirmer"
+    code = fragment_values(link)["code"]
+    assert re.fullmatch(r"[A-Z2-9]{4}(-[A-Z2-9]{4}){4}", code)
+    assert code in message["text"]  # typed by hand without JavaScript
 
-    # GET only shows a button (mail scanners follow links).
+    # GET only shows the form (mail scanners follow links).
     page = browser.get(link)
     assert page.status_code == 200 and "Confirmer mon adresse e-mail" in text(page)
-    assert browser.get(link).status_code == 200
+    assert 'data-fragment-field="code"' in text(page) and code not in text(page)
     assert load_user(app, svc, NEW_EMAIL).email_verified is False
-    confirmed = browser.submit(page, "confirm_email", button=("confirm_email", "1"))
-    assert confirmed.status_code == 200
-    assert "Adresse e-mail confirmée" in text(confirmed)
+    # In the browser that registered: signed in, and on where the registration went.
+    confirmed = confirm(browser, link)
+    assert confirmed.status_code == 302 and confirmed.headers["Location"] == "/compte/"
+    assert browser.get("/compte/").status_code == 200
     assert load_user(app, svc, NEW_EMAIL).email_verified is True
     assert {"registration.success", "email.confirmed"} <= set(audit_types())
 
-    # The link is spent: a clear French page, on GET and on POST.
-    again = browser.get(link)
-    assert again.status_code == 400 and "déjà été utilisé" in text(again)
-    replay = browser.submit(page, "confirm_email", button=("confirm_email", "1"))
+    # The code is spent: a clear French page.
+    replay = confirm(browser, link)
     assert replay.status_code == 400 and "déjà été utilisé" in text(replay)
+    # Typed by hand, in lower case and without dashes, it is read the same.
+    typed = browser.submit(browser.get("/inscription/confirmer"), "code",
+                           {"code": code.replace("-", "").lower()},
+                           button=("confirm_email", "1"))
+    assert typed.status_code == 400 and "déjà été utilisé" in text(typed)
+
+
+def test_the_owner_of_an_address_cancels_an_account_someone_else_created(
+        app, svc, browser, new_browser, outbox, audit_types):
+    register(browser)  # someone types Jeanne's address
+    link = link_in(outbox(to=NEW_EMAIL)[0])
+    assert "Vous n'avez pas créé de compte" in outbox(to=NEW_EMAIL)[0]["text"]
+    owner = new_browser()
+    page = owner.get(link)
+    assert "Je n'ai pas créé ce compte" in text(page)
+    cancelled = owner.submit(page, "code", fragment_values(link), button=("disown", "1"))
+    assert cancelled.status_code == 200 and "Compte annulé" in text(cancelled)
+    assert load_user(app, svc, NEW_EMAIL) is None
+    assert "registration.disowned" in audit_types()
+    # The address is free: its owner registers, and the creator's password is worthless.
+    assert browser.login(NEW_EMAIL, STRONG_PASSWORD).status_code == 400
+    assert register(owner, password="le vent souffle fort sur la baie ce soir",
+                    password_confirm="le vent souffle fort sur la baie ce soir"
+                    ).status_code == 303
+    assert load_user(app, svc, NEW_EMAIL) is not None
+    # A confirmed account cannot be cancelled this way.
+    link = link_in(outbox(to=NEW_EMAIL)[-1])
+    assert confirm(owner, link).status_code == 302
+    assert load_user(app, svc, NEW_EMAIL).email_verified is True
+
+
+def test_the_login_page_of_an_unconfirmed_account_sends_the_link_again(
+        app, svc, browser, new_browser, outbox):
+    register(browser)
+    other = new_browser()
+    refused = other.login(NEW_EMAIL, STRONG_PASSWORD)
+    assert refused.status_code == 403
+    too_soon = other.submit(refused, "resend", button=("resend", "1"))
+    assert too_soon.status_code == 400 and "Patientez" in text(too_soon)
+    with app.app_context():
+        from idp.persistence.flows import load_flow, read_flow
+
+        flow_id = re.search(r"flow=([0-9a-f-]{36})", text(refused)).group(1)
+        flow = load_flow(svc.db.session, flow_id, "login", read_flow(svc.kv, flow_id).browser)
+        flow.data = {**flow.data, "last_sent_at": 0}
+        svc.db.session.commit()
+        svc.db.session.remove()
+    again = other.submit(refused, "resend", button=("resend", "1"))
+    assert again.status_code == 200 and "envoyé à nouveau" in text(again)
+    assert len(outbox(to=NEW_EMAIL)) == 2
+    # The new link confirms in this browser, which did not register: no sign-in there.
+    confirmed = confirm(other, link_in(outbox(to=NEW_EMAIL)[-1]))
+    assert confirmed.status_code == 200 and "Adresse e-mail confirmée" in text(confirmed)
+    assert other.get("/compte/").status_code == 302
+    assert other.login(NEW_EMAIL, STRONG_PASSWORD).status_code == 302
+
+
+def test_a_link_sent_before_codes_moved_to_the_fragment_still_confirms(app, svc, browser,
+                                                                         new_browser):
+    from idp.persistence import consumables
+
+    register(browser)
+    user = load_user(app, svc, NEW_EMAIL)
+    with app.app_context():
+        token = consumables.issue_bearer(svc.db.session, "email_confirmation", 3600,
+                                         user_id=user.id, destination=f"email:{NEW_EMAIL}")
+        svc.db.session.commit()
+        svc.db.session.remove()
+    other = new_browser()
+    page = other.get(f"/inscription/confirmer/{token}")
+    assert page.status_code == 200
+    confirmed = other.submit(page, "code", button=("confirm_email", "1"))
+    assert confirmed.status_code == 200 and "Adresse e-mail confirmée" in text(confirmed)
 
 
 def test_confirmation_link_works_in_another_browser(app, svc, browser, new_browser, outbox):
     register(browser)
     link = link_in(outbox(to=NEW_EMAIL)[0])
     other = new_browser()
-    page = other.get(link)
-    assert other.submit(page, "confirm_email", button=("confirm_email", "1")).status_code == 200
+    assert confirm(other, link).status_code == 200
     assert load_user(app, svc, NEW_EMAIL).email_verified is True
+    assert other.get("/compte/").status_code == 302
 
 
 def test_expired_and_unknown_confirmation_links(app, svc, browser, outbox):
@@ -132,12 +229,18 @@ def test_expired_and_unknown_confirmation_links(app, svc, browser, outbox):
                                        - dt.timedelta(seconds=1)))
         svc.db.session.commit()
         svc.db.session.remove()
-    page = browser.get(link)
+    page = confirm(browser, link)
     assert page.status_code == 400 and "a expiré" in text(page)
     assert load_user(app, svc, NEW_EMAIL).email_verified is False
-    unknown = browser.get("/inscription/confirmer/" + "x" * 43)
+    form = browser.get("/inscription/confirmer")
+    unknown = browser.submit(form, "code", {"code": "AAAA-BBBB-CCCC-DDDD-EEEE"},
+                             button=("confirm_email", "1"))
     assert unknown.status_code == 400 and "n'est pas valide" in text(unknown)
-    assert browser.get("/inscription/confirmer/" + "x" * 600).status_code == 400
+    empty = browser.submit(form, "code", {"code": ""}, button=("confirm_email", "1"))
+    assert empty.status_code == 400 and 'href="#code"' in text(empty)
+    long = browser.submit(form, "code", {"code": "x" * 600}, button=("confirm_email", "1"))
+    assert long.status_code == 400
+    assert browser.get("/inscription/confirmer/" + "x" * 600).status_code == 200
 
 
 def test_existing_email_gets_the_same_answer_and_the_owner_is_told(
@@ -163,13 +266,14 @@ def test_existing_email_gets_the_same_answer_and_the_owner_is_told(
     assert message["subject"] == "Vous avez déjà un compte"
     assert "/login" in message["text"] and STRONG_PASSWORD not in message["text"]
     assert "registration.existing_email" in audit_types()
-    # "Continuer" answers the same; only the new account is signed in.
+    # "Continuer" answers the same, and signs in neither (review 2026-12, finding 3).
     taken_next = browser.submit(taken_page, "proceed", button=("proceed", "1"))
     fresh_next = other.submit(fresh_page, "proceed", button=("proceed", "1"))
     assert taken_next.status_code == fresh_next.status_code == 303
-    assert taken_next.headers["Location"] == fresh_next.headers["Location"] == "/compte/"
+    assert taken_next.headers["Location"] == fresh_next.headers["Location"]
+    assert ("Set-Cookie" in taken_next.headers) == ("Set-Cookie" in fresh_next.headers)
     assert browser.get("/compte/").status_code == 302
-    assert other.get("/compte/").status_code == 200
+    assert other.get("/compte/").status_code == 302
 
 
 @pytest.mark.parametrize("overrides, field, message", [
@@ -234,7 +338,7 @@ def test_overseas_number_with_default_region(make_app):
 
 
 def test_registration_inside_an_authorization_request_lands_at_the_client(
-        app, svc, browser, rp):
+        app, svc, browser, rp, outbox):
     login, verifier, query = browser.authorize(rp)
     login = browser.get(login.headers["Location"])
     assert login.status_code == 200
@@ -245,8 +349,9 @@ def test_registration_inside_an_authorization_request_lands_at_the_client(
     done = browser.get(created.headers["Location"])
     proceed = browser.submit(done, "proceed", button=("proceed", "1"))
     assert proceed.status_code == 303
-    assert proceed.headers["Location"].startswith("/authorize/resume/")
-    location = browser.follow_to_client(proceed)
+    assert "return_to=/authorize/resume/" in proceed.headers["Location"]
+    # Confirming in this browser answers the waiting authorization request.
+    location = browser.follow_to_client(confirm(browser, link_in(outbox(to=NEW_EMAIL)[0])))
     assert location.startswith(rp.redirect_uri)
     result = query_of(location)
     assert result["state"] == query["state"] and result["code"]
@@ -258,7 +363,7 @@ def test_registration_inside_an_authorization_request_lands_at_the_client(
 
 
 def test_a_failed_send_is_offered_again_never_a_500(app, svc, browser, outbox, monkeypatch):
-    monkeypatch.setattr(svc.messenger, "send_email", lambda message: False)
+    monkeypatch.setattr(svc.messenger, "send_email", lambda message, purpose=None: False)
     response = register(browser)
     assert response.status_code == 303
     done = browser.get(response.headers["Location"])
@@ -269,7 +374,7 @@ def test_a_failed_send_is_offered_again_never_a_500(app, svc, browser, outbox, m
     again = browser.submit(done, "resend", button=("resend", "1"))
     assert again.status_code == 200 and "envoyé à nouveau" in text(again)
     (message,) = outbox(to=NEW_EMAIL)
-    assert "/inscription/confirmer/" in message["text"]
+    assert "/inscription/confirmer#code=" in message["text"]
     # The resend interval applies once a message went out.
     too_soon = browser.submit(again, "resend", button=("resend", "1"))
     assert too_soon.status_code == 400 and "Patientez" in text(too_soon)
@@ -292,3 +397,26 @@ def test_signed_in_user_is_sent_on(browser, user):
     browser.login(user.email)
     response = browser.get("/inscription")
     assert response.status_code == 302 and response.headers["Location"] == "/compte/"
+
+
+def test_an_account_already_used_cannot_be_cancelled_from_the_link(app, svc, user_factory,
+                                                                    browser):
+    """One created before sign-in waited for confirmation may hold data: its owner takes
+    it back through "mot de passe perdu" instead."""
+    from idp.identity import sso
+    from idp.persistence import consumables
+
+    person = user_factory(email=NEW_EMAIL, email_verified=False)
+    with app.app_context():
+        db = svc.db.session
+        sso.start(db, db.get(User, person.id), amr=["pwd"], acr="eidas1", lifetime=3600,
+                  ip_address=None, user_agent="")
+        consumables.issue_bearer(db, "email_confirmation", 3600, value="A" * 20,
+                                 user_id=person.id, destination=f"email:{NEW_EMAIL}")
+        db.commit()
+        db.remove()
+    page = browser.get("/inscription/confirmer")
+    refused = browser.submit(page, "code", {"code": "AAAA-AAAA-AAAA-AAAA-AAAA"},
+                             button=("disown", "1"))
+    assert refused.status_code == 400 and "Mot de passe perdu" in text(refused)
+    assert load_user(app, svc, NEW_EMAIL) is not None

@@ -235,6 +235,12 @@ def test_concurrent_registrations_cannot_both_spend_a_last_use(app, svc, issue):
     ({**APP, "client_name": "a\x00b"}, "invalid_client_metadata"),
     ({k: v for k, v in APP.items() if k != "client_name"}, "invalid_client_metadata"),
     ({**APP, "client_uri": "http://aides.example.org/"}, "invalid_client_metadata"),
+    ({**APP, "client_uri": "https://moi:secret@aides.example.org/"}, "invalid_client_metadata"),
+    ({**APP, "backchannel_logout_uri": "http://aides.example.org/bc"},
+     "invalid_client_metadata"),
+    ({**APP, "frontchannel_logout_uri": "https://aides.example.org/fc#x"},
+     "invalid_client_metadata"),
+    ({**APP, "backchannel_logout_session_required": "yes"}, "invalid_client_metadata"),
     ({**APP, "subject_type": "secret"}, "invalid_client_metadata"),
     ({**APP, "id_token_signed_response_alg": "none"}, "invalid_client_metadata"),
     ({**APP, "jwks_uri": "https://aides.example.org/jwks"}, "invalid_client_metadata"),
@@ -411,3 +417,15 @@ def test_a_disabled_client_cannot_manage_its_registration(app, svc, browser, reg
         assert response.status_code == 403, method
         assert response.json["error"] == "unauthorized_client"
     assert load_client(app, svc, registered["client_id"]) is not None
+
+
+def test_logout_uris_are_registered(app, svc, browser, issue):
+    response = register(browser, issue(), {
+        **APP, "backchannel_logout_uri": "https://aides.example.org/logout/bc",
+        "backchannel_logout_session_required": True,
+        "frontchannel_logout_uri": "https://aides.example.org/logout/fc"})
+    assert response.status_code == 201, response.json
+    assert response.json["backchannel_logout_uri"] == "https://aides.example.org/logout/bc"
+    client = load_client(app, svc, response.json["client_id"])
+    assert client.backchannel_logout_uri == "https://aides.example.org/logout/bc"
+    assert client.frontchannel_logout_uri == "https://aides.example.org/logout/fc"

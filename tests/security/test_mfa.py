@@ -1,5 +1,6 @@
-"""Second factor: TOTP enrolment, login challenge, replay, drift window, recovery codes,
-population policy, acr eidas2 step-up, and the "Mon compte" pages."""
+"""Second factor: TOTP enrolment (behind a code sent to the login address), login
+challenge, replay, drift window, recovery codes, guessing counted per account, population
+policy, acr eidas2 step-up, the "Mon compte" pages, and the way back without the app."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from idp.persistence.flows import read_flow
 from idp.messaging.outbox import read_outbox
 from idp.persistence.models import (AuditEvent, Consumable, MfaCredential, SsoSession, User,
                                    utcnow)
-from idp.security import mfa
+from idp.security import mfa, mfa_lockout
 from tests.oidc.test_code_flow import exchange
 from tests.support import PASSWORD, csrf_token, query_of
 
@@ -59,6 +60,23 @@ def enrolled(app, svc, make_user):
             svc.db.session.remove()
         return user, pyotp.TOTP(secret)
     return factory
+
+
+@pytest.fixture
+def lock_clock(monkeypatch):
+    """The clock of the per-account counter of wrong codes (tests move it)."""
+    class Clock:
+        now = 1_800_000_000.0
+
+        def __call__(self):
+            return self.now
+
+        def advance(self, seconds):
+            self.now += seconds
+
+    clock_ = Clock()
+    monkeypatch.setattr(mfa_lockout, "clock", clock_)
+    return clock_
 
 
 def code_at(totp: pyotp.TOTP, offset_steps: int = 0) -> str:
@@ -131,6 +149,20 @@ def make_old(app, svc, user_id, minutes=60):
     db_read(app, svc, run)
 
 
+CODE_RE = re.compile(r"\b(\d{6})\b")
+
+
+def confirm_address(browser, svc, page, to):
+    """The step before a first authenticator: a code sent to the login address, typed."""
+    assert "Confirmer votre adresse e-mail" in text(page), text(page)[:3000]
+    sent = browser.submit(page, "send", button=("send", "1"))
+    assert sent.status_code == 200, text(sent)[:3000]
+    code = CODE_RE.search(outbox(svc, to)[-1]["text"]).group(1)
+    done = browser.submit(sent, "code", {"code": code})
+    assert done.status_code == 303, text(done)[:3000]
+    return browser.get(done.headers["Location"])
+
+
 def enrol_page_secret(page) -> str:
     match = KEY_RE.search(text(page))
     assert match, text(page)[:2000]
@@ -148,7 +180,7 @@ def test_enrolment_shows_a_qr_code_and_needs_a_correct_first_code(app, svc, brow
                                                                    make_user):
     user = make_user()
     assert follow(browser, browser.login(user.email)).status_code == 200
-    page = browser.get("/compte/mfa/activer")
+    page = confirm_address(browser, svc, browser.get("/compte/mfa/activer"), user.email)
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
     html = text(page)
@@ -185,7 +217,8 @@ def test_enrolment_shows_a_qr_code_and_needs_a_correct_first_code(app, svc, brow
     credential = db_read(app, svc, lambda db: db.scalar(select(MfaCredential).where(
         MfaCredential.user_id == user.id)))
     assert secret not in credential.secret
-    # The management page now says it is on.
+    # The management page now says it is on, and Sécurité leads there.
+    assert 'href="/compte/mfa/"' in text(browser.get("/compte/securite"))
     manage = browser.get("/compte/mfa/")
     assert "La double authentification est activée" in text(manage)
     assert "10 codes de secours" in text(manage)
@@ -215,12 +248,16 @@ def test_login_then_requires_a_correct_code(app, svc, browser, clock, enrolled):
     refused = browser.submit(page, "code", {"code": wrong_code(code_at(totp))})
     assert refused.status_code == 400 and "Ce code est incorrect" in text(refused)
     assert 'role="alert"' in text(refused)
-    for junk in ("12345", "abcdef", "1234567", " " * 6):
-        assert browser.submit(page, "code", {"code": junk}).status_code == 400
+    # A code of the wrong shape uses no try.
+    for junk in ("12345", "abcdef", "1234567"):
+        answer = browser.submit(page, "code", {"code": junk})
+        assert answer.status_code == 400 and "Le code compte 6 chiffres" in text(answer)
+    assert browser.submit(page, "code", {"code": " " * 6}).status_code == 400
     types = audit_types(app, svc, user.id)
     assert "mfa.challenge_failed" in types
+    assert mfa_lockout.failures(svc.kv, user.id) == 1
 
-    # The 5th wrong try was not reached (4 used): the right code still works.
+    # One try used: the right code works.
     ok = browser.submit(page, "code", {"code": code_at(totp)})
     assert ok.status_code == 302 and ok.headers["Location"] == "/compte/"
     assert browser.get("/compte/").status_code == 200
@@ -285,13 +322,14 @@ def test_one_step_of_clock_drift_is_accepted_two_are_not(browser, clock, enrolle
     assert response.status_code == (302 if accepted else 400)
 
 
-def test_five_wrong_codes_restart_the_login(app, svc, browser, clock, enrolled):
+def test_five_wrong_codes_restart_the_login(app, svc, browser, clock, lock_clock, enrolled):
     user, totp = enrolled()
     page = password_step(browser, user)
     flow_id = query_of(page.request.url)["flow"]
     bad = wrong_code(code_at(totp, -1), code_at(totp), code_at(totp, 1))
     for _ in range(4):
         assert browser.submit(page, "code", {"code": bad}).status_code == 400
+        lock_clock.advance(1000)  # past the growing delay
     fifth = browser.submit(page, "code", {"code": bad})
     assert fifth.status_code == 302
     assert urlsplit(fifth.headers["Location"]).path == "/login"
@@ -304,6 +342,7 @@ def test_five_wrong_codes_restart_the_login(app, svc, browser, clock, enrolled):
     restarted = follow(browser, fifth)
     assert "Trop de codes incorrects" in text(restarted)
     # A new login works.
+    lock_clock.advance(1000)
     page = password_step(browser, user)
     assert browser.submit(page, "code", {"code": code_at(totp)}).status_code == 302
 
@@ -358,6 +397,9 @@ def test_an_elu_without_mfa_enrols_right_after_the_password(app, svc, browser, c
     assert urlsplit(response.headers["Location"]).path == "/login/mfa"
     page = follow(browser, response)
     assert urlsplit(page.request.url).path == "/login/mfa/activer"
+    assert "obligatoire" in text(page)
+    assert browser.get("/compte/").status_code == 302  # not signed in before enrolling
+    page = confirm_address(browser, svc, page, user.email)
     html = text(page)
     assert "obligatoire" in html and 'src="data:image/svg+xml' in html
     assert_accessible_code_field(html)
@@ -426,6 +468,7 @@ def test_step_up_from_a_password_session_to_eidas2(app, svc, browser, rp, clock,
                                           {"email": user.email, "password": PASSWORD}))
     assert urlsplit(page.request.url).path == "/login/mfa/activer"
     assert "demande une double authentification" in text(page)
+    page = confirm_address(browser, svc, page, user.email)
     totp = pyotp.TOTP(enrol_page_secret(page))
     done = browser.submit(page, "code", {"code": code_at(totp)})
     assert done.status_code == 200 and len(RECOVERY_RE.findall(text(done))) == 10
@@ -497,3 +540,192 @@ def test_new_recovery_codes_replace_the_old_ones(app, svc, browser, clock, enrol
     assert len(new) == 10 and not set(new) & set(old)
     left = db_read(app, svc, lambda db: mfa.recovery_codes_left(db, db.get(User, user.id)))
     assert left == 10
+
+
+# -- guessing, counted per account (review 2026-12, finding 2) ------------------------------
+def test_wrong_codes_count_per_account_across_login_flows(app, svc, new_browser, clock,
+                                                          lock_clock, enrolled):
+    """The failure counter lived in the login flow, and a right password cleared the
+    account's lockout: 4 flows of 5 wrong codes raised no block, and the right code was
+    then accepted. Now the account's wrong codes add up, whatever the flow."""
+    user, totp = enrolled()
+    bad = wrong_code(code_at(totp, -1), code_at(totp), code_at(totp, 1))
+    blocked = []
+    for _ in range(4):
+        browser = new_browser()
+        page = password_step(browser, user)  # the password is right every time
+        for _ in range(5):
+            answer = browser.submit(page, "code", {"code": bad})
+            if answer.status_code == 302:  # this flow's 5 tries are used
+                break
+            if "la double authentification est bloquée" in text(answer):
+                blocked.append(answer)
+            else:  # wait out the growing delay, as a patient attacker would
+                lock_clock.advance(mfa_lockout.delay_for(
+                    svc.settings, mfa_lockout.failures(svc.kv, user.id)) + 1)
+    assert blocked, "20 wrong codes and no block"
+    assert mfa_lockout.failures(svc.kv, user.id) == svc.settings.mfa.block_after
+    # Even the right code, after the right password in a new flow, is refused now.
+    browser = new_browser()
+    page = password_step(browser, user)
+    refused = browser.submit(page, "code", {"code": code_at(totp)})
+    assert refused.status_code == 400 and "bloquée pendant 1 heure" in text(refused)
+    assert browser.get("/compte/").status_code == 302
+    # The owner was told once, and advised to change the password.
+    notices = [m for m in outbox(svc, user.email) if "incorrects" in m["subject"]]
+    assert len(notices) == 1 and "connaît votre mot de passe" in notices[0]["text"]
+    assert "mfa.locked" in audit_types(app, svc, user.id)
+    # The block ends; a right code does not wipe the count of the wrong ones.
+    lock_clock.advance(svc.settings.mfa.block_duration + 1)
+    assert browser.submit(page, "code", {"code": code_at(totp)}).status_code == 302
+    assert mfa_lockout.failures(svc.kv, user.id) == svc.settings.mfa.block_after
+
+
+def test_concurrent_guesses_are_counted_one_at_a_time(app, svc, enrolled):
+    user, _totp = enrolled()
+    assert mfa_lockout.begin(svc.kv, svc.settings, user.id).allowed
+    busy = mfa_lockout.begin(svc.kv, svc.settings, user.id)
+    assert not busy.allowed and busy.retry_after == mfa_lockout.BUSY_RETRY
+    mfa_lockout.failed(svc.kv, svc.settings, user.id)
+    assert mfa_lockout.begin(svc.kv, svc.settings, user.id).allowed
+    mfa_lockout.succeeded(svc.kv, svc.settings, user.id)
+    assert mfa_lockout.failures(svc.kv, user.id) == 1
+
+
+# -- who may set up or replace the second factor (review 2026-12, finding 9) ---------------
+def test_the_password_alone_sets_up_no_authenticator(app, svc, browser, clock, make_user):
+    """/login/mfa/activer enrolled on first use with the password alone."""
+    user = make_user(population="elu")
+    page = follow(browser, browser.login(user.email))
+    assert urlsplit(page.request.url).path == "/login/mfa/activer"
+    assert "cle-totp" not in text(page) and "data:image/svg" not in text(page)
+    assert db_read(app, svc, lambda db: db.scalar(select(MfaCredential).where(
+        MfaCredential.user_id == user.id))) is None
+    sent = browser.submit(page, "send", button=("send", "1"))
+    assert "u***@example.org" in text(sent) and "Un code vient d" in text(sent)
+    wrong = browser.submit(sent, "code", {"code": "000000"})
+    assert wrong.status_code == 400 and "Ce code est incorrect" in text(wrong)
+    assert browser.submit(sent, "code", {"code": "12"}).status_code == 400
+    assert "cle-totp" not in text(wrong)
+    assert not mfa_enabled(app, svc, user.id)
+
+
+def test_the_first_authenticator_from_mon_compte_needs_the_login_address(
+        app, svc, browser, clock, make_user):
+    user = make_user()
+    follow(browser, browser.login(user.email))
+    page = browser.get("/compte/mfa/activer")
+    assert "Confirmer votre adresse e-mail" in text(page) and "cle-totp" not in text(page)
+    # Posting a code straight away sets up nothing.
+    assert browser.post("/compte/mfa/activer", data={
+        "csrf_token": csrf_token(page.data), "code": "123456"}).status_code == 400
+    assert not mfa_enabled(app, svc, user.id)
+    qr = confirm_address(browser, svc, page, user.email)
+    assert "cle-totp" in text(qr)
+
+
+def test_replacing_the_app_needs_a_code_of_the_current_one(app, svc, browser, clock,
+                                                          lock_clock, enrolled):
+    """/compte/mfa/activer replaced an authenticator with the password alone."""
+    user, totp = enrolled()
+    codes = recovery_codes_for(app, svc, user)
+    browser.submit(password_step(browser, user), "code", {"code": code_at(totp)})
+    page = browser.get("/compte/mfa/activer")
+    assert page.status_code == 200
+    assert "Changer d'application d'authentification" in text(page)
+    assert "cle-totp" not in text(page)
+    refused = browser.submit(page, "code", {"code": wrong_code(code_at(totp, 1))})
+    assert refused.status_code == 400 and "cle-totp" not in text(refused)
+    assert mfa_lockout.failures(svc.kv, user.id) == 1
+    # A recovery code will do (the app may be what was lost).
+    accepted = browser.submit(refused, "code", {"code": codes[0]})
+    assert accepted.status_code == 303
+    qr = browser.get(accepted.headers["Location"])
+    new_totp = pyotp.TOTP(enrol_page_secret(qr))
+    done = browser.submit(qr, "code", {"code": code_at(new_totp)})
+    assert done.status_code == 200 and len(RECOVERY_RE.findall(text(done))) == 10
+    # The old app no longer works; the new one does.
+    other = follow(browser, browser.get("/compte/mfa/"))
+    assert other.status_code == 200
+    credential = db_read(app, svc, lambda db: list(db.scalars(select(MfaCredential).where(
+        MfaCredential.user_id == user.id))))
+    assert len(credential) == 1
+    assert mfa.unseal(svc.secret_key, user.id, credential[0].secret) == new_totp.secret
+
+
+def request_reset(browser, svc, user, page):
+    """From the challenge page: "no app nor recovery code", the login address confirmed."""
+    lost = browser.get(re.search(r'href="(/login/mfa/perdu\?flow=[^"]+)"', text(page)).group(1))
+    assert lost.status_code == 200
+    confirmed = confirm_address(browser, svc, lost, user.email)
+    assert confirmed.status_code == 200
+    return confirmed
+
+
+def mature_resets(app, svc, user_id):
+    past = (utcnow() - dt.timedelta(seconds=1)).timestamp()
+
+    def run(db):
+        for item in db.scalars(select(Consumable).where(Consumable.kind == "mfa_reset",
+                                                        Consumable.user_id == user_id)):
+            item.data = {**item.data, "not_before": past}
+        db.commit()
+    db_read(app, svc, run)
+
+
+def test_the_owner_without_the_app_gets_the_second_factor_removed_after_a_delay(
+        app, svc, browser, new_browser, clock, enrolled):
+    """A password reset kept an authenticator set up by whoever had the password: the
+    owner had no way back that did not go through that person's phone."""
+    user, totp = enrolled(phone_number="+33612345678", phone_number_verified=True)
+    page = password_step(browser, user)
+    done = request_reset(browser, svc, user, page)
+    assert "sera désactivée à votre première connexion à partir du" in text(done)
+    assert "mfa.reset_requested" in audit_types(app, svc, user.id)
+    # The owner is told at the login address and by SMS.
+    requested = [m for m in outbox(svc, user.email) if "Demande de désactivation" in m["subject"]]
+    assert len(requested) == 1
+    assert [m for m in outbox(svc, "+33612345678") if "désactivation" in m["text"]]
+    # Within the delay the second factor is still asked for, and the page says why.
+    other = new_browser()
+    page = password_step(other, user)
+    assert urlsplit(page.request.url).path == "/login/mfa"
+    assert "Une demande de désactivation" in text(page)
+    assert other.get("/compte/").status_code == 302
+    # After the delay: removed at the next sign-in, which goes on with the password.
+    mature_resets(app, svc, user.id)
+    later = new_browser()
+    response = later.login(user.email)
+    signed_in = follow(later, response)
+    assert signed_in.status_code == 200 and urlsplit(signed_in.request.url).path == "/compte/"
+    assert not mfa_enabled(app, svc, user.id)
+    assert current_sso(app, svc, user.id).acr == "eidas1"
+    assert "mfa.reset" in audit_types(app, svc, user.id)
+    assert [m for m in outbox(svc, user.email) if "est désactivée" in m["subject"]]
+
+
+def test_a_sign_in_with_the_app_cancels_a_request_to_remove_it(app, svc, browser,
+                                                                new_browser, clock, enrolled):
+    user, totp = enrolled()
+    request_reset(browser, svc, user, password_step(browser, user))
+    owner = new_browser()
+    page = password_step(owner, user)
+    assert owner.submit(page, "code", {"code": code_at(totp)}).status_code == 302
+    assert "mfa.reset_cancelled" in audit_types(app, svc, user.id)
+    assert [m for m in outbox(svc, user.email) if "annulée" in m["subject"]]
+    mature_resets(app, svc, user.id)
+    again = password_step(new_browser(), user)
+    assert urlsplit(again.request.url).path == "/login/mfa"
+    assert mfa_enabled(app, svc, user.id)
+
+
+def test_a_required_second_factor_is_set_up_again_after_its_removal(
+        app, svc, browser, new_browser, clock, enrolled):
+    user, _totp = enrolled(population="elu")
+    request_reset(browser, svc, user, password_step(browser, user))
+    mature_resets(app, svc, user.id)
+    later = new_browser()
+    page = follow(later, later.login(user.email))
+    assert urlsplit(page.request.url).path == "/login/mfa/activer"
+    assert not mfa_enabled(app, svc, user.id)
+    assert later.get("/compte/").status_code == 302

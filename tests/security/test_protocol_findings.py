@@ -241,3 +241,10 @@ def test_the_access_log_escapes_the_path_and_drops_the_query(make_app, caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == "idp.access"]
     assert "\n" not in line and "\\r\\nCRITICAL" in line
     assert "secret-code" not in line and line.endswith("ms") and " 404 " in line
+
+
+def test_a_login_started_by_anyone_stores_bounded_values(browser, svc):
+    browser.get("/login", query_string={"client_id": "c" * 5000, "acr": "a" * 5000,
+                                        "login_hint": "h" * 5000})
+    (flow,) = stored_flows(svc)
+    assert len(json.dumps(flow.data)) < 600

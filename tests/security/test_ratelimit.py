@@ -91,6 +91,11 @@ def test_rules_cover_the_sensitive_endpoints():
     assert ratelimit.rules_for("account.contact_code") == ["code_verify_per_ip"]
     assert ratelimit.rules_for("account.confirm_login_email") == ["code_verify_per_ip"]
     assert ratelimit.rules_for("mfa.challenge") == ["code_verify_per_ip"]
+    assert ratelimit.rules_for("mfa.lost") == ["code_verify_per_ip"]
+    assert ratelimit.rules_for("account.mfa_enable") == ["code_verify_per_ip"]
+    assert ratelimit.rules_for("account.mfa_disable") == ["code_verify_per_ip"]
+    assert ratelimit.rules_for("registration.resend_for_login") == ["code_send_per_ip"]
+    assert ratelimit.rules_for("registration.confirm_email") == ["code_verify_per_ip"]
     assert ratelimit.rules_for("account.index") == []
     assert ratelimit.parse_limits("5/hour, 10/day") == [ratelimit.Limit(5, 3600),
                                                         ratelimit.Limit(10, 86400)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_module
 import json
 import re
 import shutil
@@ -57,7 +58,8 @@ def test_challenge_is_altcha_shaped(captcha, clock):
     pow_ = challenge["pow"]
     assert set(pow_) == {"algorithm", "challenge", "maxnumber", "salt", "signature"}
     assert pow_["algorithm"] == "SHA-256" and pow_["maxnumber"] == DIFFICULTY
-    assert pow_["salt"].endswith(f"?expires={int(clock.now) + 600}")
+    assert re.fullmatch(rf"[0-9a-f]{{24}}\?expires={int(clock.now) + 600}&sig=[0-9a-f]{{32}}",
+                        pow_["salt"])
     assert json.loads(challenge["pow_json"]) == pow_
     assert challenge["question"].endswith("?")
 
@@ -116,6 +118,76 @@ def test_extended_expiry_in_salt_breaks_the_hash(captcha):
     data = decode(solve_pow(captcha.challenge()["pow"]))
     data["salt"] = re.sub(r"expires=\d+", "expires=9999999999", data["salt"])
     assert not captcha.verify({"captcha_payload": cap.encode_payload(data)})
+
+
+class RecordingStore(MemoryStore):
+    """The replay store, remembering the time-to-live of each key written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: dict[str, int] = {}
+
+    def set_if_absent(self, key, value, ttl):
+        self.ttls[key] = ttl
+        return super().set_if_absent(key, value, ttl)
+
+
+def spliced(data: dict) -> dict:
+    """The same SHA-256 input, split elsewhere: the number's first digit moved to the end
+    of the salt (``salt + str(number)`` is unchanged, and so is the signed digest)."""
+    digits = str(data["number"])
+    return {**data, "salt": data["salt"] + digits[0], "number": int(digits[1:])}
+
+
+def solved_with_a_long_number(captcha) -> dict:
+    """A solved payload whose number has two digits or more, the second not 0."""
+    while True:
+        data = decode(solve_pow(captcha.challenge()["pow"]))
+        if data["number"] >= 10 and str(data["number"])[1] != "0":
+            return data
+
+
+def test_splicing_the_number_into_the_salt_is_refused(clock):
+    """Review 2026-12, finding 10: moving digits of the number to the end of the salt
+    kept the signed digest and made ``expires`` eleven digits long (a replay key of 500
+    years)."""
+    store = RecordingStore()
+    captcha = ProofOfWorkCaptcha("secret", DIFFICULTY, ttl=600, replay_store=store,
+                                 clock=clock)
+    data = solved_with_a_long_number(captcha)
+    forged = spliced(data)
+    assert cap._sha256_hex(f"{forged['salt']}{forged['number']}") == data["challenge"]
+    assert not captcha.verify({"captcha_payload": cap.encode_payload(forged)})
+    assert store.ttls == {}
+    # The genuine payload still passes, and its replay key lives no longer than a
+    # challenge does.
+    assert captcha.verify({"captcha_payload": cap.encode_payload(data)})
+    assert list(store.ttls.values()) == [600 + cap.REPLAY_MARGIN]
+
+
+def test_a_salt_of_another_shape_is_refused_even_with_a_valid_signature(clock):
+    """A signed digest over a salt not made by challenge(): refused, whatever its expiry."""
+    captcha = ProofOfWorkCaptcha("secret", DIFFICULTY, ttl=600, replay_store=MemoryStore(),
+                                 clock=clock)
+    for salt in (f"abc?expires={int(clock.now) + 600}",
+                 f"{'a' * 24}?expires={int(clock.now) + 600}&sig={'0' * 32}"):
+        digest = cap._sha256_hex(salt + "7")
+        data = {"algorithm": "SHA-256", "challenge": digest, "number": 7, "salt": salt,
+                "signature": captcha._sign(digest)}
+        assert not captcha.verify({"captcha_payload": cap.encode_payload(data)})
+
+
+def test_replay_keys_never_outlive_a_challenge(clock):
+    store = RecordingStore()
+    captcha = ProofOfWorkCaptcha("secret", DIFFICULTY, ttl=600, replay_store=store,
+                                 clock=clock)
+    challenge = captcha.challenge()
+    answer = fallback_answer(challenge["question"])
+    assert captcha.verify({"captcha_token": challenge["question_token"],
+                           "captcha_answer": str(answer)})
+    assert captcha.verify({"captcha_payload": solve_pow(captcha.challenge()["pow"])})
+    assert len(store.ttls) == 2
+    assert all(0 < ttl <= 600 + cap.REPLAY_MARGIN for ttl in store.ttls.values())
 
 
 @pytest.mark.parametrize("payload", ["", "not base64!", base64.b64encode(b"[1]").decode(),
@@ -225,7 +297,7 @@ def test_widget_renders_accessible_fieldset(captcha):
     assert "<script" not in html
     # The challenge JSON survives HTML attribute escaping.
     attr = re.search(r'data-captcha-challenge="([^"]*)"', html).group(1)
-    assert json.loads(attr.replace("&#34;", '"').replace("&quot;", '"')) == challenge["pow"]
+    assert json.loads(html_module.unescape(attr)) == challenge["pow"]
 
 
 def test_widget_links_errors(captcha):

@@ -346,7 +346,7 @@ def test_guard_refusal_does_not_send():
     sms = Recorder()
     seen = []
 
-    def guard(to):
+    def guard(to, purpose):
         seen.append(to)
         return "Les SMS vers ce pays ne sont pas disponibles." if to.startswith("+1") else None
 
@@ -358,7 +358,7 @@ def test_guard_refusal_does_not_send():
 
 
 def test_guard_that_raises_refuses():
-    def guard(to):
+    def guard(to, purpose):
         raise RuntimeError("budget store down")
 
     sms = Recorder()
@@ -421,7 +421,8 @@ def test_make_messenger_real_backends():
 CONTEXT = {"code": CODE, "expires_minutes": 10, "link": LINK, "expires_hours": 48,
            "login_url": "https://idp.example.org/connexion",
            "recovery_url": "https://idp.example.org/mot-de-passe-oublie",
-           "when": "23/11/2026 à 13:05", "new_email": "n***@example.org", "action": "enabled"}
+           "when": "23/11/2026 à 13:05", "new_email": "n***@example.org", "action": "enabled",
+           "until": "23/11/2026 à 14:05", "stage": "requested", "effective": "26/11/2026 à 13:05"}
 
 
 @pytest.mark.parametrize("name", MESSAGE_NAMES)

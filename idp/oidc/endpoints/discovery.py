@@ -48,8 +48,10 @@ def build_metadata(settings) -> dict:
         "ui_locales_supported": settings.locales,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
-        "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "op_tos_uri": f"{issuer}/conditions-generales",
     }
     if settings.client_registration.enabled:

@@ -3,23 +3,56 @@ registered post_logout_redirect_uri (with its ``state``) or show a signed-out pa
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from authlib.common.urls import add_params_to_uri
-from flask import redirect, render_template, request
+from flask import make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
 
+from ...identity.grants import revoke_grant
 from ...persistence.models import Client, Grant
+from ...security.headers import security_headers
 from ...services import audit, services
 from ...web.auth import sign_out
 from .. import claims as claims_mod
-from ...identity.grants import revoke_grant
 
 
 def _error(description: str):
     return render_template("oidc/authorize_error.html", error="invalid_request",
                            description=description), 400
+
+
+def _frontchannel_uris() -> list[str]:
+    """Front-Channel Logout 1.0: the logout URI of each client of the session, with the
+    issuer and the session id (§2)."""
+    svc = services()
+    sso = current_user.sso
+    uris = []
+    for client_id in sso.clients:
+        client = svc.clients.get(svc.db.session, client_id)
+        if client is not None and client.frontchannel_logout_uri:
+            uris.append(add_params_to_uri(client.frontchannel_logout_uri,
+                                          [("iss", svc.settings.issuer), ("sid", sso.id)]))
+    return uris
+
+
+def _with_frontchannel(uris: list[str], answer):
+    """The answer, after a page that loads each client's front-channel logout URI in an
+    invisible frame and moves on by itself (no script: a refresh after two seconds)."""
+    if not uris:
+        return answer
+    target = answer.headers["Location"] if getattr(answer, "status_code", 200) in (302, 303) \
+        else url_for("oidc.logged_out")
+    origins = " ".join(sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in uris}))
+    response = make_response(render_template("oidc/frontchannel_logout.html", uris=uris,
+                                             target=target))
+    policy = dict(security_headers(services().settings.is_https))["Content-Security-Policy"]
+    response.headers["Content-Security-Policy"] = f"{policy}; frame-src {origins}"
+    response.headers["Refresh"] = f"2; url={target}"
+    return response
 
 
 def _end_session() -> None:
@@ -34,6 +67,10 @@ def _end_session() -> None:
             revoke_grant(svc.db.session, grant.id, "logout")
     audit("logout", user_id=user_id)
     sign_out("logout")
+
+
+def logged_out():
+    return render_template("oidc/logged_out.html", client=None)
 
 
 def logout():
@@ -83,8 +120,9 @@ def logout():
         except ValidationError:
             confirmed = False
     if hint_matches or confirmed:
+        uris = _frontchannel_uris()
         _end_session()
-        return finish()
+        return _with_frontchannel(uris, finish())
     # Without a matching hint, a cross-site link must not sign the user out silently.
     return render_template("oidc/logout_confirm.html", client=client,
                            params={k: v for k, v in params.items() if k != "confirm"})

@@ -7,11 +7,12 @@ from .consumables import Consumable
 from .oauth import Consent, Grant, RevokedAccessToken
 from .registration import InitialAccessToken
 from .relations import Relation
-from .sessions import SsoSession
+from .sessions import LogoutDelivery, SsoSession
 from .users import MfaCredential, User
 
 __all__ = [
     "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant", "InitialAccessToken",
+    "LogoutDelivery",
     "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
     "new_id", "utcnow",
 ]

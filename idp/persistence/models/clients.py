@@ -38,6 +38,10 @@ class Client(Base):
     require_consent: Mapped[bool] = mapped_column(Boolean, default=True)
     jwks: Mapped[dict | None] = mapped_column(default=None)
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
+    # OIDC Back-Channel Logout 1.0 and Front-Channel Logout 1.0: where the client hears
+    # that a session it signed in through has ended.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    frontchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
     # PKCE (S256) on every authorization request (RFC 9700 §2.1.1); public clients
     # always need it, a confidential one only while this is on (off: old clients).
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
