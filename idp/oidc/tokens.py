@@ -18,7 +18,7 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -88,13 +88,14 @@ class TokenService:
     def status(self, session: Session, claims: dict[str, Any]) -> TokenStatus:
         """Not revoked, its client not disabled; for a user's token (``gid``), its family
         alive and its user enabled."""
-        if is_jti_revoked(session, claims.get("jti", "")):
-            return TokenStatus(False)
+        jti = claims.get("jti", "")
         if claims.get("gid") is None:
-            disabled = session.scalar(select(Client.disabled)
-                                      .where(Client.client_id == claims.get("client_id")))
+            # One query: None when the client is gone or the token revoked.
+            disabled = session.scalar(select(Client.disabled).where(
+                Client.client_id == claims.get("client_id"),
+                ~exists().where(RevokedAccessToken.jti == jti)))
             return TokenStatus(disabled is False)
-        found = live_grant_and_user(session, claims["gid"])
+        found = live_grant_and_user(session, claims["gid"], unrevoked_jti=jti)
         if found is None:
             return TokenStatus(False)
         return TokenStatus(True, *found)
@@ -153,17 +154,20 @@ class TokenStatus:
     user: User | None = None
 
 
-def live_grant_and_user(session: Session, grant_id: str | None
-                        ) -> tuple[Grant, User] | None:
+def live_grant_and_user(session: Session, grant_id: str | None,
+                        unrevoked_jti: str | None = None) -> tuple[Grant, User] | None:
     """A token family that is not revoked, its still enabled user, and its client not
-    disabled, in one query."""
+    disabled, in one query; with ``unrevoked_jti``, only if that access token was not
+    revoked on its own."""
     if not grant_id:
         return None
-    row = session.execute(
-        select(Grant, User).join(User, User.id == Grant.user_id)
-        .join(Client, Client.client_id == Grant.client_id)
-        .where(Grant.id == grant_id, Grant.revoked_at.is_(None),
-               User.disabled.is_(False), Client.disabled.is_(False))).first()
+    query = select(Grant, User).join(User, User.id == Grant.user_id) \
+        .join(Client, Client.client_id == Grant.client_id).where(
+        Grant.id == grant_id, Grant.revoked_at.is_(None), User.disabled.is_(False),
+        Client.disabled.is_(False))
+    if unrevoked_jti is not None:
+        query = query.where(~exists().where(RevokedAccessToken.jti == unrevoked_jti))
+    row = session.execute(query).first()
     return None if row is None else (row[0], row[1])
 
 
