@@ -205,6 +205,7 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     from .operations import bp as operations_bp
     from .account import bp as account_bp
     from .admin.views import bp as admin_bp
+    from .api import bp as api_bp
     from .flows.login import bp as login_bp
     from .flows.mfa import bp as mfa_bp
     from .flows.recovery import bp as recovery_bp
@@ -221,6 +222,8 @@ def _register_blueprints(app: Flask, csrf_exempt, oidc_bp) -> None:
     app.register_blueprint(account_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(terms_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # bearer-token APIs: no browser form, no session
     app.before_request(enforce_terms)
     for endpoint in csrf_exempt:
         csrf.exempt(app.view_functions[endpoint])

@@ -426,11 +426,12 @@ def config_show() -> None:
 @main.command("demo", with_appcontext=False)
 @click.option("--port", default=5000)
 @click.option("--client-port", default=5001)
-def demo(port: int, client_port: int) -> None:
-    """Run the provider and the sample démarche app, with a demo account."""
+@click.option("--news-port", default=5002)
+def demo(port: int, client_port: int, news_port: int) -> None:
+    """Run the provider, the démarche app and the news app, with a demo account."""
     from .demo import run_demo
 
-    sys.exit(run_demo(create_app(), port, client_port))
+    sys.exit(run_demo(create_app(), port, client_port, news_port))
 
 
 # -- audit trail ------------------------------------------------------------------------
@@ -502,13 +503,55 @@ def audit_list(type_prefix, user, client_id, since, until, limit, as_json) -> No
                        f"{json.dumps(event.details or {}, ensure_ascii=False, default=str)}")
 
 
+# -- subscription themes ------------------------------------------------------------
+@main.group()
+def themes() -> None:
+    """Subscription themes ("Abonnements"), offered to users and read by publishing apps."""
+
+
+@themes.command("list")
+def themes_list() -> None:
+    from .hub.subscriptions import themes as all_themes
+
+    for theme in all_themes(_svc().db.session, active_only=False):
+        state = "active" if theme.active else "inactive"
+        click.echo(f"{theme.id}  {theme.name}  ({state}, position {theme.position})")
+
+
+@themes.command("set")
+@click.argument("theme_id")
+@click.argument("name")
+@click.option("--description", default="")
+@click.option("--position", type=int, default=None, help="order in the list (default: last)")
+@click.option("--inactive", is_flag=True, help="no longer offered (subscriptions are kept)")
+def themes_set(theme_id: str, name: str, description: str, position: int | None,
+               inactive: bool) -> None:
+    """Create or change the theme THEME_ID (lower-case letters, digits, dashes)."""
+    from .hub.subscriptions import save_theme
+    from .security.audit import record_event
+
+    session = _svc().db.session
+    try:
+        save_theme(session, theme_id, name, description, not inactive, position)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    record_event(session, "admin.theme_saved", details={"theme": theme_id, "via": "cli"})
+    session.commit()
+    click.echo(f"saved {theme_id}")
+
+
 @main.command("purge")
 def purge() -> None:
     """Delete expired flows, codes, tokens, sessions and grants (run daily)."""
     from .persistence.maintenance import purge_expired
 
+    from .hub.lifecycle import purge_events
+    from .hub.wallet import purge_expired_grants
+
     svc = _svc()
     counts = purge_expired(svc.db.session, svc.settings.tokens.refresh_token_ttl)
+    counts["document_grants"] = purge_expired_grants(svc.db.session)
+    counts["hub_events"] = purge_events(svc.db.session, svc.settings.hub.events_retention_days)
     svc.db.session.commit()
     click.echo(json.dumps(counts))
 

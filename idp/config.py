@@ -272,6 +272,33 @@ class ClientRegistrationSettings:
 
 
 @dataclass
+class HubSettings:
+    """The account as a hub: requests, notifications, wallet, subscriptions (idp/hub/)."""
+
+    # Calls to /api/ per app (by client_id).
+    api_per_client: str = "600/minute"
+    # Notifications an app may push, per user and per app overall.
+    notifications_per_user: str = "10/hour, 30/day"
+    notifications_per_client: str = "1000/hour"
+    # Wallet: largest document, documents per user, where the encrypted files go.
+    wallet_max_bytes: int = 10 * 1024 * 1024
+    wallet_max_documents: int = 50
+    wallet_storage: str = "filesystem"  # filesystem | s3
+    wallet_dir: str = "instance/wallet"
+    # AES-256-GCM key of the files, base64 (32 bytes); empty: derived from secret_key.
+    wallet_key: str = ""
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    # How long an app may read a document the user picked for it.
+    document_grant_ttl: int = 10 * 60
+    # Deletion events kept for apps to read (GET /api/events).
+    events_retention_days: int = 30
+
+
+@dataclass
 class Settings:
     issuer: str = "http://127.0.0.1:5000"
     # Empty: a SQLite file in the instance folder, migrated on first start.
@@ -320,6 +347,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     support: SupportSettings = field(default_factory=SupportSettings)
+    hub: HubSettings = field(default_factory=HubSettings)
     populations: list[Population] = field(default_factory=_default_populations)
 
     # -- derived values ---------------------------------------------------
@@ -469,6 +497,10 @@ def validate(settings: Settings) -> None:
     for alg in settings.tokens.signing_algs:
         if alg not in ("RS256", "ES256"):
             raise ConfigError(f"unsupported signing algorithm {alg}")
+    if settings.hub.wallet_storage not in ("filesystem", "s3"):
+        raise ConfigError("hub.wallet_storage must be filesystem or s3")
+    if settings.hub.wallet_storage == "s3" and not settings.hub.s3_bucket:
+        raise ConfigError("hub.s3_bucket is required with hub.wallet_storage = s3")
     for population in settings.populations:
         if population.recovery_method not in ("code", "redirect", "support"):
             raise ConfigError(f"population {population.key}: bad recovery_method")
@@ -481,7 +513,8 @@ def as_public_dict(settings: Settings) -> dict:
     data = dataclasses.asdict(settings)
     for path in (("secret_key",), ("pairwise_salt",), ("messaging", "smtp_password"),
                  ("observability", "metrics_token"),
-                 ("messaging", "sms_gateway_auth_header")):
+                 ("messaging", "sms_gateway_auth_header"), ("hub", "wallet_key"),
+                 ("hub", "s3_secret_access_key")):
         node = data
         for key in path[:-1]:
             node = node[key]

@@ -1,9 +1,10 @@
-"""``idp demo``: the provider and the sample démarche app side by side, with a demo account.
+"""``idp demo``: the provider and two démarche apps side by side, with a demo account.
 
-Idempotent: every start migrates the schema, registers (or updates) the client
-``demarches-demo`` with a fresh secret, and creates (or resets) ``demo@example.org`` with
-a fresh random password. The sample app (``clients/demarches``) runs as a subprocess
-and only talks to the provider over HTTP.
+Idempotent: every start migrates the schema, registers (or updates) the clients
+``demarches-demo`` (the démarche app, ``clients/demarches``) and ``actualites-demo``
+(the news app, ``clients/actualites``) with fresh secrets, makes sure the subscription
+themes exist, and creates (or resets) ``demo@example.org`` with a fresh random password.
+The apps run as subprocesses and only talk to the provider over HTTP.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 from flask import Flask
 from sqlalchemy import delete
@@ -22,6 +24,7 @@ from werkzeug.serving import run_simple
 
 from .admin.clients import create_client, rotate_secret
 from .config import PROJECT_ROOT
+from .hub.subscriptions import ensure_default_themes
 from .identity.users import create_user, find_by_email
 from .messaging.phone import parse_phone
 from .persistence.migrate import ensure_schema
@@ -29,7 +32,9 @@ from .persistence.models import Client, Consent, utcnow
 from .security.audit import record_event
 
 CLIENT_ID = "demarches-demo"
-CLIENT_NAME = "Demande d'aide au logement (démonstration)"
+CLIENT_NAME = "Démarches en ligne de la Région (démonstration)"
+NEWS_CLIENT_ID = "actualites-demo"
+NEWS_CLIENT_NAME = "Actualités de la Région (démonstration)"
 DEMO_EMAIL = "demo@example.org"
 DEMO_PROFILE = {
     "given_name": "Camille", "family_name": "Martin", "phone": "+33 6 12 34 56 78",
@@ -38,6 +43,30 @@ DEMO_PROFILE = {
 }
 # No look-alike characters: the password is read on a terminal and typed by hand.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+@dataclass(frozen=True)
+class DemoApp:
+    client_id: str
+    name: str
+    description: str
+    module: str  # python -m <module>
+    env_prefix: str
+    paths: tuple[str, ...]  # redirect URIs, below the app's base URL
+    scopes: tuple[str, ...]
+
+
+DEMARCHES = DemoApp(
+    CLIENT_ID, CLIENT_NAME,
+    "Demande d'aide au logement, aide aux études supérieures (clients/demarches)",
+    "clients.demarches", "DEMARCHES_", ("/callback", "/porte-documents/retour"),
+    ("openid", "profile", "email", "phone", "address", "relations", "offline_access",
+     "requests:write", "notifications:write", "documents:read", "events:read"))
+ACTUALITES = DemoApp(
+    NEWS_CLIENT_ID, NEWS_CLIENT_NAME,
+    "Les nouvelles de la Région, par thème (clients/actualites)",
+    "clients.actualites", "ACTUALITES_", ("/callback",),
+    ("openid", "profile", "email", "subscriptions:read"))
 
 
 def demo_password() -> str:
@@ -55,35 +84,47 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def register_client(svc, client_port: int) -> str:
-    """Create or update the demo client; returns its new secret."""
+def register_app(svc, app: DemoApp, port: int) -> str:
+    """Create or update a demo client (confidential, pairwise subjects, the API scopes
+    of its app); returns its new secret."""
     session = svc.db.session
-    base = f"http://127.0.0.1:{client_port}"
-    redirect_uris, post_logout = [f"{base}/callback"], [f"{base}/"]
-    client = session.get(Client, CLIENT_ID)
+    base = f"http://127.0.0.1:{port}"
+    redirect_uris, post_logout = [base + p for p in app.paths], [f"{base}/"]
+    grant_types = ["authorization_code", "refresh_token", "client_credentials"]
+    client = session.get(Client, app.client_id)
     if client is None:
         client, secret = create_client(
-            session, name=CLIENT_NAME, client_id=CLIENT_ID, redirect_uris=redirect_uris,
+            session, name=app.name, client_id=app.client_id, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout, auth_method="client_secret_basic",
-            require_consent=True, home_url=base + "/",
-            description="Application de démonstration (clients/demarches)")
-        record_event(session, "admin.client_created", client_id=CLIENT_ID,
+            require_consent=True, home_url=base + "/", description=app.description,
+            grant_types=grant_types, scopes=list(app.scopes), subject_type="pairwise",
+            backchannel_logout_uri=f"{base}/backchannel-logout")
+        record_event(session, "admin.client_created", client_id=app.client_id,
                      details={"via": "demo"})
     else:
-        client.name = CLIENT_NAME
+        client.name = app.name
+        client.description = app.description
         client.redirect_uris = redirect_uris
         client.post_logout_redirect_uris = post_logout
         client.home_url = base + "/"
         client.require_consent = True
         client.token_endpoint_auth_method = "client_secret_basic"
-        client.grant_types = ["authorization_code", "refresh_token"]
+        client.grant_types = grant_types
         client.response_types = ["code"]
-        client.scope = "openid profile email phone address offline_access"
+        client.scope = " ".join(app.scopes)
+        client.subject_type = "pairwise"
+        client.backchannel_logout_uri = f"{base}/backchannel-logout"
         secret = rotate_secret(session, client)
-        record_event(session, "admin.client_secret_rotated", client_id=CLIENT_ID,
+        record_event(session, "admin.client_secret_rotated", client_id=app.client_id,
                      details={"via": "demo"})
+    ensure_default_themes(session)
     session.commit()
     return secret
+
+
+def register_client(svc, client_port: int) -> str:
+    """The démarche app's client; returns its new secret."""
+    return register_app(svc, DEMARCHES, client_port)
 
 
 def reset_demo_user(svc) -> str:
@@ -111,26 +152,33 @@ def reset_demo_user(svc) -> str:
     for key, value in profile.items():
         setattr(user, key, value)
     user.phone_number_verified = True
-    # Show the consent screen again at every demo start.
+    # Show the consent screens again at every demo start.
     session.execute(delete(Consent).where(Consent.user_id == user.id,
-                                          Consent.client_id == CLIENT_ID))
+                                          Consent.client_id.in_((CLIENT_ID, NEWS_CLIENT_ID))))
     session.commit()
     return password
 
 
-def _banner(issuer: str, app_url: str, password: str, outbox: str) -> str:
-    line = "=" * 72
+def _banner(issuer: str, urls: dict[str, str], password: str, agent: str, editor: str,
+            outbox: str) -> str:
+    line = "=" * 76
     return "\n".join([
         line,
         "  compte-usager: demo",
         "",
-        f"  Sample démarche app : {app_url}/   <- start here",
-        f"  Identity provider   : {issuer}/",
+        f"  Démarche app        : {urls['demarches']}/   <- start here",
+        f"    agent view        : {urls['demarches']}/agent   (user agent, password {agent})",
+        f"  News app            : {urls['actualites']}/",
+        f"    editors           : {urls['actualites']}/redaction   "
+        f"(user redaction, password {editor})",
+        f"  Identity provider   : {issuer}/   (Mon compte: {issuer}/compte/)",
+        f"  API reference       : {issuer}/api/openapi.json   (docs/api.md)",
         "",
         f"  Demo account        : {DEMO_EMAIL}",
         f"  Password            : {password}   (new at every start)",
         "",
         f"  Outbox (e-mails and SMS are written here, not sent): {outbox}",
+        "  The apps write theirs under instance/demarches-outbox and instance/actualites-outbox.",
         "  Stop with Ctrl-C.",
         line,
     ])
@@ -163,7 +211,20 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
 
 
-def run_demo(app: Flask, port: int, client_port: int) -> int:
+def app_environment(app: DemoApp, issuer: str, port: int, secret: str, **extra: str
+                    ) -> dict[str, str]:
+    prefix = app.env_prefix
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    env.update({prefix + "ISSUER": issuer, prefix + "CLIENT_ID": app.client_id,
+                prefix + "CLIENT_SECRET": secret,
+                prefix + "BASE_URL": f"http://127.0.0.1:{port}",
+                prefix + "SECRET_KEY": secrets.token_urlsafe(32)})
+    env.update({prefix + k: v for k, v in extra.items()})
+    return env
+
+
+def run_demo(app: Flask, port: int, client_port: int, news_port: int | None = None) -> int:
+    news_port = news_port or client_port + 1
     svc = app.extensions["idp"]
     settings = svc.settings
     expected = f"http://127.0.0.1:{port}"
@@ -173,43 +234,51 @@ def run_demo(app: Flask, port: int, client_port: int) -> int:
               f"address. Run it as:\n\n    IDP_ISSUER={expected} idp demo --port {port}\n",
               file=sys.stderr)
         return 2
-    if port == client_port:
-        print("error: --port and --client-port must differ", file=sys.stderr)
+    if len({port, client_port, news_port}) != 3:
+        print("error: --port, --client-port and --news-port must differ", file=sys.stderr)
         return 2
-    for wanted in (port, client_port):
+    for wanted in (port, client_port, news_port):
         if not _port_free(wanted):
             print(f"error: port {wanted} on 127.0.0.1 is in use (another demo running?). "
-                  "Stop it, or choose other ports with --port / --client-port "
+                  "Stop it, or choose other ports with --port / --client-port / --news-port "
                   "(and IDP_ISSUER).", file=sys.stderr)
             return 1
 
     ensure_schema(svc.db)
     with app.app_context():
-        secret = register_client(svc, client_port)
+        secrets_by_app = {DEMARCHES: register_app(svc, DEMARCHES, client_port),
+                          ACTUALITES: register_app(svc, ACTUALITES, news_port)}
         password = reset_demo_user(svc)
     svc.db.remove()
 
-    app_url = f"http://127.0.0.1:{client_port}"
-    env = dict(os.environ, DEMARCHES_ISSUER=settings.issuer, DEMARCHES_CLIENT_ID=CLIENT_ID,
-               DEMARCHES_CLIENT_SECRET=secret, DEMARCHES_BASE_URL=app_url,
-               DEMARCHES_SECRET_KEY=secrets.token_urlsafe(32))
-    process = subprocess.Popen([sys.executable, "-m", "clients.demarches"], env=env,
-                               cwd=str(PROJECT_ROOT))
+    agent, editor = demo_password(), demo_password()
+    ports = {DEMARCHES: client_port, ACTUALITES: news_port}
+    extras = {DEMARCHES: {"AGENT_PASSWORD": agent}, ACTUALITES: {"EDITOR_PASSWORD": editor}}
+    processes = []
     # SIGTERM (kill, a service manager, a test) stops the demo like Ctrl-C does, so that
-    # the sample app is never left behind.
+    # the apps are never left behind.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if not _wait_until_serving(process, client_port):
-            print("error: the sample app did not start (see its messages above)",
-                  file=sys.stderr)
-            return 1
-        print(_banner(settings.issuer, app_url, password,
+        for demo_app, secret in secrets_by_app.items():
+            env = app_environment(demo_app, settings.issuer, ports[demo_app], secret,
+                                  **extras[demo_app])
+            process = subprocess.Popen([sys.executable, "-m", demo_app.module], env=env,
+                                       cwd=str(PROJECT_ROOT))
+            processes.append(process)
+            if not _wait_until_serving(process, ports[demo_app]):
+                print(f"error: {demo_app.module} did not start (see its messages above)",
+                      file=sys.stderr)
+                return 1
+        urls = {"demarches": f"http://127.0.0.1:{client_port}",
+                "actualites": f"http://127.0.0.1:{news_port}"}
+        print(_banner(settings.issuer, urls, password, agent, editor,
                       str(settings.resolve_path(settings.messaging.outbox_dir))), flush=True)
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _stop(process)
+        for process in processes:
+            _stop(process)
     print("demo stopped")
     return 0

@@ -3,7 +3,7 @@
 # Protocol endpoints called by relying parties' servers, not by browsers: answered in
 # JSON, never with a page, and never reading or writing the browser session.
 API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/register", "/healthz",
-             "/readyz", "/metrics")
+             "/readyz", "/metrics", "/api/")
 
 # Public documents (idp/oidc/endpoints/discovery.py).
 DISCOVERY_PATH = "/.well-known/openid-configuration"

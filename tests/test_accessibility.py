@@ -22,7 +22,7 @@ from idp.persistence.models import MfaCredential, utcnow
 from idp.security import mfa
 from tests.a11y import assert_accessible, parse, problems
 from tests.flows.conftest import STRONG_PASSWORD, app  # noqa: F401  (app: with the test captcha)
-from tests.support import form_with, forms
+from tests.support import csrf_token, form_with, forms
 
 CAPTCHA_OK = {"captcha_payload": "test-pass"}
 RECOVERY_CODE_RE = re.compile(rf"\b[{CODE_ALPHABET}]{{6}}\b")
@@ -152,6 +152,12 @@ page("mon compte : applications", "/compte/applications", signed_in=True)
 page("mon compte : confidentialité", "/compte/confidentialite", signed_in=True)
 page("mon compte : supprimer le compte", "/compte/supprimer", signed_in=True)
 page("mon compte : double authentification", "/compte/mfa/", signed_in=True)
+page("mon compte : mes demandes (aucune)", "/compte/demandes", signed_in=True)
+page("mon compte : notifications (aucune)", "/compte/notifications", signed_in=True)
+page("mon compte : porte-documents (vide)", "/compte/porte-documents", signed_in=True)
+page("mon compte : abonnements (aucun thème)", "/compte/abonnements", signed_in=True)
+page("mon compte : nouvelle démarche en ligne", "/compte/demarches/nouvelle", signed_in=True)
+page("désabonnement : lien invalide", "/compte/abonnements/desabonner/invalide", status=404)
 page("confirmer son identité", "/login/reauth?return_to=/compte/securite", signed_in=True)
 page("déconnexion : confirmation", "/logout", signed_in=True)
 
@@ -185,11 +191,108 @@ sent("mon compte : ajouter une personne, erreurs", "/compte/relations/personne/a
 sent("mon compte : ajouter un organisme, erreurs", "/compte/relations/organisme/ajouter",
      "organisation_name", {"organisation_name": "", "identifier_type": None, "identifier": "12"},
      signed_in=True)
+sent("mon compte : porte-documents, erreurs", "/compte/porte-documents", "name",
+    {"name": "", "document_date": "31/02/2026"}, signed_in=True)
 sent("mon compte : supprimer le compte, erreur", "/compte/supprimer", "/compte/supprimer", {},
      signed_in=True)
 
 
 # -- pages in a given state -------------------------------------------------------------------
+def _hub_data(v) -> tuple[str, str]:
+    """A démarche app that filed a request for the signed-in user, with a message and a
+    notification, the themes, and a document in the wallet; (request id, client id)."""
+    import datetime as dt
+
+    from idp.admin.clients import create_client
+    from idp.hub.context import wallet_store
+    from idp.hub.wallet import add_document
+    from idp.hub import notifications, requests as hub_requests
+    from idp.hub.subscriptions import ensure_default_themes
+    from idp.persistence.models import User
+
+    with v.app.app_context():
+        db = v.svc.db.session
+        client, _secret = create_client(db, name="Aide au logement",
+                                        redirect_uris=["https://logement.example.org/cb"],
+                                        scopes=["openid", "requests:write"])
+        user = db.get(User, v.user.id)
+        item = hub_requests.create_request(db, client, user, user.id, {
+            "number": "AL-2026-00042", "title": "Demande d'aide au logement",
+            "service": "Direction de l'habitat", "expected_days": 30,
+            "link": "https://logement.example.org/dossiers/42"})
+        hub_requests.update_request(db, client, item, {"status": "awaiting_citizen",
+                                                       "comment": "Il manque un justificatif."})
+        hub_requests.add_message(db, item, "service", "Merci d'envoyer votre avis d'imposition.")
+        notifications.create_notification(db, v.svc.kv, v.svc.settings, client, user, {
+            "category": "requests", "title": "Votre demande AL-2026-00042 avance",
+            "body": "Elle est en attente de compléments.", "link": ""})
+        ensure_default_themes(db)
+        add_document(db, wallet_store(v.svc), user, name="Quittance de mars",
+                     document_date=dt.date(2026, 3, 31), data=b"%PDF-1.4 x",
+                     max_bytes=1024, max_documents=5)
+        db.commit()
+        return item.id, client.client_id
+
+
+@scenario("mon compte : mes demandes")
+def _(v):
+    v.sign_in()
+    _hub_data(v)
+    return v.open("/compte/demandes")
+
+
+@scenario("mon compte : mes demandes, détail")
+def _(v):
+    v.sign_in()
+    request_id, _client = _hub_data(v)
+    return v.open(f"/compte/demandes/{request_id}")
+
+
+@scenario("mon compte : mes demandes, réponse vide")
+def _(v):
+    v.sign_in()
+    request_id, _client = _hub_data(v)
+    page_ = v.open(f"/compte/demandes/{request_id}")
+    return v.follow(v.browser.post(f"/compte/demandes/{request_id}", data={
+        "csrf_token": csrf_token(page_.data), "body": ""}), status=400)
+
+
+@scenario("mon compte : accueil avec demandes")
+def _(v):
+    v.sign_in()
+    _hub_data(v)
+    return v.open("/compte/")
+
+
+@scenario("mon compte : notifications")
+def _(v):
+    v.sign_in()
+    _hub_data(v)
+    return v.open("/compte/notifications")
+
+
+@scenario("mon compte : porte-documents")
+def _(v):
+    v.sign_in()
+    _hub_data(v)
+    return v.open("/compte/porte-documents")
+
+
+@scenario("mon compte : abonnements")
+def _(v):
+    v.sign_in()
+    _hub_data(v)
+    return v.open("/compte/abonnements")
+
+
+@scenario("porte-documents : transmettre à une démarche")
+def _(v):
+    v.sign_in()
+    _request, client_id = _hub_data(v)
+    return v.open("/compte/porte-documents/choisir?client_id=" + client_id +
+                  "&redirect_uri=https://logement.example.org/cb&state=s&purpose=Justificatif")
+
+
 @scenario("connexion : mauvais mot de passe")
 def _(v):
     return v.send(v.open("/login"), "email", {"email": v.user.email, "password": "pas le bon"},

@@ -1,430 +1,420 @@
-"""« Demande d'aide au logement »: a sample démarche signing citizens in with compte-usager.
+"""A démarche app: two procedures ("Demande d'aide au logement", "Aide aux études
+supérieures") signing citizens in with compte-usager.
 
-A confidential OpenID Connect relying party built on Authlib's Flask client:
+- sign-in through the provider (``clients/common/web.py``); a citizen without an account
+  creates one on the provider's sign-in page and comes back here;
+- the form prefilled from the claims, for the user or one of their relations
+  (``relations`` scope); drafts saved and resumed;
+- attachments (PNG, PDF, JPEG, DWG, size-limited, type read from the content), uploaded
+  or picked from the citizen's wallet (the provider's page, then one document read with
+  the short grant it gives);
+- on submission: an administrative number, a confirmation page and e-mail (outbox), and
+  a request filed in the citizen's account (hub API);
+- an agent view (HTTP Basic, ``DEMARCHES_AGENT_PASSWORD``) that changes a status,
+  writes to the citizen and notifies them, and applies the account deletions the
+  provider reports.
 
-- discovery from ``DEMARCHES_ISSUER + "/.well-known/openid-configuration"``;
-- authorization code flow with PKCE (S256), ``state`` and ``nonce`` (Authlib), the
-  ``iss`` authorization response parameter checked (RFC 9207);
-- ID token validated by Authlib (signature against the JWKS, iss, aud, nonce, exp,
-  at_hash), then the userinfo endpoint (its ``sub`` must match the ID token's);
-- a démarche form prefilled from the claims;
-- refresh with rotation ("Actualiser mes informations", thanks to offline_access);
-- RP-initiated logout through ``end_session_endpoint`` with ``id_token_hint``,
-  ``post_logout_redirect_uri`` and a ``state`` checked on return.
-
-Tokens never reach the browser: the session cookie (``demarches_session``, distinct from
-the provider's ``idp_session`` because cookies are shared across ports of one host)
-holds only a random key into a server-side store. The store here is in memory, which
-suits one process; a real service would use its database or Redis.
-
-This module must not import ``idp``: it talks to the provider over HTTP only.
+This app must not import ``idp``: it talks to the provider over HTTP only.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import os
-import re
 import secrets
-import threading
-import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode
 
-import requests
-from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
-from authlib.integrations.flask_client import OAuth
-from flask import Flask, abort, flash, redirect, render_template, request, session, url_for
-from joserfc.errors import JoseError
+from flask import (Flask, Response, abort, flash, g, redirect, render_template, request,
+                   session, url_for)
+
+from ..common import files, outbox
+from ..common import settings as common_settings
+from ..common.hub import HubClient, HubError
+from ..common.web import check_csrf, current_login, login_required, setup
+from .models import Attachment, Cursor, Dossier, make_session, next_number, submitted, \
+    user_dossiers
+from .procedures import PROCEDURES, Procedure, format_phone, prefill, validate
 
 log = logging.getLogger("demarches")
 
-SCOPE = "openid profile email phone address offline_access"
-PROVIDER = "compte_usager"
-LOGIN_LIFETIME = 12 * 3600
-HTTP_TIMEOUT = 10
-
-CALLBACK_ERRORS = {
-    "access_denied": ("Accès refusé",
-                      "Vous n'avez pas autorisé ce service à utiliser les informations de "
-                      "votre compte usager. Vous pouvez recommencer quand vous le souhaitez."),
-    "login_required": ("Connexion nécessaire", "Connectez-vous pour continuer."),
-    "consent_required": ("Autorisation nécessaire",
-                         "Ce service a besoin de votre accord pour lire vos informations."),
-    "interaction_required": ("Connexion nécessaire",
-                             "Une vérification supplémentaire est nécessaire. Recommencez."),
-    "temporarily_unavailable": ("Service momentanément indisponible",
-                                "Le service de connexion est momentanément indisponible. "
-                                "Réessayez dans quelques minutes."),
-    "server_error": ("Service momentanément indisponible",
-                     "Le service de connexion a rencontré une erreur. "
-                     "Réessayez dans quelques minutes."),
+SCOPE = "openid profile email phone address relations offline_access"
+HUB_SCOPE = "requests:write notifications:write documents:read events:read"
+MAX_ATTACHMENT = 10 * 1024 * 1024
+STATUSES = {
+    "submitted": "Déposée", "in_progress": "En cours d'instruction",
+    "awaiting_citizen": "En attente de compléments", "accepted": "Acceptée",
+    "rejected": "Refusée", "closed": "Clôturée",
 }
-
-
-# -- server-side store of signed-in users ---------------------------------------------
-@dataclass
-class Login:
-    token: dict[str, Any]
-    id_claims: dict[str, Any]
-    userinfo: dict[str, Any]
-    created_at: float = field(default_factory=time.time)
-
-
-class LoginStore:
-    """Signed-in users by random key, in memory (one process), with an absolute lifetime."""
-
-    def __init__(self, lifetime: int = LOGIN_LIFETIME) -> None:
-        self._items: dict[str, Login] = {}
-        self._lock = threading.Lock()
-        self._lifetime = lifetime
-
-    def add(self, login: Login) -> str:
-        key = secrets.token_urlsafe(32)
-        with self._lock:
-            now = time.time()
-            for stale in [k for k, v in self._items.items()
-                          if now - v.created_at > self._lifetime]:
-                del self._items[stale]
-            self._items[key] = login
-        return key
-
-    def get(self, key: str | None) -> Login | None:
-        if not key:
-            return None
-        with self._lock:
-            login = self._items.get(key)
-            if login and time.time() - login.created_at > self._lifetime:
-                del self._items[key]
-                return None
-            return login
-
-    def remove(self, key: str | None) -> Login | None:
-        with self._lock:
-            return self._items.pop(key, None) if key else None
-
-
-# -- the démarche form -----------------------------------------------------------------
-FIELDS = {
-    "prenom": "Prénom", "nom": "Nom", "email": "Adresse e-mail", "telephone": "Téléphone",
-    "adresse": "Adresse", "code_postal": "Code postal", "commune": "Commune",
-    "situation": "Votre situation", "personnes": "Nombre de personnes dans le logement",
-    "loyer": "Loyer mensuel, charges comprises (en euros)",
+DEFAULTS = {
+    "ISSUER": "http://127.0.0.1:5000", "CLIENT_ID": "", "CLIENT_SECRET": "",
+    "BASE_URL": "http://127.0.0.1:5001", "SECRET_KEY": "",
+    "DATABASE_URL": "sqlite:///instance/demarches.sqlite3",
+    "OUTBOX_DIR": "instance/demarches-outbox", "AGENT_PASSWORD": "",
 }
-SITUATIONS = {"locataire": "Locataire", "colocataire": "Colocataire",
-              "foyer": "Résident d'un foyer ou d'une résidence"}
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
-POSTAL_RE = re.compile(r"^\d{5}$")
-
-
-def format_phone(e164: str | None) -> str:
-    """``+33612345678`` → ``06 12 34 56 78``; other numbers are left as they are."""
-    if not e164:
-        return ""
-    if re.fullmatch(r"\+33\d{9}", e164):
-        digits = "0" + e164[3:]
-        return " ".join(digits[i:i + 2] for i in range(0, 10, 2))
-    return e164
-
-
-def prefill(userinfo: dict[str, Any]) -> dict[str, str]:
-    address = userinfo.get("address") or {}
-    return {
-        "prenom": userinfo.get("given_name") or "", "nom": userinfo.get("family_name") or "",
-        "email": userinfo.get("email") or "",
-        "telephone": format_phone(userinfo.get("phone_number")),
-        "adresse": address.get("street_address") or "",
-        "code_postal": address.get("postal_code") or "",
-        "commune": address.get("locality") or "",
-        "situation": "", "personnes": "", "loyer": "",
-    }
-
-
-def validate_demarche(form) -> tuple[dict[str, str], dict[str, str]]:
-    """(values, errors by field), French messages."""
-    values = {name: (form.get(name) or "").strip()[:300] for name in FIELDS}
-    errors: dict[str, str] = {}
-    for name in ("prenom", "nom", "email", "adresse", "code_postal", "commune"):
-        if not values[name]:
-            errors[name] = f"Renseignez le champ « {FIELDS[name]} »."
-    if values["email"] and not EMAIL_RE.match(values["email"]):
-        errors["email"] = "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."
-    if values["code_postal"] and not POSTAL_RE.match(values["code_postal"]):
-        errors["code_postal"] = "Le code postal compte 5 chiffres, par exemple 75001."
-    if values["situation"] not in SITUATIONS:
-        errors["situation"] = "Choisissez votre situation."
-    if not values["personnes"].isdigit() or not 1 <= int(values["personnes"]) <= 20:
-        errors["personnes"] = "Indiquez un nombre de personnes entre 1 et 20."
-    try:
-        rent = float(values["loyer"].replace(",", ".").replace(" ", ""))
-        if not 0 < rent < 100_000:
-            raise ValueError
-    except ValueError:
-        errors["loyer"] = "Indiquez le montant du loyer en euros, par exemple 540."
-    return values, errors
-
-
-# -- the application ------------------------------------------------------------------
-def _settings(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    env = os.environ
-    config = {
-        "DEMARCHES_ISSUER": env.get("DEMARCHES_ISSUER", "http://127.0.0.1:5000"),
-        "DEMARCHES_CLIENT_ID": env.get("DEMARCHES_CLIENT_ID", ""),
-        "DEMARCHES_CLIENT_SECRET": env.get("DEMARCHES_CLIENT_SECRET", ""),
-        "DEMARCHES_BASE_URL": env.get("DEMARCHES_BASE_URL", "http://127.0.0.1:5001"),
-        "SECRET_KEY": env.get("DEMARCHES_SECRET_KEY", ""),
-    }
-    config.update(overrides or {})
-    config["DEMARCHES_ISSUER"] = config["DEMARCHES_ISSUER"].rstrip("/")
-    config["DEMARCHES_BASE_URL"] = config["DEMARCHES_BASE_URL"].rstrip("/")
-    if not config["DEMARCHES_CLIENT_ID"] or not config["DEMARCHES_CLIENT_SECRET"]:
-        raise RuntimeError("DEMARCHES_CLIENT_ID and DEMARCHES_CLIENT_SECRET are required "
-                           "(register the app with `idp clients create`)")
-    if not config["SECRET_KEY"]:
-        log.warning("DEMARCHES_SECRET_KEY is not set: sessions end when the app restarts")
-        config["SECRET_KEY"] = secrets.token_urlsafe(32)
-    return config
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    settings = _settings(config)
-    issuer, base_url = settings["DEMARCHES_ISSUER"], settings["DEMARCHES_BASE_URL"]
-    insecure = [u for u in (issuer, base_url) if not u.startswith("https://")]
-    for url in insecure:
-        if urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise RuntimeError(f"{url}: https is required outside of localhost")
-    if insecure:
-        # Authlib refuses plain http unless told; only local demos and tests get here.
-        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
-
+    settings = common_settings.load("DEMARCHES_", DEFAULTS, config)
+    base_url = settings["BASE_URL"]
     app = Flask(__name__)
-    app.config.update(settings)
-    app.config.update(
-        SESSION_COOKIE_NAME="demarches_session",
-        SESSION_COOKIE_HTTPONLY=True,
-        # Lax: the cookie must come along on the provider's redirect back to /callback.
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=base_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=LOGIN_LIFETIME,
-        MAX_CONTENT_LENGTH=64 * 1024,
-    )
-    logins = LoginStore()
-    app.extensions["demarches_logins"] = logins
+    setup(app, settings, SCOPE, cookie="demarches_session", after_login="home",
+          max_upload=2 * MAX_ATTACHMENT + 1024 * 1024)
+    db = make_session(settings["DATABASE_URL"])
+    hub = HubClient(settings["ISSUER"], settings["CLIENT_ID"], settings["CLIENT_SECRET"],
+                    HUB_SCOPE)
+    app.extensions["demarches_db"] = db
+    app.extensions["demarches_hub"] = hub
 
-    oauth = OAuth(app)
-    provider = oauth.register(
-        PROVIDER,
-        client_id=settings["DEMARCHES_CLIENT_ID"],
-        client_secret=settings["DEMARCHES_CLIENT_SECRET"],
-        server_metadata_url=issuer + "/.well-known/openid-configuration",
-        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256",
-                       "token_endpoint_auth_method": "client_secret_basic",
-                       "timeout": HTTP_TIMEOUT},
-    )
-    csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-           f"form-action 'self' {_origin(issuer)}; frame-ancestors 'none'; "
-           "base-uri 'none'; object-src 'none'")
-
-    # -- helpers -----------------------------------------------------------------
-    def current_login() -> Login | None:
-        return logins.get(session.get("login"))
-
-    def csrf_token() -> str:
-        if "csrf" not in session:
-            session["csrf"] = secrets.token_urlsafe(32)
-        return session["csrf"]
-
-    def check_csrf() -> None:
-        sent = request.form.get("csrf_token", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-            abort(400, "csrf")
-
-    def error_page(title: str, message: str, status: int = 400):
-        return render_template("error.html", title=title, message=message), status
-
-    def sign_in_again(message: str):
-        logins.remove(session.pop("login", None))
-        flash(message, "error")
-        return redirect(url_for("home"))
+    @app.teardown_appcontext
+    def _remove(_exc):
+        db.remove()
 
     @app.context_processor
     def _globals():
-        return {"csrf_token": csrf_token, "current_login": current_login,
-                "issuer": issuer, "format_phone": format_phone}
+        return {"procedures": PROCEDURES, "statuses": STATUSES, "format_phone": format_phone,
+                "format_size": lambda n: f"{max(1, round(n / 1024))} ko"}
 
-    @app.after_request
-    def _headers(response):
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        # The callback URL carries the code: never send it anywhere as a Referer.
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.endpoint != "static":
-            headers.setdefault("Cache-Control", "no-store")
-        return response
+    # -- helpers ---------------------------------------------------------------------
+    def procedure_of(key: str) -> Procedure:
+        procedure = PROCEDURES.get(key)
+        if procedure is None:
+            abort(404)
+        return procedure
 
-    @app.errorhandler(400)
-    def _bad_request(error):
-        if getattr(error, "description", "") == "csrf":
-            return error_page("Formulaire expiré", "Ce formulaire a expiré. Rechargez la "
-                              "page et recommencez.")
-        return error_page("Requête invalide", "La requête n'a pas pu être traitée.")
+    def own_dossier(dossier_id: str) -> Dossier:
+        dossier = db.get(Dossier, dossier_id[:36])
+        login = current_login()
+        if dossier is None or login is None or dossier.user_sub != login.sub:
+            abort(404)
+        return dossier
 
-    @app.errorhandler(404)
-    def _not_found(_error):
-        return error_page("Page introuvable", "Cette page n'existe pas.", 404)
+    def relations() -> list[dict[str, Any]]:
+        return list(current_login().userinfo.get("relations") or [])
 
-    @app.errorhandler(requests.RequestException)
-    def _provider_down(error):
-        log.warning("provider unreachable: %s", error)
-        return error_page("Service de connexion indisponible",
-                          "Le service de connexion ne répond pas. Réessayez dans quelques "
-                          "minutes.", 502)
+    def relation_label(relation: dict[str, Any] | None) -> str:
+        if not relation:
+            return "Moi-même"
+        if relation.get("type") == "person":
+            return f"{relation.get('given_name', '')} {relation.get('family_name', '')}".strip()
+        return relation.get("name") or "Organisme"
 
-    # -- pages -------------------------------------------------------------------
+    app.jinja_env.globals["relation_label"] = relation_label
+
+    def dossier_link(dossier: Dossier) -> str:
+        return base_url + url_for("dossier", dossier_id=dossier.id)
+
+    def sync_to_hub(dossier: Dossier) -> bool:
+        """File the submitted dossier in the citizen's account, once; False when the
+        provider cannot be reached (the agent can try again)."""
+        if dossier.hub_request_id:
+            return True
+        procedure = PROCEDURES[dossier.procedure]
+        title = procedure.title
+        if dossier.beneficiary:
+            title += f" – pour {relation_label(dossier.beneficiary)}"
+        try:
+            created = hub.create_request(
+                sub=dossier.user_sub, number=dossier.number, title=title,
+                service=procedure.service, expected_days=procedure.expected_days,
+                submitted_at=dossier.submitted_at.replace(tzinfo=timezone.utc).isoformat(),
+                link=dossier_link(dossier))
+        except HubError as exc:
+            if exc.error != "conflict":
+                log.warning("request %s not filed in the hub: %s", dossier.number, exc)
+                return False
+            created = next(r for r in hub.json("GET", "/requests",
+                                               params={"sub": dossier.user_sub})["requests"]
+                           if r["number"] == dossier.number)
+        except Exception as exc:  # noqa: BLE001 - the provider down must not lose the dossier
+            log.warning("request %s not filed in the hub: %s", dossier.number, exc)
+            return False
+        dossier.hub_request_id = created["id"]
+        db.commit()
+        return True
+
+    def store_upload(dossier: Dossier, piece: str, upload) -> str | None:
+        data = upload.read(MAX_ATTACHMENT + 1)
+        kind, error = files.check(data, MAX_ATTACHMENT)
+        if error:
+            return error
+        replace_attachment(dossier, piece, Attachment(
+            piece=piece, filename=(upload.filename or f"piece.{kind}")[-200:], kind=kind,
+            size=len(data), source="upload", content=data))
+        return None
+
+    def replace_attachment(dossier: Dossier, piece: str, attachment: Attachment) -> None:
+        old = dossier.attachment(piece)
+        if old is not None:
+            dossier.attachments.remove(old)
+        dossier.attachments.append(attachment)
+
+    # -- citizen pages -----------------------------------------------------------------
     @app.get("/")
     def home():
-        if "state" in request.args:
-            # Back from the provider's end_session_endpoint (post_logout_redirect_uri).
-            try:
-                provider.validate_logout_response()
-                flash("Vous êtes déconnecté de ce service et de votre compte usager.", "ok")
-            except OAuthError:
-                flash("Le retour de déconnexion n'a pas été reconnu : vous êtes déconnecté "
-                      "de ce service, mais vérifiez votre session sur le compte usager.",
-                      "error")
-            return redirect(url_for("home"))
-        if current_login():
-            return redirect(url_for("demarche"))
-        return render_template("home.html")
+        back = app.extensions["signin_logout_return"]()
+        if back is not None:
+            return back
+        login = current_login()
+        dossiers = user_dossiers(db, login.sub) if login else []
+        return render_template("home.html", dossiers=dossiers)
 
-    @app.get("/connexion")
-    def login():
-        return provider.authorize_redirect(base_url + url_for("callback"))
+    @app.get("/demarches/<key>")
+    def procedure(key: str):
+        return render_template("procedure.html", procedure=procedure_of(key))
 
-    @app.get("/callback")
-    def callback():
-        metadata = provider.load_server_metadata()
-        state = request.args.get("state")
-        # RFC 9207: the response must say it comes from our provider (mix-up attacks).
-        iss = request.args.get("iss")
-        iss_required = metadata.get("authorization_response_iss_parameter_supported")
-        if (iss is not None or iss_required) and iss != metadata["issuer"]:
-            if state:
-                provider.framework.clear_state_data(session, state)
-            log.warning("authorization response with iss=%r, expected %r", iss,
-                        metadata["issuer"])
-            return error_page("Connexion refusée",
-                              "La réponse ne vient pas du service de connexion attendu. "
-                              "Recommencez la connexion depuis ce site.")
-        error = request.args.get("error")
-        if error:
-            known = state and provider.framework.get_state_data(session, state) is not None
-            if state:
-                provider.framework.clear_state_data(session, state)
-            if not known:
-                return error_page("Demande de connexion inconnue",
-                                  "Cette demande de connexion a expiré ou ne vient pas de ce "
-                                  "site. Recommencez la connexion.")
-            title, message = CALLBACK_ERRORS.get(error, (
-                "Connexion interrompue",
-                f"La connexion n'a pas abouti (code : {error[:40]}). Recommencez."))
-            return error_page(title, message, 403 if error == "access_denied" else 400)
-        try:
-            token = provider.authorize_access_token()
-        except MismatchingStateError:
-            return error_page("Demande de connexion expirée",
-                              "Cette demande de connexion a expiré ou a déjà été utilisée. "
-                              "Recommencez la connexion.")
-        except OAuthError as exc:
-            log.warning("token request failed: %s", exc)
-            return error_page("Connexion interrompue",
-                              "La connexion n'a pas pu être terminée. Recommencez.")
-        except JoseError as exc:  # the ID token failed validation (signature, claims)
-            log.warning("ID token rejected: %r", exc)
-            return error_page("Connexion refusée",
-                              "La réponse du service de connexion n'a pas pu être vérifiée. "
-                              "Recommencez la connexion.")
-        id_claims = dict(token.pop("userinfo", None) or {})
-        if not id_claims.get("sub"):
-            return error_page("Connexion refusée", "Aucun jeton d'identité n'a été reçu.")
-        userinfo = dict(provider.userinfo(token=token))
-        if userinfo.get("sub") != id_claims["sub"]:  # OIDC Core §5.3.2
-            return error_page("Connexion refusée",
-                              "Les informations reçues ne correspondent pas à la personne "
-                              "connectée.")
-        logins.remove(session.get("login"))
-        session.clear()  # a new session for a new login (no fixation)
-        session["login"] = logins.add(Login(token=dict(token), id_claims=id_claims,
-                                            userinfo=userinfo))
-        return redirect(url_for("demarche"))
+    @app.post("/demarches/<key>/commencer")
+    @login_required
+    def start(key: str):
+        check_csrf()
+        proc = procedure_of(key)
+        dossier = Dossier(procedure=proc.key, user_sub=current_login().sub,
+                          values=prefill(current_login().userinfo))
+        db.add(dossier)
+        db.commit()
+        return redirect(url_for("dossier", dossier_id=dossier.id))
 
-    @app.route("/demarche", methods=["GET", "POST"])
-    def demarche():
-        current = current_login()
-        if current is None:
-            flash("Connectez-vous pour faire votre demande.", "error")
-            return redirect(url_for("home"))
+    @app.route("/dossiers/<dossier_id>", methods=["GET", "POST"])
+    @login_required
+    def dossier(dossier_id: str):
+        dossier = own_dossier(dossier_id)
+        proc = PROCEDURES[dossier.procedure]
+        if dossier.status != "draft":
+            return render_template("confirmation.html", dossier=dossier, procedure=proc)
+        errors: dict[str, str] = {}
+        values = dict(dossier.values)
+        status = 200
         if request.method == "POST":
             check_csrf()
-            values, errors = validate_demarche(request.form)
+            action = request.form.get("action", "save")
+            values, errors = validate(proc, request.form, partial=action != "submit")
+            chosen = request.form.get("beneficiary", "self")
+            if chosen == "self":
+                dossier.beneficiary = None
+            else:
+                found = next((r for r in relations() if r.get("id") == chosen), None)
+                if found is not None and found != dossier.beneficiary:
+                    dossier.beneficiary = found
+                    values.update({k: v for k, v in prefill(current_login().userinfo, found)
+                                   .items() if k in ("prenom", "nom")})
+            for piece in proc.pieces:
+                upload = request.files.get(f"piece-{piece.name}")
+                if upload is not None and upload.filename:
+                    error = store_upload(dossier, piece.name, upload)
+                    if error:
+                        errors[f"piece-{piece.name}"] = error
+            dossier.values = values
+            db.commit()
+            if action.startswith("wallet:"):
+                piece = action.split(":", 1)[1]
+                if piece not in {p.name for p in proc.pieces}:
+                    abort(400)
+                state = secrets.token_urlsafe(16)
+                session["wallet_pick"] = {"state": state, "dossier": dossier.id,
+                                          "piece": piece}
+                label = next(p.label for p in proc.pieces if p.name == piece)
+                return redirect(settings["ISSUER"] + "/compte/porte-documents/choisir?" +
+                                urlencode({"client_id": settings["CLIENT_ID"],
+                                           "redirect_uri": base_url + url_for("wallet_return"),
+                                           "state": state, "purpose": label}))
+            if action.startswith("remove:"):
+                old = dossier.attachment(action.split(":", 1)[1])
+                if old is not None:
+                    dossier.attachments.remove(old)
+                    db.commit()
+                return redirect(url_for("dossier", dossier_id=dossier.id) + "#pieces")
+            if action == "submit":
+                for piece in proc.pieces:
+                    if piece.required and dossier.attachment(piece.name) is None \
+                            and f"piece-{piece.name}" not in errors:
+                        errors[f"piece-{piece.name}"] = f"Joignez « {piece.label} »."
+                if not errors:
+                    return submit(dossier, proc)
             if not errors:
-                reference = "AL-" + secrets.token_hex(4).upper()
-                return render_template("confirmation.html", values=values,
-                                       reference=reference, fields=FIELDS,
-                                       situations=SITUATIONS)
+                flash("Votre brouillon est enregistré. Vous pouvez le reprendre plus tard "
+                      "depuis la page d'accueil de ce site.", "ok")
+                return redirect(url_for("dossier", dossier_id=dossier.id))
             status = 400
-        else:
-            values, errors, status = prefill(current.userinfo), {}, 200
-        auth_time = current.id_claims.get("auth_time")
-        return render_template(
-            "demarche.html", login=current, values=values, errors=errors, fields=FIELDS,
-            situations=SITUATIONS,
-            auth_time=datetime.fromtimestamp(auth_time, timezone.utc).astimezone()
-            if isinstance(auth_time, int) else None), status
+        return render_template("dossier.html", dossier=dossier, procedure=proc, values=values,
+                               errors=errors, relations=relations(),
+                               login=current_login()), status
 
-    @app.post("/actualiser")
-    def refresh():
-        """Refresh the tokens (rotation) and read userinfo again."""
+    def submit(dossier: Dossier, proc: Procedure):
+        dossier.number = next_number(db, proc.prefix)
+        dossier.status = "submitted"
+        dossier.submitted_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        db.commit()
+        email = dossier.values.get("email") or current_login().userinfo.get("email")
+        outbox.write(settings["OUTBOX_DIR"], "email", email,
+                     f"Votre demande {dossier.number} est enregistrée",
+                     f"Bonjour,\n\nVotre demande « {proc.title} » est enregistrée sous le "
+                     f"numéro {dossier.number}. Elle est transmise au service "
+                     f"« {proc.service} », qui la traite en {proc.expected_days} jours en "
+                     f"moyenne.\n\nSuivez son avancement dans votre compte usager, rubrique "
+                     f"« Mes demandes » : {settings['ISSUER']}/compte/demandes\n\n"
+                     f"Votre demande : {dossier_link(dossier)}\n")
+        if not sync_to_hub(dossier):
+            flash("Votre demande est enregistrée, mais son suivi n'apparaît pas encore dans "
+                  "votre compte usager : il y sera ajouté dès que possible.", "error")
+        return redirect(url_for("dossier", dossier_id=dossier.id))
+
+    @app.post("/dossiers/<dossier_id>/supprimer")
+    @login_required
+    def delete_draft(dossier_id: str):
         check_csrf()
-        current = current_login()
-        if current is None:
+        dossier = own_dossier(dossier_id)
+        if dossier.status != "draft":
+            abort(400)
+        db.delete(dossier)
+        db.commit()
+        flash("Le brouillon a été supprimé.", "ok")
+        return redirect(url_for("home"))
+
+    @app.get("/porte-documents/retour")
+    @login_required
+    def wallet_return():
+        pending = session.pop("wallet_pick", None)
+        state = request.args.get("state", "")
+        if not pending or not hmac.compare_digest(state, pending["state"]):
+            flash("Ce retour du porte-documents n'est pas reconnu. Recommencez.", "error")
             return redirect(url_for("home"))
-        refresh_token = current.token.get("refresh_token")
-        if not refresh_token:
-            return sign_in_again("Reconnectez-vous pour mettre à jour vos informations.")
+        dossier = own_dossier(pending["dossier"])
+        target = url_for("dossier", dossier_id=dossier.id) + "#pieces"
+        grant = request.args.get("grant")
+        if not grant:
+            flash("Aucun document n'a été transmis depuis votre porte-documents.", "error")
+            return redirect(target)
         try:
-            token = provider.fetch_access_token(grant_type="refresh_token",
-                                                refresh_token=refresh_token)
-            userinfo = dict(provider.userinfo(token=token))
-        except (OAuthError, requests.HTTPError) as exc:
-            log.info("refresh failed: %s", exc)
-            return sign_in_again("Votre accès a expiré : reconnectez-vous.")
-        if userinfo.get("sub") != current.id_claims["sub"]:
-            return sign_in_again("Reconnectez-vous.")
-        # Keep the ID token validated at sign-in: it is the id_token_hint for logout.
-        token["id_token"] = current.token.get("id_token")
-        current.token, current.userinfo = dict(token), userinfo
-        flash("Vos informations ont été mises à jour depuis votre compte usager.", "ok")
-        return redirect(url_for("demarche"))
+            described = hub.describe_document(grant)
+            data = hub.download_document(grant)
+        except HubError as exc:
+            log.warning("wallet document not read: %s", exc)
+            flash("Le document n'a pas pu être lu depuis votre porte-documents. "
+                  "Recommencez.", "error")
+            return redirect(target)
+        kind, error = files.check(data, MAX_ATTACHMENT)
+        if error:
+            flash(error, "error")
+            return redirect(target)
+        replace_attachment(dossier, pending["piece"], Attachment(
+            piece=pending["piece"], filename=f"{described['name']}.{kind}"[:200], kind=kind,
+            size=len(data), source="wallet", content=data))
+        db.commit()
+        flash(f"Le document « {described['name']} » a été joint depuis votre porte-documents.",
+              "ok")
+        return redirect(target)
 
-    @app.post("/deconnexion")
-    def logout():
-        check_csrf()
-        current = logins.remove(session.pop("login", None))
-        session.clear()
-        if current is None or not current.token.get("id_token"):
-            return redirect(url_for("home"))
-        return provider.logout_redirect(post_logout_redirect_uri=base_url + "/",
-                                        id_token_hint=current.token["id_token"])
+    # -- agent view --------------------------------------------------------------------
+    def agent_allowed() -> bool:
+        password = settings.get("AGENT_PASSWORD") or ""
+        auth = request.authorization
+        return bool(password and auth and auth.type == "basic" and auth.username == "agent"
+                    and hmac.compare_digest((auth.password or "").encode(), password.encode()))
+
+    @app.before_request
+    def _agent_only():
+        if request.path.startswith("/agent"):
+            if not settings.get("AGENT_PASSWORD"):
+                abort(404)
+            if not agent_allowed():
+                return Response("Identifiez-vous comme agent.", 401,
+                                {"WWW-Authenticate": 'Basic realm="agents", charset="UTF-8"'})
+            g.agent = True
+            if "csrf" not in session:
+                session["csrf"] = secrets.token_urlsafe(32)
+        return None
+
+    def apply_deletions() -> int:
+        """The accounts deleted on the provider: their dossiers go."""
+        cursor = db.get(Cursor, "events") or Cursor(name="events", value=0)
+        db.add(cursor)
+        try:
+            page = hub.events(cursor.value)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("events not read: %s", exc)
+            return 0
+        count = 0
+        for item in page["events"]:
+            if item["type"] == "user.deleted":
+                for dossier in user_dossiers(db, item["sub"]):
+                    db.delete(dossier)
+                    count += 1
+        cursor.value = page["last_id"]
+        db.commit()
+        return count
+
+    @app.get("/agent")
+    def agent_index():
+        removed = apply_deletions()
+        for dossier in submitted(db):
+            if not dossier.hub_request_id:
+                sync_to_hub(dossier)
+        return render_template("agent_index.html", dossiers=submitted(db), removed=removed)
+
+    def agent_dossier_of(dossier_id: str) -> Dossier:
+        dossier = db.get(Dossier, dossier_id[:36])
+        if dossier is None or dossier.status == "draft":
+            abort(404)
+        return dossier
+
+    @app.route("/agent/dossiers/<dossier_id>", methods=["GET", "POST"])
+    def agent_dossier(dossier_id: str):
+        dossier = agent_dossier_of(dossier_id)
+        proc = PROCEDURES[dossier.procedure]
+        error = None
+        if request.method == "POST":
+            check_csrf()
+            if not sync_to_hub(dossier):
+                error = "Le compte usager ne répond pas : réessayez dans quelques minutes."
+            elif request.form.get("action") == "status":
+                new = request.form.get("status")
+                comment = (request.form.get("comment") or "").strip()[:2000]
+                if new not in STATUSES:
+                    error = "Choisissez un état."
+                else:
+                    try:
+                        hub.update_request(dossier.hub_request_id, status=new, comment=comment)
+                        dossier.status = new
+                        db.commit()
+                        hub.notify(sub=dossier.user_sub, category="requests",
+                                   title=f"Votre demande {dossier.number} : {STATUSES[new]}",
+                                   body=comment or f"L'état de votre demande « {proc.title} » "
+                                                   f"a changé.",
+                                   link=dossier_link(dossier))
+                        flash("L'état est changé et l'usager est prévenu.", "ok")
+                        return redirect(url_for("agent_dossier", dossier_id=dossier.id))
+                    except HubError as exc:
+                        error = f"Le compte usager a refusé : {exc.description or exc.error}"
+            elif request.form.get("action") == "message":
+                body = (request.form.get("body") or "").strip()[:5000]
+                if not body:
+                    error = "Écrivez un message."
+                else:
+                    try:
+                        hub.post_message(dossier.hub_request_id, body)
+                        hub.notify(sub=dossier.user_sub, category="messages",
+                                   title=f"Nouveau message sur votre demande {dossier.number}",
+                                   body=body[:300], link=dossier_link(dossier))
+                        flash("Le message est envoyé et l'usager est prévenu.", "ok")
+                        return redirect(url_for("agent_dossier", dossier_id=dossier.id))
+                    except HubError as exc:
+                        error = f"Le compte usager a refusé : {exc.description or exc.error}"
+        messages = []
+        if dossier.hub_request_id:
+            try:
+                messages = hub.messages(dossier.hub_request_id)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("messages not read: %s", exc)
+        return render_template("agent_dossier.html", dossier=dossier, procedure=proc,
+                               messages=messages, error=error), 400 if error else 200
+
+    @app.get("/agent/pieces/<attachment_id>")
+    def agent_attachment(attachment_id: str):
+        attachment = db.get(Attachment, attachment_id[:36])
+        if attachment is None:
+            abort(404)
+        return Response(attachment.content, mimetype=files.KINDS[attachment.kind], headers={
+            "Content-Disposition": f'attachment; filename="piece.{attachment.kind}"'})
 
     return app

@@ -27,3 +27,5 @@ def _is_static() -> bool:
 # The sections register their routes on ``bp`` (imported last: they import ``bp``).
 from . import (applications, contact, mfa, preferences, privacy,  # noqa: E402,F401
                profile, relations, security)
+from . import (catalogue, hub_notifications, hub_requests,  # noqa: E402,F401
+               subscriptions, wallet)

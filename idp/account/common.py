@@ -13,6 +13,11 @@ from ..services import services
 
 # The sections of "Mon compte", in the order of the navigation: (endpoint, label).
 SECTIONS = (
+    ("account.requests", _l("Mes demandes")),
+    ("account.notifications", _l("Notifications")),
+    ("account.wallet", _l("Porte-documents")),
+    ("account.subscriptions", _l("Abonnements")),
+    ("account.new_demarche", _l("Nouvelle démarche en ligne")),
     ("account.index", _l("Profil")),
     ("account.security", _l("Sécurité")),
     ("account.preferences", _l("Préférences")),

@@ -16,6 +16,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import logout_user
 from sqlalchemy import delete, or_, select
 
+from ..hub import lifecycle as hub_lifecycle
+from ..hub.context import pairwise_salt, wallet_store
 from ..identity import sso as sso_service
 from ..identity.grants import revoke_user_grants
 from ..oidc.logout_propagation import queue_for_user
@@ -235,6 +237,8 @@ def export_data(user: User) -> dict[str, Any]:
                              "user_agent": e.user_agent, "details": e.details}
                             for e in db.scalars(select(AuditEvent).where(
                                 AuditEvent.user_id == user.id).order_by(AuditEvent.created_at))],
+        # Requests, notifications, wallet documents (described), subscriptions.
+        **hub_lifecycle.export(db, user),
     }
 
 
@@ -261,6 +265,9 @@ def delete_account(user: User) -> None:
     finds none."""
     db = services().db.session
     uid = user.id
+    # First, while the grants still say which apps knew the user (they are told).
+    files = hub_lifecycle.forget_user(db, wallet_store(services()), uid,
+                                      pairwise_salt(services()))
     revoke_user_grants(db, uid, "account_deleted")
     sso_service.end_all_for_user(db, uid, "account_deleted")
     # The sessions go with the account: their clients are told now (back-channel logout).
@@ -279,6 +286,7 @@ def delete_account(user: User) -> None:
     db.delete(user)
     audit("account.deleted", user_id=uid)
     db.commit()
+    hub_lifecycle.delete_files(wallet_store(services()), files)
 
 
 @bp.route("/supprimer", methods=["GET", "POST"])

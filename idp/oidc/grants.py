@@ -28,6 +28,7 @@ from authlib.oidc.core.grants import OpenIDCode as AuthlibOpenIDCode
 from sqlalchemy.orm import Session
 
 from ..identity.grants import revoke_grant
+from ..identity.subjects import remember as remember_subject
 from ..identity.sso import add_client
 from ..persistence import consumables
 from ..persistence.consumables import Outcome
@@ -249,6 +250,10 @@ class AuthorizationCodeGrant(TokenMinting, grants.AuthorizationCodeGrant):
         if grant is None or user is None:
             raise InvalidGrantError("The authorization is no longer valid.")
         self.request.user = user
+        if client.subject_type == "pairwise":  # so that the hub can name the user back
+            remember_subject(self.ctx.db.session, client.sector,
+                             claims_mod.subject_for(user.id, client, self.ctx.pairwise_salt),
+                             user.id)
         token = self.mint(client, user, grant, grant.scope,
                           wants_refresh_token(client, grant.scope), nonce=code.get_nonce())
         session = self.ctx.db.session

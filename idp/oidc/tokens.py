@@ -18,7 +18,7 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -90,10 +90,9 @@ class TokenService:
         alive and its user enabled."""
         jti = claims.get("jti", "")
         if claims.get("gid") is None:
-            # One query: None when the client is gone or the token revoked.
-            disabled = session.scalar(select(Client.disabled).where(
-                Client.client_id == claims.get("client_id"),
-                ~exists().where(RevokedAccessToken.jti == jti)))
+            # None when the client is gone or the token revoked.
+            disabled = session.scalar(CLIENT_OF_TOKEN_DISABLED,
+                                      {"client_id": claims.get("client_id"), "jti": jti})
             return TokenStatus(disabled is False)
         found = live_grant_and_user(session, claims["gid"], unrevoked_jti=jti)
         if found is None:
@@ -154,6 +153,19 @@ class TokenStatus:
     user: User | None = None
 
 
+# Built once (every refresh, userinfo and introspection runs one of them).
+LIVE_GRANT_AND_USER = select(Grant, User).join(User, User.id == Grant.user_id) \
+    .join(Client, Client.client_id == Grant.client_id).where(
+    Grant.id == bindparam("grant_id"), Grant.revoked_at.is_(None), User.disabled.is_(False),
+    Client.disabled.is_(False))
+LIVE_GRANT_AND_USER_OF_TOKEN = LIVE_GRANT_AND_USER.where(
+    ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
+# A client's own token (client_credentials): its client's disabled flag, if not revoked.
+CLIENT_OF_TOKEN_DISABLED = select(Client.disabled).where(
+    Client.client_id == bindparam("client_id"),
+    ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
+
+
 def live_grant_and_user(session: Session, grant_id: str | None,
                         unrevoked_jti: str | None = None) -> tuple[Grant, User] | None:
     """A token family that is not revoked, its still enabled user, and its client not
@@ -161,13 +173,11 @@ def live_grant_and_user(session: Session, grant_id: str | None,
     revoked on its own."""
     if not grant_id:
         return None
-    query = select(Grant, User).join(User, User.id == Grant.user_id) \
-        .join(Client, Client.client_id == Grant.client_id).where(
-        Grant.id == grant_id, Grant.revoked_at.is_(None), User.disabled.is_(False),
-        Client.disabled.is_(False))
-    if unrevoked_jti is not None:
-        query = query.where(~exists().where(RevokedAccessToken.jti == unrevoked_jti))
-    row = session.execute(query).first()
+    if unrevoked_jti is None:
+        row = session.execute(LIVE_GRANT_AND_USER, {"grant_id": grant_id}).first()
+    else:
+        row = session.execute(LIVE_GRANT_AND_USER_OF_TOKEN,
+                              {"grant_id": grant_id, "jti": unrevoked_jti}).first()
     return None if row is None else (row[0], row[1])
 
 

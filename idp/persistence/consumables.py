@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from .models import Consumable, Grant, utcnow
@@ -94,26 +94,34 @@ def _diagnose(item: Consumable | None, now: dt.datetime) -> Outcome:
     return Outcome.UNKNOWN
 
 
+# Built once with bound parameters (every code exchange and refresh runs them): the
+# statement is not constructed again at each call. An UPDATE reserves the columns' own
+# names for its parameters, hence the p_ prefix.
+CONSUME = (
+    update(Consumable)
+    .where(Consumable.kind == bindparam("p_kind"), Consumable.lookup == bindparam("p_lookup"),
+           Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
+           Consumable.expires_at > bindparam("p_now"))
+    .values(consumed_at=bindparam("p_now"))
+    .returning(Consumable)
+    .execution_options(populate_existing=True))
+BY_LOOKUP = (
+    select(Consumable)
+    .where(Consumable.kind == bindparam("p_kind"), Consumable.lookup == bindparam("p_lookup"))
+    .execution_options(populate_existing=True))
+
+
 def consume_bearer(session: Session, kind: str, value: str) -> ConsumeResult:
     """Mark the artefact consumed, in one atomic ``UPDATE … RETURNING``: exactly one of
     concurrent callers gets OK; the others learn why not (replayed, expired...)."""
     if not is_plausible_bearer(value):
         return ConsumeResult(Outcome.UNKNOWN)
     now = utcnow()
-    lookup = token_digest(value)
-    consumed = session.scalar(
-        update(Consumable)
-        .where(Consumable.kind == kind, Consumable.lookup == lookup,
-               Consumable.consumed_at.is_(None), Consumable.revoked_at.is_(None),
-               Consumable.expires_at > now)
-        .values(consumed_at=now)
-        .returning(Consumable)
-        .execution_options(populate_existing=True))
+    found = {"p_kind": kind, "p_lookup": token_digest(value)}
+    consumed = session.scalar(CONSUME, {**found, "p_now": now})
     if consumed is not None:
         return ConsumeResult(Outcome.OK, consumed)
-    item = session.scalar(select(Consumable).where(Consumable.kind == kind,
-                                                   Consumable.lookup == lookup)
-                          .execution_options(populate_existing=True))
+    item = session.scalar(BY_LOOKUP, found)
     return ConsumeResult(_diagnose(item, now), item)
 
 

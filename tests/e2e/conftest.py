@@ -116,24 +116,41 @@ def start_provider(live, tmp_path):
 
 
 @pytest.fixture
-def start_sample_app(tmp_path):
+def start_client_app(tmp_path):
+    """``start(module, prefix, issuer, client_id, client_secret, port, **env)``: an app
+    of ``clients/`` as a process, its database and outbox in the test's folder."""
     started: list[LiveProcess] = []
 
-    def start(issuer: str, client_id: str, client_secret: str, port: int) -> LiveProcess:
+    def start(module: str, prefix: str, issuer: str, client_id: str, client_secret: str,
+              port: int, **extra: str) -> LiveProcess:
         base = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "DEMARCHES_"))}
-        env.update({"DEMARCHES_ISSUER": issuer, "DEMARCHES_CLIENT_ID": client_id,
-                    "DEMARCHES_CLIENT_SECRET": client_secret, "DEMARCHES_BASE_URL": base,
-                    "DEMARCHES_SECRET_KEY": "sample-app-secret-" + "z" * 32,
+        name = module.rsplit(".", 1)[-1]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("IDP_", "DEMARCHES_", "ACTUALITES_"))}
+        env.update({prefix + "ISSUER": issuer, prefix + "CLIENT_ID": client_id,
+                    prefix + "CLIENT_SECRET": client_secret, prefix + "BASE_URL": base,
+                    prefix + "SECRET_KEY": "sample-app-secret-" + "z" * 32,
+                    prefix + "DATABASE_URL": f"sqlite:///{tmp_path / (name + '.sqlite3')}",
+                    prefix + "OUTBOX_DIR": str(tmp_path / f"{name}-outbox"),
                     "PYTHONUNBUFFERED": "1"})
-        server = LiveProcess("sample app", [sys.executable, "-m", "clients.demarches"], env,
-                             tmp_path / "demarches.log", base, "/")
+        env.update({prefix + k: v for k, v in extra.items()})
+        server = LiveProcess(name, [sys.executable, "-m", module], env,
+                             tmp_path / f"{name}.log", base, "/")
         started.append(server)
         return server
 
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def start_sample_app(start_client_app):
+    def start(issuer: str, client_id: str, client_secret: str, port: int,
+              **extra: str) -> LiveProcess:
+        return start_client_app("clients.demarches", "DEMARCHES_", issuer, client_id,
+                                client_secret, port, **extra)
+    return start
 
 
 def idp_cli(env: dict[str, str], *args: str) -> str:

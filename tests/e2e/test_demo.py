@@ -22,7 +22,12 @@ def test_demo_setup_is_idempotent_and_rotates_secrets(app, svc):
         client = session.get(Client, CLIENT_ID)
         assert client.check_client_secret(second_secret)
         assert not client.check_client_secret(first_secret)
-        assert client.redirect_uris == ["http://127.0.0.1:5002/callback"]
+        assert client.redirect_uris == ["http://127.0.0.1:5002/callback",
+                                        "http://127.0.0.1:5002/porte-documents/retour"]
+        assert client.subject_type == "pairwise"
+        assert {"requests:write", "notifications:write", "documents:read",
+                "relations"} <= set(client.scope.split())
+        assert "client_credentials" in client.grant_types
         assert client.post_logout_redirect_uris == ["http://127.0.0.1:5002/"]
         assert client.require_consent and client.token_endpoint_auth_method == \
             "client_secret_basic"
@@ -46,26 +51,32 @@ def test_demo_refuses_an_issuer_it_does_not_serve(app, capsys):
 
 @pytest.mark.live_server
 def test_idp_demo_command_serves_both_apps(live, tmp_path):
-    app_port = free_port()
+    app_port, news_port = free_port(), free_port()
     demo = LiveProcess("idp demo", [sys.executable, "-c", "from idp.cli import main; main()",
                                     "demo", "--port", str(live.port),
-                                    "--client-port", str(app_port)],
+                                    "--client-port", str(app_port),
+                                    "--news-port", str(news_port)],
                        live.env, tmp_path / "demo.log", live.issuer,
                        "/.well-known/openid-configuration")
     try:
         output = demo.log_tail()
         password = re.search(r"Password\s+:\s+(\S+)", output).group(1)
         assert DEMO_EMAIL in output and f"http://127.0.0.1:{app_port}/" in output
+        assert f"http://127.0.0.1:{news_port}/" in output
         browser = WebBrowser()
         app_url = f"http://127.0.0.1:{app_port}"
         page = browser.drive(browser.get(app_url + "/connexion"), email=DEMO_EMAIL,
                              password=password)
-        assert page.url == app_url + "/demarche", page.text[:500]
+        assert page.url == app_url + "/", page.text[:500]
         assert any("/authorize/resume/" in u for u in browser.visited), "no consent screen"
+        start = browser.get(app_url + "/demarches/aide-logement")
+        started = browser.submit(start, "start")
+        page = browser.get(app_url + started.headers["Location"])
         fields = form_with(page.text, "nom")["fields"]
         assert (fields["prenom"], fields["nom"]) == ("Camille", "Martin")
         assert fields["telephone"] == "06 12 34 56 78"
     finally:
         demo.stop()  # SIGTERM: the demo stops the sample app too
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{app_port}/", timeout=2)
+    for port in (app_port, news_port):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -167,7 +167,8 @@ def _sample_app(start_provider, start_sample_app, live):
     registered = idp_cli_json(
         live.env, "clients", "create", "--name", "Demande d'aide au logement",
         "--client-id", "demarches-e2e", "--redirect-uri", f"{app_url}/callback",
-        "--post-logout-redirect-uri", f"{app_url}/", "--json")
+        "--post-logout-redirect-uri", f"{app_url}/",
+        "--backchannel-logout-uri", f"{app_url}/backchannel-logout", "--json")
     assert registered["client_id"] == "demarches-e2e" and registered["require_consent"]
     start_provider()
     start_sample_app(live.issuer, registered["client_id"], registered["client_secret"],
@@ -192,10 +193,12 @@ def test_sample_app_signs_in_prefills_and_signs_out(start_provider, start_sample
     assert start.headers["Location"].startswith(live.issuer + "/authorize?")
     assert "code_challenge_method=S256" in start.headers["Location"]
 
-    page = browser.drive(start, email=user.email)
+    home = browser.drive(start, email=user.email)
     assert any(u.startswith(app_url + "/callback?") for u in browser.visited)
     assert any("/authorize/resume/" in u for u in browser.visited), "no consent screen"
-    assert page.url == app_url + "/demarche", (page.status_code, page.text[:800])
+    assert home.url == app_url + "/", (home.status_code, home.text[:800])
+    started = browser.submit(browser.get(app_url + "/demarches/aide-logement"), "start")
+    page = browser.get(app_url + started.headers["Location"])
     assert page.status_code == 200, page.text[:800]
     form = form_with(page.text, "nom")
     assert form["fields"]["prenom"] == "Camille"
@@ -204,22 +207,28 @@ def test_sample_app_signs_in_prefills_and_signs_out(start_provider, start_sample
     assert form["fields"]["telephone"] == "06 12 34 56 78"
     assert form["fields"]["adresse"] == "12 rue de la République"
     assert form["fields"]["code_postal"] == "69002" and form["fields"]["commune"] == "Lyon"
-    assert user.id in page.text  # the ID token's sub is shown
 
-    # The démarche itself: bad input re-renders with a French message, good input is taken.
+    # Bad input re-renders with a French message; a draft keeps what was typed.
     invalid = browser.submit(page, "nom", {"code_postal": "6900", "situation": "locataire",
-                                           "personnes": "2", "loyer": "540"})
+                                           "personnes": "2", "loyer": "540"},
+                             button=("action", "submit"))
     assert invalid.status_code == 400 and "Le code postal compte 5 chiffres" in invalid.text
-    done = browser.submit(page, "nom", {"situation": "locataire", "personnes": "2",
-                                        "loyer": "540"})
-    assert done.status_code == 200 and "Votre demande est enregistrée" in done.text
+    draft = browser.submit(page, "nom", {"situation": "locataire", "personnes": "2",
+                                         "loyer": "540"}, button=("action", "save"))
+    assert draft.is_redirect
+    resumed = browser.get(app_url + draft.headers["Location"])
+    assert form_with(resumed.text, "nom")["fields"]["personnes"] == "2"
+    missing = browser.submit(resumed, "nom", button=("action", "submit"))
+    assert missing.status_code == 400 and "Joignez « Justificatif de domicile" in \
+        html.unescape(missing.text)
 
     # Refresh (rotation) through the app, then logout through the provider, back to the
     # app with the state it checks.
     csrf = form["fields"]["csrf_token"]
     update = browser.post(app_url + "/actualiser", data={"csrf_token": csrf})
-    assert update.is_redirect and update.headers["Location"].endswith("/demarche")
-    assert "ont été mises à jour" in browser.get(app_url + "/demarche").text
+    assert update.is_redirect and update.headers["Location"] == "/"
+    refreshed = browser.get(app_url + "/").text
+    assert "ont été mises à jour" in refreshed, refreshed[refreshed.find("notice"):][:300]
     logout = browser.post(app_url + "/deconnexion", data={"csrf_token": csrf})
     assert logout.is_redirect
     end_session = logout.headers["Location"]
@@ -229,7 +238,7 @@ def test_sample_app_signs_in_prefills_and_signs_out(start_provider, start_sample
     assert back.is_redirect and back.headers["Location"].startswith(app_url + "/?state=")
     landing = browser.drive(browser.get(back.headers["Location"]), email=user.email)
     assert landing.url == app_url + "/" and "Vous êtes déconnecté" in landing.text
-    assert browser.get(app_url + "/demarche").is_redirect  # signed out of the app
+    assert browser.get(app_url + started.headers["Location"]).is_redirect  # signed out
     # ... and of the provider: signing in again asks for the password.
     again = browser.get(app_url + "/connexion")
     to_login = browser.get(again.headers["Location"])
@@ -253,3 +262,23 @@ def test_sample_app_explains_refused_consent(start_provider, start_sample_app, l
     forged = browser.get(app_url + "/callback", params={
         "code": "x", "state": "y", "iss": "https://evil.example"})
     assert forged.status_code == 400 and "service de connexion attendu" in forged.text
+
+
+def test_signing_out_at_the_provider_ends_the_apps_session_through_the_back_channel(
+        start_provider, start_sample_app, live, user_factory):
+    user = user_factory(email="dominique.leroy@example.org")
+    app_url = _sample_app(start_provider, start_sample_app, live)
+    browser = WebBrowser()
+    home = browser.drive(browser.get(app_url + "/connexion"), email=user.email)
+    assert home.url == app_url + "/"
+    started = browser.submit(browser.get(app_url + "/demarches/aide-logement"), "start")
+    dossier = app_url + started.headers["Location"]
+    assert browser.get(dossier).status_code == 200
+    # Signed out from the provider's own pages ("Se déconnecter" in its header), not
+    # through the app: the provider posts a logout token to the app's back channel.
+    account = browser.get(live.issuer + "/compte/")
+    assert browser.submit(account, "confirm").status_code in (200, 302)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not browser.get(dossier).is_redirect:
+        time.sleep(0.25)
+    assert browser.get(dossier).is_redirect, "the app's session survived the logout"

@@ -171,3 +171,19 @@ def test_logout_without_hint_asks_for_confirmation(browser, rp, user):
     assert done.status_code == 200 and "déconnecté".encode() in done.data
     after, _, _ = browser.authorize(rp, prompt="none")
     assert query_of(after.headers["Location"])["error"] == "login_required"
+
+
+def test_a_pairwise_subject_is_remembered_when_its_code_is_exchanged(app, svc, browser,
+                                                                      client_factory, user):
+    from sqlalchemy import select
+
+    from idp.persistence.models import HubSubject
+
+    client = client_factory(redirect_uri="https://a.example.org/cb", subject_type="pairwise",
+                            require_consent=False)
+    tokens = tokens_for(browser, client, user)
+    sub = jwt.decode(tokens["id_token"], KeySet.import_key_set(
+        browser.get("/jwks.json").json)).claims["sub"]
+    with app.app_context():
+        row = svc.db.session.scalar(select(HubSubject).where(HubSubject.subject == sub))
+        assert row is not None and row.user_id == user.id and row.sector == "a.example.org"

@@ -4,6 +4,9 @@ from .audit import AuditEvent
 from .base import Base, new_id, utcnow
 from .clients import Client, hash_client_secret
 from .consumables import Consumable
+from .hub import (DocumentGrant, HubEvent, HubMessage, HubNotification, HubRequest,
+                  HubRequestStatus, HubSubject, NotificationPreference, Subscription, Theme,
+                  WalletDocument)
 from .oauth import Consent, Grant, RevokedAccessToken
 from .registration import InitialAccessToken
 from .relations import Relation
@@ -15,4 +18,7 @@ __all__ = [
     "LogoutDelivery",
     "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
     "new_id", "utcnow",
+    "DocumentGrant", "HubEvent", "HubMessage", "HubNotification", "HubRequest",
+    "HubRequestStatus", "HubSubject", "NotificationPreference", "Subscription", "Theme",
+    "WalletDocument",
 ]

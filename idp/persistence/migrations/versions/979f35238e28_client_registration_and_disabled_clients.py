@@ -2,7 +2,7 @@
 clients, and an index for a client's recent audit events
 
 Revision ID: 979f35238e28
-Revises: d4f6b8c1e3a5
+Revises: c3fa3941d4d1
 """
 import sqlalchemy as sa
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 import idp.persistence.models.base
 
 revision = "979f35238e28"
-down_revision = "d4f6b8c1e3a5"
+down_revision = "c3fa3941d4d1"
 branch_labels = None
 depends_on = None
 
