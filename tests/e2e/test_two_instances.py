@@ -17,6 +17,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from tests.conftest import TEST_REDIS
 from tests.e2e.conftest import IDP_COMMAND, LiveProcess, WebBrowser, free_port
+from tests.operations.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.live_server, pytest.mark.slow,
               pytest.mark.skipif(not TEST_REDIS, reason="instances share Redis")]
@@ -44,21 +45,8 @@ class RoundRobinProxy:
             self.served[port] += 1
             upstream = socket.create_connection(("127.0.0.1", port))
             for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self.pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def pump(source, target) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=CuttableProxy.pump, args=(source, target),
+                                 daemon=True).start()
 
 
 class OneConnectionPerRequest(WebBrowser):
