@@ -20,7 +20,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from ..flows import second_factor
-from ..flows.registration import _send_confirmation as send_confirmation
+from ..flows.registration import send_confirmation
 from ..identity import sso as sso_service
 from ..identity.users import normalize_email
 from ..identity.grants import revoke_user_grants

@@ -152,9 +152,9 @@ def test_keys_rotate_keeps_old_keys_and_prune_retires_them(cli, svc, app, browse
     assert jws.extract_compact(still_old.encode()).protected["kid"] == old_kid
     for path in svc.keys.directory.glob("*.json"):
         data = json.loads(path.read_text())
-        if path.stem not in before:
-            data["created_at"] -= ACTIVATION_DELAY + 1
-            path.write_text(json.dumps(data))
+        # The new keys old enough to sign, the old ones older still.
+        data["created_at"] -= ACTIVATION_DELAY + (1 if path.stem not in before else 100)
+        path.write_text(json.dumps(data))
     svc.keys._last_check = 0
     svc.keys._loaded_mtime = None
     result, verifier, _ = sign_in(browser, rp, user)
