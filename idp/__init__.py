@@ -89,6 +89,7 @@ def _select_locale() -> str:
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build the application. ``config`` is a ``Settings`` object, or a dict of
     overrides applied on top of the TOML file and the environment."""
+    from .admin.registration import install as install_client_registration
     from .persistence.flows import attach_store as attach_flow_store
     from .messaging.messenger import make_messenger
     from .oidc import CLIENT_AUTHENTICATING, CSRF_EXEMPT, check_protocol_requests
@@ -161,6 +162,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["idp"] = svc
     svc.oauth = AuthorizationServer(svc)
     svc.oauth.init(app)
+    install_client_registration(svc.oauth)
 
     app.session_interface = ServerSessionInterface(
         kv, settings.session.cookie_name,

@@ -186,7 +186,7 @@ def clients_create(name, redirect_uris, post_logout, public, auth_method, grant_
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     record_event(session, "admin.client_created", client_id=client.client_id,
-                 details={"via": "cli"})
+                 details=_cli_actor())
     session.commit()
     data = describe(client, secret)
     if as_json:
@@ -225,7 +225,7 @@ def clients_delete(client_id: str) -> None:
 
     session = _svc().db.session
     delete_client(session, _load_client(client_id))
-    record_event(session, "admin.client_deleted", client_id=client_id, details={"via": "cli"})
+    record_event(session, "admin.client_deleted", client_id=client_id, details=_cli_actor())
     session.commit()
     click.echo(f"deleted {client_id}")
 
@@ -243,10 +243,135 @@ def clients_rotate_secret(client_id: str, as_json: bool) -> None:
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     record_event(session, "admin.client_secret_rotated", client_id=client_id,
-                 details={"via": "cli"})
+                 details=_cli_actor())
     session.commit()
     click.echo(json.dumps({"client_id": client_id, "client_secret": secret}) if as_json
                else f"client_secret: {secret}")
+
+
+def _cli_actor() -> dict:
+    """Who acted from the command line, for the audit trail: the system account."""
+    import getpass
+
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):
+        operator = None
+    return {"via": "cli", "operator": operator}
+
+
+@clients.command("disable")
+@click.argument("client_id")
+def clients_disable(client_id: str) -> None:
+    """Refuse the client at every endpoint (its tokens stop working) until enabled."""
+    _set_client_disabled(client_id, True)
+
+
+@clients.command("enable")
+@click.argument("client_id")
+def clients_enable(client_id: str) -> None:
+    _set_client_disabled(client_id, False)
+
+
+def _set_client_disabled(client_id: str, disabled: bool) -> None:
+    from .security.audit import record_event
+
+    session = _svc().db.session
+    client = _load_client(client_id)
+    if client.disabled != disabled:
+        client.disabled = disabled
+        record_event(session, "admin.client_disabled" if disabled else "admin.client_enabled",
+                     client_id=client_id, details=_cli_actor())
+        session.commit()
+        _svc().clients.forget(client_id)  # other processes: within the cache's TTL
+    click.echo(f"{client_id} {'disabled' if disabled else 'enabled'}")
+
+
+# -- initial access tokens (client registration, RFC 7591) -----------------------------
+@main.group("registration-tokens")
+def registration_tokens() -> None:
+    """Initial access tokens, which open the client registration endpoint (/register)."""
+
+
+def _token_data(token) -> dict:
+    from .admin.initial_tokens import state
+
+    return {"id": token.id, "label": token.label, "state": state(token),
+            "created_at": token.created_at.isoformat(), "created_by": token.created_by,
+            "expires_at": token.expires_at.isoformat(), "max_uses": token.max_uses,
+            "uses": token.uses}
+
+
+@registration_tokens.command("create")
+@click.option("--label", required=True, help="who it is for (shown to administrators)")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="validity (default: client_registration.initial_token_ttl)")
+@click.option("--max-uses", type=click.IntRange(min=1), default=None,
+              help="registrations it allows (default: any number while valid)")
+@click.option("--json", "as_json", is_flag=True)
+def registration_tokens_create(label: str, days: int | None, max_uses: int | None,
+                               as_json: bool) -> None:
+    """Issue a token. It is printed once and stored hashed."""
+    from .admin.initial_tokens import TokenError, issue
+    from .security.audit import record_event
+
+    svc = _svc()
+    settings = svc.settings.client_registration
+    ttl = days * 86400 if days is not None else settings.initial_token_ttl
+    if ttl > settings.initial_token_max_ttl:
+        raise click.ClickException(f"at most {settings.initial_token_max_ttl // 86400} days "
+                                   "(client_registration.initial_token_max_ttl)")
+    session = svc.db.session
+    try:
+        token, value = issue(session, label=label, ttl=ttl, max_uses=max_uses)
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    record_event(session, "admin.initial_access_token_created",
+                 details={**_cli_actor(), "initial_access_token_id": token.id,
+                          "max_uses": max_uses, "expires_at": token.expires_at.isoformat()})
+    session.commit()
+    data = {**_token_data(token), "token": value,
+            "registration_endpoint": f"{svc.settings.issuer}/register"}
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        for key, value_ in data.items():
+            click.echo(f"{key}: {value_}")
+
+
+@registration_tokens.command("list")
+@click.option("--all", "include_inactive", is_flag=True,
+              help="also the expired, revoked and used up ones")
+@click.option("--json", "as_json", is_flag=True)
+def registration_tokens_list(include_inactive: bool, as_json: bool) -> None:
+    from .admin.initial_tokens import list_tokens
+
+    items = [_token_data(t) for t in list_tokens(_svc().db.session,
+                                                 include_inactive=include_inactive)]
+    if as_json:
+        click.echo(json.dumps(items))
+        return
+    for item in items:
+        uses = f"{item['uses']}/{item['max_uses']}" if item["max_uses"] else str(item["uses"])
+        click.echo(f"{item['id']}  {item['state']}  uses {uses}  expires {item['expires_at']}"
+                   f"  {item['label']}")
+
+
+@registration_tokens.command("revoke")
+@click.argument("token_id")
+def registration_tokens_revoke(token_id: str) -> None:
+    from .admin.initial_tokens import find, revoke
+    from .security.audit import record_event
+
+    session = _svc().db.session
+    token = find(session, token_id)
+    if token is None:
+        raise click.ClickException(f"no initial access token {token_id}")
+    if revoke(session, token):
+        record_event(session, "admin.initial_access_token_revoked",
+                     details={**_cli_actor(), "initial_access_token_id": token.id})
+        session.commit()
+    click.echo(f"revoked {token_id}")
 
 
 # -- users ----------------------------------------------------------------------------
@@ -284,7 +409,7 @@ def users_create(email, password, given_name, family_name, phone, admin, verifie
                            terms_version=svc.settings.registration.terms_version)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
-    record_event(svc.db.session, "admin.user_created", user_id=user.id, details={"via": "cli"})
+    record_event(svc.db.session, "admin.user_created", user_id=user.id, details=_cli_actor())
     svc.db.session.commit()
     click.echo(json.dumps({"id": user.id, "email": user.email}))
 
@@ -326,7 +451,7 @@ def audit_purge(days: int | None) -> None:
     days = days if days is not None else svc.settings.audit.retention_days
     removed = purge_older_than(svc.db.session, days)
     record_event(svc.db.session, "admin.audit_purged",
-                 details={"via": "cli", "retention_days": days, "removed": removed})
+                 details={**_cli_actor(), "retention_days": days, "removed": removed})
     svc.db.session.commit()
     click.echo(f"removed {removed} event(s) older than {days} day(s)")
 

@@ -172,6 +172,8 @@ class RateLimitSettings:
     code_verify_per_ip: str = "30/minute"
     code_send_per_ip: str = "10/hour"
     client_failures_per_ip: str = "60/minute"
+    # Client registrations (RFC 7591), each with an initial access token.
+    client_registration_per_ip: str = "20/hour"
     # Requests that start a flow (an authorization request, a login, a registration, a
     # recovery), whatever their method: each stores a flow and a browser session.
     flows_per_ip: str = "120/minute, 2000/day"
@@ -276,6 +278,18 @@ class AuditSettings:
 
 
 @dataclass
+class ClientRegistrationSettings:
+    """Dynamic client registration (RFC 7591/7592), open only with an initial access
+    token issued by an administrator."""
+
+    enabled: bool = True
+    # Lifetime of a new initial access token when the administrator does not choose one...
+    initial_token_ttl: int = 7 * 24 * 3600
+    # ...and the longest one may choose.
+    initial_token_max_ttl: int = 90 * 24 * 3600
+
+
+@dataclass
 class HubSettings:
     """The account as a hub: requests, notifications, wallet, subscriptions (idp/hub/)."""
 
@@ -347,6 +361,8 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     mfa: MfaSettings = field(default_factory=MfaSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    client_registration: ClientRegistrationSettings = field(
+        default_factory=ClientRegistrationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     support: SupportSettings = field(default_factory=SupportSettings)
@@ -494,6 +510,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("mfa.block_after, block_duration and failure_window must be positive")
     if settings.verification.code_length < 4:
         raise ConfigError("verification.code_length must be at least 4")
+    registration = settings.client_registration
+    if not 60 <= registration.initial_token_ttl <= registration.initial_token_max_ttl:
+        raise ConfigError("client_registration.initial_token_ttl must be at least 60 seconds "
+                          "and at most initial_token_max_ttl")
     for alg in settings.tokens.signing_algs:
         if alg not in ("RS256", "ES256"):
             raise ConfigError(f"unsupported signing algorithm {alg}")

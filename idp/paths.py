@@ -2,8 +2,8 @@
 
 # Protocol endpoints called by relying parties' servers, not by browsers: answered in
 # JSON, never with a page, and never reading or writing the browser session.
-API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/healthz", "/readyz",
-             "/metrics", "/api/")
+API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/register", "/healthz",
+             "/readyz", "/metrics", "/api/")
 
 # Public documents (idp/oidc/endpoints/discovery.py).
 DISCOVERY_PATH = "/.well-known/openid-configuration"

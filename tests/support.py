@@ -201,3 +201,53 @@ def resume_of(page) -> str:
                       page.get_data(as_text=True))
     assert match, "not a login page of an authorization request"
     return unquote(match.group(1))
+
+
+# -- second factor: administrators sign in with one ------------------------------------
+def enrol_totp(app, svc, user):
+    """Give ``user`` a confirmed authenticator, as if enrolled; returns its ``pyotp.TOTP``."""
+    import pyotp
+
+    from idp.persistence.models import MfaCredential, utcnow
+    from idp.security import mfa
+
+    secret = mfa.new_secret()
+    with app.app_context():
+        svc.db.session.add(MfaCredential(user_id=user.id, kind="totp",
+                                         secret=mfa.seal(svc.secret_key, user.id, secret),
+                                         confirmed_at=utcnow()))
+        svc.db.session.commit()
+    return pyotp.TOTP(secret)
+
+
+def unused_totp_code(app, svc, user_id: str, totp) -> str:
+    """A code the provider accepts now: of the current time step or the next (one step
+    of drift is accepted), after the last one used: two sign-ins fit in one step."""
+    from sqlalchemy import select
+
+    from idp.persistence.models import MfaCredential
+    from idp.security import mfa
+
+    with app.app_context():
+        last = svc.db.session.scalar(select(MfaCredential.last_used_step).where(
+            MfaCredential.user_id == user_id, MfaCredential.confirmed_at.is_not(None)))
+    current = int(mfa.clock() // mfa.STEP)
+    for step in (current, current + 1):
+        if last is None or step > last:
+            return totp.at(step * mfa.STEP)
+    raise AssertionError("both codes of this time step are used: sign in less often")
+
+
+def sign_in_with_totp(browser, app, svc, user, totp, start: str = "/login"):
+    """Password, then the authenticator's code; the response to the code."""
+    response = browser.login(user.email, start=start)
+    assert response.status_code == 302, response.status_code
+    assert response.headers["Location"].startswith("/login/mfa"), response.headers["Location"]
+    page = browser.get(response.headers["Location"])
+    return browser.submit(page, "code", {"code": unused_totp_code(app, svc, user.id, totp)})
+
+
+def make_admin(app, svc, user_factory, **fields):
+    """An administrator with an authenticator: ``(user, totp)``."""
+    user = user_factory(is_admin=True, **fields)
+    return user, enrol_totp(app, svc, user)

@@ -62,7 +62,8 @@ def used_apps(session: Session, user_id: str) -> list[UsedApp]:
 
 def catalogue(session: Session) -> list[Client]:
     return list(session.scalars(select(Client).where(
-        Client.listed.is_(True), Client.home_url != "").order_by(Client.name)))
+        Client.listed.is_(True), Client.home_url != "", Client.disabled.is_(False))
+        .order_by(Client.name)))
 
 
 @bp.route("/applications")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from ..hub import notifications as hub_notifications
@@ -76,7 +77,8 @@ def notifications_read_all():
     db = services().db.session
     count = hub_notifications.mark_read(db, g.user.id)
     db.commit()
-    flash(_("%(count)s notification(s) marquée(s) comme lue(s).", count=count), "success")
+    flash(ngettext("%(num)d notification marquée comme lue.",
+                   "%(num)d notifications marquées comme lues.", count), "success")
     return redirect(url_for("account.notifications"))
 
 

@@ -120,6 +120,16 @@ EVENT_LABELS = {
     "subscriptions.updated": _l("Abonnements modifiés"),
     "subscriptions.unsubscribed": _l("Désabonnement d'un thème"),
     "admin.theme_saved": _l("Thème d'actualités enregistré par l'administration"),
+    "admin.user_locked": _l("Compte verrouillé par l'administration"),
+    "admin.user_unlocked": _l("Compte déverrouillé par l'administration"),
+    "admin.password_reset_forced": _l("Nouveau mot de passe exigé par l'administration"),
+    "admin.confirmation_resent": _l("E-mail de confirmation renvoyé par l'administration"),
+    "admin.client_disabled": _l("Application désactivée par l'administration"),
+    "admin.client_enabled": _l("Application réactivée par l'administration"),
+    "admin.initial_access_token_created": _l("Jeton d'enregistrement d'applications créé "
+                                             "par l'administration"),
+    "admin.initial_access_token_revoked": _l("Jeton d'enregistrement d'applications révoqué "
+                                             "par l'administration"),
 }
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),

@@ -15,6 +15,7 @@ from ..persistence.models import Client, Consent, Grant, hash_client_secret, utc
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SUBJECT_TYPES = ("public", "pairwise")
+MAX_URI_LENGTH = 500
 
 
 class ClientError(ValueError):
@@ -34,7 +35,19 @@ def is_loopback(host: str | None) -> bool:
 
 
 def _check_uri(uri: str, what: str) -> str:
-    parts = urlsplit(uri)
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
+        raise ClientError(f"{what} must be a URL of 1 to {MAX_URI_LENGTH} characters")
+    if "*" in uri:  # compared exactly: a wildcard would match nothing but itself
+        raise ClientError(f"{what} must not hold a wildcard (*): {uri}")
+    if "#" in uri:  # even an empty fragment (RFC 6749 §3.1.2)
+        raise ClientError(f"{what} must not hold a fragment (#): {uri}")
+    if any(ch.isspace() or not ch.isprintable() for ch in uri):
+        raise ClientError(f"{what} must not hold spaces or control characters")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a malformed host or port
+    except ValueError:
+        raise ClientError(f"{what} is not a valid URL") from None
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
         raise ClientError(f"{what} must be an absolute http(s) URL without fragment: {uri}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):

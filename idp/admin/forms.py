@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, DateField, IntegerField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange, Optional,
+                                ValidationError)
 
 from ..web.forms import BaseForm
 from .clients import ClientError, _check_uri, check_page_url
@@ -43,7 +45,7 @@ class UriList:
             except ClientError:
                 raise ValidationError(_l(
                     "Adresse refusée : %(uri)s. Une adresse complète en https est attendue, "
-                    "sans fragment (#) ; http n'est admis que pour localhost.",
+                    "sans fragment (#) ni joker (*) ; http n'est admis que pour localhost.",
                     uri=uri)) from None
 
 
@@ -110,3 +112,34 @@ class AuditFilterForm(BaseForm):
                 return None
             return dt.datetime.combine(day, dt.time(), dt.timezone.utc) + dt.timedelta(days=extra)
         return at(self.start.data, 0), at(self.end.data, 1)
+
+
+class LockForm(BaseForm):
+    reason = TextAreaField(_l("Motif du verrouillage"), validators=[
+        DataRequired(message=_l("Indiquez le motif du verrouillage.")),
+        Length(max=500, message=_l("500 caractères au plus."))], render_kw={"rows": 2})
+
+
+class InitialTokenForm(BaseForm):
+    label = StringField(_l("Pour qui, pour quoi"), validators=[
+        DataRequired(message=_l("Indiquez à qui ce jeton est destiné.")),
+        Length(max=200, message=_l("200 caractères au plus."))],
+        description=_l("Par exemple « Portail des aides, environnement de recette ». "
+                       "Visible des seuls administrateurs."))
+    days = IntegerField(_l("Durée de validité (en jours)"), validators=[
+        InputRequired(message=_l("Indiquez une durée de validité en jours.")),
+        NumberRange(min=1, message=_l("Au moins un jour."))],
+        render_kw={"inputmode": "numeric"})
+    max_uses = IntegerField(_l("Nombre d'enregistrements permis"), validators=[
+        Optional(), NumberRange(min=1, max=1000, message=_l("Entre 1 et 1000."))],
+        description=_l("Laissez vide pour ne pas limiter le nombre d'applications "
+                       "enregistrées avec ce jeton pendant sa validité."),
+        render_kw={"inputmode": "numeric"})
+
+    def __init__(self, *args, max_days: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_days = max_days
+
+    def validate_days(self, field) -> None:
+        if field.data is not None and field.data > self.max_days:
+            raise ValidationError(_l("%(days)d jours au plus.", days=self.max_days))

@@ -1,33 +1,49 @@
-"""The admin console (``/admin``): relying parties, accounts and the audit trail.
+"""The admin console (``/admin``): relying parties, accounts, initial access tokens and
+the audit trail.
 
-Only for accounts with ``User.is_admin``, and only with a recent authentication (the
-password typed within ``session.reauth_max_age``): others get 403. Every change is an
-``admin.*`` audit event naming the administrator (``admin_id``). Client secrets are
-shown once, in the response to the request that made them, and never stored in clear.
+Only for accounts with ``User.is_admin`` whose session was established with a second
+factor, and only with a recent authentication (the password typed within
+``session.reauth_max_age``): others get 403, or are sent to sign in again with their
+second factor. Every change is an ``admin.*`` audit event naming the administrator
+(``admin_id``). Client secrets and initial access tokens are shown once, in the response
+to the request that made them, and never stored in clear.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
+from ..flows import second_factor
+from ..flows.registration import send_confirmation
 from ..identity import sso as sso_service
 from ..identity.users import normalize_email
 from ..identity.grants import revoke_user_grants
-from ..persistence.models import AuditEvent, Client, Grant, User, utcnow
+from ..persistence.models import (AuditEvent, Client, Grant, InitialAccessToken, User,
+                                  utcnow)
+from ..security import lockout
 from ..services import audit, services
 from ..web.auth import recent_auth_required
+from ..web.common import format_when
+from ..web.notices import security_notice
 from . import clients as registry
-from .forms import AuditFilterForm, ClientCreateForm, ClientEditForm, ConfirmForm, uri_lines
+from . import initial_tokens
+from .forms import (AuditFilterForm, ClientCreateForm, ClientEditForm, ConfirmForm,
+                    InitialTokenForm, LockForm, uri_lines)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
 AUDIT_PAGE_SIZE = 100
+# A client's errors shown on its page: how far back.
+RECENT_ERRORS_DAYS = 7
+# Refused authorizations are not failures of the provider, but the client's users'.
+CLIENT_ERROR_TYPES = ("consent.denied",)
 
 # The shared decorator, used as a check: a redirect to sign in or to type the password
 # again, or None when the authentication is recent enough.
@@ -36,8 +52,18 @@ _recent_auth = recent_auth_required(lambda: None)
 
 @bp.before_request
 def _guard():
-    if current_user.is_authenticated and not current_user.user.is_admin:
-        abort(403)
+    if current_user.is_authenticated:
+        if not current_user.user.is_admin:
+            abort(403)
+        if not second_factor.session_has_second_factor(current_user.sso):
+            flash(_("La console d'administration demande une connexion avec la double "
+                    "authentification. Connectez-vous de nouveau : après votre mot de "
+                    "passe, saisissez le code de votre application d'authentification "
+                    "(ou configurez-la si ce n'est pas encore fait)."), "error")
+            # Back here afterwards (a form's action cannot be gone back to with GET).
+            target = request.full_path.rstrip("?") if request.method == "GET" \
+                else url_for("admin.index")
+            return redirect(url_for("login.start", force=1, acr="eidas2", return_to=target))
     return _recent_auth()
 
 
@@ -76,10 +102,17 @@ def _actor() -> dict:
 @bp.route("/")
 def index():
     db = _db()
+    now = utcnow()
     counts = {
         "clients": db.scalar(select(func.count()).select_from(Client)),
+        "clients_disabled": db.scalar(select(func.count()).select_from(Client)
+                                      .where(Client.disabled)),
         "users": db.scalar(select(func.count()).select_from(User)),
         "disabled": db.scalar(select(func.count()).select_from(User).where(User.disabled)),
+        "tokens": len(initial_tokens.list_tokens(db)),
+        "client_errors": db.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.client_id.is_not(None), AuditEvent.outcome == "failure",
+            AuditEvent.created_at >= now - dt.timedelta(days=1))),
     }
     return render_template("admin/index.html", counts=counts)
 
@@ -163,8 +196,14 @@ def client(client_id: str):
             flash(_("Les modifications sont enregistrées."), "success")
             return redirect(url_for("admin.client", client_id=client.client_id))
     status = 400 if request.method == "POST" else 200
+    since = utcnow() - dt.timedelta(days=RECENT_ERRORS_DAYS)
+    errors = _db().scalar(select(func.count()).select_from(AuditEvent).where(
+        _client_errors(client.client_id), AuditEvent.created_at >= since))
+    token = _db().get(InitialAccessToken, client.initial_access_token_id) \
+        if client.initial_access_token_id else None
     return render_template("admin/client_form.html", form=form, client=client,
-                           confirm=ConfirmForm(), error=None), status
+                           confirm=ConfirmForm(), error=None, recent_errors=errors,
+                           recent_days=RECENT_ERRORS_DAYS, registered_with=token), status
 
 
 @bp.route("/clients/<client_id>/secret", methods=["POST"])
@@ -183,6 +222,48 @@ def client_rotate(client_id: str):
     services().clients.forget(client.client_id)
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=False)
+
+
+@bp.route("/clients/<client_id>/desactivation", methods=["POST"])
+def client_disable(client_id: str):
+    return _set_client_disabled(client_id, True)
+
+
+@bp.route("/clients/<client_id>/activation", methods=["POST"])
+def client_enable(client_id: str):
+    return _set_client_disabled(client_id, False)
+
+
+def _set_client_disabled(client_id: str, disabled: bool):
+    client = _load_client(client_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if client.disabled != disabled:
+        client.disabled = disabled
+        audit("admin.client_disabled" if disabled else "admin.client_enabled",
+              user_id=g.user.id, client_id=client.client_id, **_actor())
+        _db().commit()
+        services().clients.forget(client.client_id)
+    flash(_("L'application est désactivée : elle est refusée partout et ses jetons ne sont "
+            "plus acceptés.") if disabled else _("L'application est réactivée."), "success")
+    return redirect(url_for("admin.client", client_id=client.client_id))
+
+
+def _client_errors(client_id: str):
+    """A client's errors in the audit trail: failed requests, refused authorizations."""
+    return (AuditEvent.client_id == client_id) & or_(
+        AuditEvent.outcome == "failure", AuditEvent.type.in_(CLIENT_ERROR_TYPES))
+
+
+@bp.route("/clients/<client_id>/erreurs")
+def client_errors(client_id: str):
+    client = _load_client(client_id)
+    page = _page()
+    query = select(AuditEvent).where(_client_errors(client.client_id)) \
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id)
+    events, has_next = _paged(query, page, AUDIT_PAGE_SIZE)
+    return render_template("admin/client_errors.html", client=client, events=events,
+                           page=page, has_next=has_next, details=_details)
 
 
 @bp.route("/clients/<client_id>/suppression", methods=["GET", "POST"])
@@ -222,44 +303,162 @@ def users():
 @bp.route("/usagers/<user_id>")
 def user(user_id: str):
     user = _load_user(user_id)
+    return _user_page(user, LockForm(formdata=None))
+
+
+def _user_page(user: User, lock_form: LockForm, status: int = 200):
     db = _db()
+    svc = services()
     sessions = len(sso_service.active_for_user(db, user.id))
     grants = db.scalar(select(func.count()).select_from(Grant).where(
         Grant.user_id == user.id, Grant.revoked_at.is_(None)))
-    return render_template("admin/user.html", user=user, sessions=sessions, grants=grants,
-                           form=ConfirmForm())
+    lock = db.scalar(select(AuditEvent).where(
+        AuditEvent.user_id == user.id, AuditEvent.type == "admin.user_locked")
+        .order_by(AuditEvent.created_at.desc()).limit(1)) if user.disabled else None
+    blocked = lockout.blocked_until(svc.kv, user.email)
+    return render_template(
+        "admin/user.html", user=user, sessions=sessions, grants=grants, form=ConfirmForm(),
+        lock_form=lock_form, lock=lock, failures=lockout.failures(svc.kv, user.email),
+        error=bool(lock_form.errors),  # the page's title says so (base.html)
+        blocked_until=dt.datetime.fromtimestamp(blocked, dt.timezone.utc) if blocked
+        else None), status
 
 
-@bp.route("/usagers/<user_id>/desactivation", methods=["POST"])
-def user_disable(user_id: str):
+def _end_everything(user: User, reason: str) -> dict:
+    """End the account's SSO sessions and token families; the counts, for the trail."""
+    db = _db()
+    return {"sessions_ended": sso_service.end_all_for_user(db, user.id, reason),
+            "grants_revoked": revoke_user_grants(db, user.id, reason)}
+
+
+@bp.route("/usagers/<user_id>/verrouillage", methods=["POST"])
+def user_lock(user_id: str):
+    user = _load_user(user_id)
+    form = LockForm()
+    if not form.validate_on_submit():
+        return _user_page(user, form, 400)
+    if user.id == g.user.id:
+        flash(_("Vous ne pouvez pas verrouiller votre propre compte."), "error")
+        return redirect(url_for("admin.user", user_id=user.id))
+    if not user.disabled:
+        user.disabled = True
+        ended = _end_everything(user, "admin_locked")
+        audit("admin.user_locked", user_id=user.id, reason=form.reason.data.strip(),
+              **ended, **_actor())
+        _db().commit()
+    flash(_("Le compte est verrouillé : ses sessions sont fermées et ses autorisations "
+            "révoquées. Il ne permet plus de se connecter."), "success")
+    return redirect(url_for("admin.user", user_id=user.id))
+
+
+@bp.route("/usagers/<user_id>/deverrouillage", methods=["POST"])
+def user_unlock(user_id: str):
+    """Unlock an account an administrator locked, and lift a block of its logins after
+    too many wrong passwords."""
+    user = _load_user(user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    was_locked = user.disabled
+    was_blocked = bool(lockout.blocked_until(services().kv, user.email)) or \
+        lockout.failures(services().kv, user.email) > 0
+    user.disabled = False
+    lockout.clear(services().kv, user.email)
+    audit("admin.user_unlocked", user_id=user.id, was_locked=was_locked,
+          login_failures_cleared=was_blocked, **_actor())
+    _db().commit()
+    flash(_("Le compte est déverrouillé : il permet de nouveau de se connecter."), "success")
+    return redirect(url_for("admin.user", user_id=user.id))
+
+
+@bp.route("/usagers/<user_id>/reinitialisation", methods=["POST"])
+def user_force_reset(user_id: str):
+    """The password stops working; the owner chooses a new one through « Mot de passe
+    perdu », and is told by e-mail."""
     user = _load_user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     if user.id == g.user.id:
-        flash(_("Vous ne pouvez pas désactiver votre propre compte."), "error")
+        flash(_("Pour changer votre propre mot de passe, utilisez « Mon compte »."), "error")
         return redirect(url_for("admin.user", user_id=user.id))
-    db = _db()
-    user.disabled = True
-    ended = sso_service.end_all_for_user(db, user.id, "admin_disabled")
-    revoked = revoke_user_grants(db, user.id, "admin_disabled")
-    audit("admin.user_disabled", user_id=user.id, sessions_ended=ended, grants_revoked=revoked,
-          **_actor())
-    db.commit()
-    flash(_("Le compte est désactivé : ses sessions sont fermées et ses autorisations "
-            "révoquées."), "success")
+    now = utcnow()
+    user.password_hash = None
+    user.password_changed_at = now
+    ended = _end_everything(user, "admin_password_reset")
+    audit("admin.password_reset_forced", user_id=user.id, **ended, **_actor())
+    _db().commit()
+    sent = security_notice(user, "password_reset_required",
+                           when=format_when(now, user.locale))
+    if sent:
+        flash(_("Le mot de passe ne fonctionne plus et les sessions sont fermées. L'usager "
+                "est prévenu par e-mail de choisir un nouveau mot de passe avec « Mot de "
+                "passe perdu »."), "success")
+    else:
+        flash(_("Le mot de passe ne fonctionne plus et les sessions sont fermées, mais "
+                "l'e-mail n'a pas pu être envoyé : prévenez l'usager d'une autre façon."),
+              "error")
     return redirect(url_for("admin.user", user_id=user.id))
 
 
-@bp.route("/usagers/<user_id>/activation", methods=["POST"])
-def user_enable(user_id: str):
+@bp.route("/usagers/<user_id>/confirmation", methods=["POST"])
+def user_resend_confirmation(user_id: str):
     user = _load_user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    user.disabled = False
-    audit("admin.user_enabled", user_id=user.id, **_actor())
-    _db().commit()
-    flash(_("Le compte est réactivé."), "success")
+    if user.email_verified:
+        flash(_("L'adresse e-mail de ce compte est déjà confirmée."), "error")
+        return redirect(url_for("admin.user", user_id=user.id))
+    audit("admin.confirmation_resent", user_id=user.id, **_actor())
+    if send_confirmation(user):  # commits the new link and the event
+        flash(_("Un nouveau lien de confirmation a été envoyé à %(email)s ; les précédents "
+                "ne fonctionnent plus.", email=user.email), "success")
+    else:
+        flash(_("Le lien de confirmation n'a pas pu être envoyé. Réessayez plus tard."),
+              "error")
     return redirect(url_for("admin.user", user_id=user.id))
+
+
+# -- initial access tokens (client registration) ---------------------------------------
+@bp.route("/jetons-enregistrement", methods=["GET", "POST"])
+def initial_access_tokens():
+    settings = services().settings.client_registration
+    form = InitialTokenForm(max_days=settings.initial_token_max_ttl // 86400,
+                            data={"days": max(1, settings.initial_token_ttl // 86400)})
+    db = _db()
+    if request.method == "POST" and form.validate_on_submit():
+        token, value = initial_tokens.issue(
+            db, label=form.label.data, ttl=form.days.data * 86400,
+            max_uses=form.max_uses.data, created_by=g.user.id)
+        audit("admin.initial_access_token_created", user_id=g.user.id,
+              initial_access_token_id=token.id, max_uses=token.max_uses,
+              expires_at=token.expires_at.isoformat(), **_actor())
+        db.commit()
+        return render_template("admin/initial_token_created.html", token=token, value=value,
+                               registration_endpoint=services().settings.issuer
+                               + url_for("oidc.client_registration"))
+    tokens = initial_tokens.list_tokens(db, include_inactive=True)[:PAGE_SIZE]
+    registered = dict(db.execute(
+        select(Client.initial_access_token_id, func.count())
+        .where(Client.initial_access_token_id.in_([t.id for t in tokens]))
+        .group_by(Client.initial_access_token_id)).all()) if tokens else {}
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/initial_tokens.html", form=form, tokens=tokens,
+                           registered=registered, state=initial_tokens.state,
+                           confirm=ConfirmForm(), enabled=settings.enabled), status
+
+
+@bp.route("/jetons-enregistrement/<token_id>/revocation", methods=["POST"])
+def initial_access_token_revoke(token_id: str):
+    token = initial_tokens.find(_db(), token_id)
+    if token is None:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if initial_tokens.revoke(_db(), token):
+        audit("admin.initial_access_token_revoked", user_id=g.user.id,
+              initial_access_token_id=token.id, **_actor())
+        _db().commit()
+    flash(_("Le jeton « %(label)s » est révoqué.", label=token.label), "success")
+    return redirect(url_for("admin.initial_access_tokens"))
 
 
 # -- audit trail ---------------------------------------------------------------------
@@ -292,6 +491,9 @@ def audit_trail():
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template("admin/audit.html", form=form, events=events, page=page,
                            has_next=has_next, args=args, now=utcnow(),
-                           details=lambda e: json.dumps(e.details or {}, ensure_ascii=False,
-                                                        sort_keys=True, default=str)), status
+                           details=_details), status
+
+
+def _details(event: AuditEvent) -> str:
+    return json.dumps(event.details or {}, ensure_ascii=False, sort_keys=True, default=str)
 

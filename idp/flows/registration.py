@@ -191,7 +191,7 @@ def start():
         flow.user_id = user.id
         flow.data = {"email": email, "resends": 0}
         db.commit()
-        sent = _send_confirmation(user)
+        sent = send_confirmation(user)
     flow.data = {**flow.data, "sent": sent, "last_sent_at": time.time()}
     db.commit()
     session[SESSION_FLOW] = flow.id
@@ -225,7 +225,7 @@ def _create_account(email: str, password: str, given_name: str, family_name: str
     return None, existing
 
 
-def _send_confirmation(user: User) -> bool:
+def send_confirmation(user: User) -> bool:
     svc = services()
     db = svc.db.session
     consumables.revoke_where(db, Consumable.kind == EMAIL_CONFIRMATION,
@@ -318,7 +318,7 @@ def resend():
         sent = _send_account_exists(owner) if owner is not None else True
     else:
         user = db.get(User, flow.user_id) if flow.user_id else None
-        sent = _send_confirmation(user) if user is not None and not user.email_verified \
+        sent = send_confirmation(user) if user is not None and not user.email_verified \
             else True
     data.update(sent=sent, last_sent_at=time.time())
     flow.data = data
@@ -488,7 +488,7 @@ def resend_for_login():
                                                  "de demander un nouvel envoi.",
                                                  seconds=int(wait) + 1), 400)
     refusal = svc.messenger.check_email(user.email)
-    sent = refusal is None and _send_confirmation(user)
+    sent = refusal is None and send_confirmation(user)
     data.update(resends=data.get("resends", 0) + 1, last_sent_at=time.time())
     flow.data = data
     db.commit()

@@ -28,12 +28,13 @@ FALLBACK_LOCALE = "fr"
 DEFAULTS = {"service_name": "Compte usager", "organisation_name": "la Région"}
 MESSAGE_NAMES = ("verification_code", "recovery_code", "email_confirmation", "account_exists",
                  "password_changed", "login_email_changed", "mfa_changed", "account_locked",
-                 "account_deleted", "mfa_locked", "mfa_reset")
+                 "account_deleted", "mfa_locked", "mfa_reset", "password_reset_required")
 # How each message is capped (security.message_guard); codes and links unless listed.
 PURPOSES = {"recovery_code": Purpose.SIGN_IN, "password_changed": Purpose.NOTICE,
             "login_email_changed": Purpose.NOTICE, "mfa_changed": Purpose.NOTICE,
             "account_locked": Purpose.NOTICE, "account_deleted": Purpose.NOTICE,
-            "mfa_locked": Purpose.NOTICE, "mfa_reset": Purpose.NOTICE}
+            "mfa_locked": Purpose.NOTICE, "mfa_reset": Purpose.NOTICE,
+            "password_reset_required": Purpose.NOTICE}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SUBJECT_PREFIX = "Subject:"
 

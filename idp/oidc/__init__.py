@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..paths import DISCOVERY_PATH, JWKS_PATH, OAUTH_METADATA_PATH
-from .endpoints import authorize, discovery, logout, token, userinfo
+from .endpoints import authorize, discovery, logout, registration, token, userinfo
 
 bp = Blueprint("oidc", __name__)
 
@@ -21,14 +21,19 @@ bp.add_url_rule("/token", "token", token.token, methods=["POST"])
 bp.add_url_rule("/introspect", "introspect", token.introspect, methods=["POST"])
 bp.add_url_rule("/revoke", "revoke", token.revoke, methods=["POST"])
 bp.add_url_rule("/userinfo", "userinfo", userinfo.userinfo, methods=["GET", "POST"])
+bp.add_url_rule("/register", "client_registration", registration.register, methods=["POST"])
+bp.add_url_rule("/register/<client_id>", "client_configuration", registration.configure,
+                methods=["GET", "PUT", "DELETE"])
 
 # Called by relying parties' servers or by cross-site browser posts, not by our own forms:
 # no CSRF token. (The logout form carries one, checked by the view itself.)
 CSRF_EXEMPT = ("oidc.authorize", "oidc.logout", "oidc.token", "oidc.introspect",
-               "oidc.revoke", "oidc.userinfo")
+               "oidc.revoke", "oidc.userinfo", "oidc.client_registration",
+               "oidc.client_configuration")
 # Where clients authenticate: failed answers count against the caller's address
 # (security/ratelimit.py, client failures).
 CLIENT_AUTHENTICATING = ("oidc.token", "oidc.introspect", "oidc.revoke")
+REGISTRATION = ("oidc.client_registration", "oidc.client_configuration")
 
 
 def check_protocol_requests() -> Response | None:
@@ -38,4 +43,6 @@ def check_protocol_requests() -> Response | None:
         return token.check_form_post()
     if request.endpoint == "oidc.authorize":
         request.max_content_length = authorize.MAX_BODY_BYTES
+    if request.endpoint in REGISTRATION:
+        request.max_content_length = registration.MAX_BODY_BYTES
     return None

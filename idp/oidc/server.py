@@ -7,6 +7,7 @@ is a resource protected by :mod:`idp.oidc.resource`.
 
 from __future__ import annotations
 
+import binascii
 import time
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
@@ -21,8 +22,10 @@ from joserfc.jwk import KeySet
 from ..persistence.models import Client
 from ..services import Services
 from . import grants
+from .client_errors import audit_error_response
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
+from .endpoints.token import basic_credentials
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):
@@ -89,7 +92,9 @@ class AuthorizationServer(FlaskAuthorizationServer):
         if not isinstance(client_id, str) or not client_id or len(client_id) > 64 \
                 or "\x00" in client_id:  # from a Basic header; see security/input_guard.py
             return None
-        return self.ctx.clients.get(self.ctx.db.session, client_id)
+        client = self.ctx.clients.get(self.ctx.db.session, client_id)
+        # A client an administrator disabled is refused everywhere, as if unknown.
+        return None if client is None or client.disabled else client
 
     def save_token(self, token, request):
         pass  # grants persist what they mint themselves
@@ -142,4 +147,14 @@ class AuthorizationServer(FlaskAuthorizationServer):
             response.status_code = 401
             response.headers["WWW-Authenticate"] = \
                 'Basic realm="token", error="invalid_client"'
+        audit_error_response(self.ctx, request, error, basic_client_id())
         return response
+
+
+def basic_client_id() -> str | None:
+    """The client id of the request's Basic header, if it has a well-formed one."""
+    try:
+        credentials = basic_credentials()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    return credentials[0] if credentials else None

@@ -86,11 +86,14 @@ class TokenService:
         return dict(claims)
 
     def status(self, session: Session, claims: dict[str, Any]) -> TokenStatus:
-        """Not revoked; for a user's token (``gid``), its family alive and its user
-        enabled."""
+        """Not revoked, its client not disabled; for a user's token (``gid``), its family
+        alive and its user enabled."""
         jti = claims.get("jti", "")
         if claims.get("gid") is None:
-            return TokenStatus(not is_jti_revoked(session, jti))
+            # None when the client is gone or the token revoked.
+            disabled = session.scalar(CLIENT_OF_TOKEN_DISABLED,
+                                      {"client_id": claims.get("client_id"), "jti": jti})
+            return TokenStatus(disabled is False)
         found = live_grant_and_user(session, claims["gid"], unrevoked_jti=jti)
         if found is None:
             return TokenStatus(False)
@@ -151,16 +154,23 @@ class TokenStatus:
 
 
 # Built once (every refresh, userinfo and introspection runs one of them).
-LIVE_GRANT_AND_USER = select(Grant, User).join(User, User.id == Grant.user_id).where(
-    Grant.id == bindparam("grant_id"), Grant.revoked_at.is_(None), User.disabled.is_(False))
+LIVE_GRANT_AND_USER = select(Grant, User).join(User, User.id == Grant.user_id) \
+    .join(Client, Client.client_id == Grant.client_id).where(
+    Grant.id == bindparam("grant_id"), Grant.revoked_at.is_(None), User.disabled.is_(False),
+    Client.disabled.is_(False))
 LIVE_GRANT_AND_USER_OF_TOKEN = LIVE_GRANT_AND_USER.where(
+    ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
+# A client's own token (client_credentials): its client's disabled flag, if not revoked.
+CLIENT_OF_TOKEN_DISABLED = select(Client.disabled).where(
+    Client.client_id == bindparam("client_id"),
     ~exists().where(RevokedAccessToken.jti == bindparam("jti")))
 
 
 def live_grant_and_user(session: Session, grant_id: str | None,
                         unrevoked_jti: str | None = None) -> tuple[Grant, User] | None:
-    """A token family that is not revoked and its still enabled user, in one query;
-    with ``unrevoked_jti``, only if that access token was not revoked on its own."""
+    """A token family that is not revoked, its still enabled user, and its client not
+    disabled, in one query; with ``unrevoked_jti``, only if that access token was not
+    revoked on its own."""
     if not grant_id:
         return None
     if unrevoked_jti is None:

@@ -194,3 +194,9 @@ def clear(kv, email: str) -> None:
     """Everything about this address, block included. Call it after a successful
     password reset, so that the owner can sign in at once."""
     kv.delete(*_keys(email).values())
+
+
+def blocked_until(kv, email: str) -> float:
+    """When the block of this address ends (a Unix time), or 0 when it is not blocked."""
+    now = clock()
+    return _until_value(kv.get(_keys(email)["block"]), now)

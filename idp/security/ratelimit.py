@@ -84,6 +84,8 @@ RULES: tuple[tuple[str, str], ...] = (
     ("account.*code*", "code_verify_per_ip"),
     ("account.*verify*", "code_verify_per_ip"),
     ("account.*confirm*", "code_verify_per_ip"),
+    # Dynamic client registration (RFC 7591), with an initial access token.
+    ("oidc.client_registration", "client_registration_per_ip"),
 )
 
 # Endpoints that store a new flow (and with it a browser session) when called without

@@ -41,10 +41,16 @@ def test_catalogue_lists_listed_apps_with_home_url(logged_in, client_factory):
     client_factory(name="Bourses scolaires", home_url="https://bourses.example.org",
                    description="Demander une bourse")
     client_factory(name="Application interne")  # no home_url: not in the catalogue
+    suspended = client_factory(name="Transport suspendu", home_url="https://t.example.org")
+    with logged_in.client.application.app_context():
+        from idp.persistence.models import Client
+        svc = logged_in.client.application.extensions["idp"]
+        svc.db.session.get(Client, suspended.client_id).disabled = True  # by an admin
+        svc.db.session.commit()
     html = text(logged_in.get("/compte/applications"))
     assert '<a href="https://bourses.example.org">Bourses scolaires</a>' in html
     assert "Demander une bourse" in html
-    assert "Application interne" not in html
+    assert "Application interne" not in html and "Transport suspendu" not in html
 
 
 def test_revoking_an_unknown_app_is_404(logged_in):

@@ -152,9 +152,9 @@ def test_keys_rotate_keeps_old_keys_and_prune_retires_them(cli, svc, app, browse
     assert jws.extract_compact(still_old.encode()).protected["kid"] == old_kid
     for path in svc.keys.directory.glob("*.json"):
         data = json.loads(path.read_text())
-        if path.stem not in before:
-            data["created_at"] -= ACTIVATION_DELAY + 1
-            path.write_text(json.dumps(data))
+        # The new keys old enough to sign, the old ones older still.
+        data["created_at"] -= ACTIVATION_DELAY + (1 if path.stem not in before else 100)
+        path.write_text(json.dumps(data))
     svc.keys._last_check = 0
     svc.keys._loaded_mtime = None
     result, verifier, _ = sign_in(browser, rp, user)
@@ -177,3 +177,64 @@ def test_db_current_reports_head(cli):
     output = cli("db", "current").output
     current, head = output.split("current: ")[1].split("  head: ")
     assert current.strip() == head.strip()
+
+
+# -- initial access tokens and disabled clients -------------------------------------------
+def test_registration_tokens_create_list_revoke(cli, app, svc, browser):
+    import getpass
+
+    from sqlalchemy import select
+
+    from idp.admin.initial_tokens import token_digest
+    from idp.persistence.models import AuditEvent, InitialAccessToken
+
+    data = json.loads(cli("registration-tokens", "create", "--label", "Portail", "--days", "2",
+                          "--max-uses", "1", "--json").output)
+    assert data["token"] and data["state"] == "active" and data["max_uses"] == 1
+    assert data["registration_endpoint"].endswith("/register")
+    with app.app_context():
+        row = svc.db.session.get(InitialAccessToken, data["id"])
+        assert row.token_hash == token_digest(data["token"]) and data["token"] not in row.token_hash
+        event = svc.db.session.scalar(select(AuditEvent).where(
+            AuditEvent.type == "admin.initial_access_token_created"))
+        assert event.details["via"] == "cli" and event.details["operator"] == getpass.getuser()
+        assert data["token"] not in json.dumps(event.details)
+    listed = json.loads(cli("registration-tokens", "list", "--json").output)
+    assert [t["id"] for t in listed] == [data["id"]] and "token" not in listed[0]
+    assert data["token"] not in cli("registration-tokens", "list").output
+
+    metadata = {"client_name": "Portail", "redirect_uris": ["https://portail.example/cb"]}
+    auth = {"Authorization": f"Bearer {data['token']}"}
+    assert browser.post("/register", json=metadata, headers=auth).status_code == 201
+    # Used up: out of the default list, in --all.
+    assert json.loads(cli("registration-tokens", "list", "--json").output) == []
+    (used,) = json.loads(cli("registration-tokens", "list", "--all", "--json").output)
+    assert used["state"] == "used_up" and used["uses"] == 1
+
+    other = json.loads(cli("registration-tokens", "create", "--label", "Autre", "--json").output)
+    assert "revoked" in cli("registration-tokens", "revoke", other["id"]).output
+    assert browser.post("/register", json=metadata, headers={
+        "Authorization": f"Bearer {other['token']}"}).status_code == 401
+    assert cli("registration-tokens", "revoke", "inconnu", expect_ok=False).exit_code != 0
+    too_long = cli("registration-tokens", "create", "--label", "x", "--days", "91",
+                   expect_ok=False)
+    assert too_long.exit_code != 0 and "90 days" in too_long.output
+
+
+def test_clients_disable_and_enable(cli, app, svc, browser, rp):
+    import base64
+
+    from idp.persistence.models import Client
+
+    auth = {"Authorization": "Basic " + base64.b64encode(
+        f"{rp.client_id}:{rp.client_secret}".encode()).decode()}
+    form = {"grant_type": "refresh_token", "refresh_token": "x"}
+    # Known to this process's client cache, which the command updates.
+    assert browser.post("/token", data=form, headers=auth).json["error"] == "invalid_grant"
+    cli("clients", "disable", rp.client_id)
+    with app.app_context():
+        assert svc.db.session.get(Client, rp.client_id).disabled
+    assert browser.post("/token", data=form, headers=auth).json["error"] == "invalid_client"
+    cli("clients", "enable", rp.client_id)
+    assert browser.post("/token", data=form, headers=auth).json["error"] == "invalid_grant"
+    assert cli("clients", "disable", "inconnu", expect_ok=False).exit_code != 0

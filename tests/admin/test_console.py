@@ -1,5 +1,6 @@
-"""The admin console (/admin): administrators only, with a recent password; clients,
-users and the audit trail; every change is an admin.* audit event."""
+"""The admin console (/admin): administrators only, signed in with a second factor and
+a recent password; clients, users and the audit trail; every change is an admin.* audit
+event."""
 
 from __future__ import annotations
 
@@ -9,36 +10,13 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from idp.persistence.models import AuditEvent, Client, Grant, SsoSession, User
+from idp.persistence.models import AuditEvent, Client, SsoSession, User
 from idp.security.audit import record_event
 from tests.conftest import basic_auth
-from tests.oidc.test_code_flow import exchange
-from tests.support import PASSWORD, csrf_token, form_with, forms, query_of
+from tests.support import PASSWORD, csrf_token, form_with, forms, query_of, unused_totp_code
 
 SECRET_RE = re.compile(r"<dt>client_secret</dt><dd><code>([A-Za-z0-9_-]{40,})</code>")
 CLIENT_ID_RE = re.compile(r"<dt>client_id</dt><dd><code>([^<]+)</code>")
-
-
-@pytest.fixture
-def terms(svc):
-    return svc.settings.registration.terms_version
-
-
-@pytest.fixture
-def admin(user_factory, terms):
-    return user_factory(email="admin@region.example", is_admin=True, terms_version=terms)
-
-
-@pytest.fixture
-def citizen(user_factory, terms):
-    return user_factory(email="marie.dupont@example.org", terms_version=terms)
-
-
-@pytest.fixture
-def console(browser, admin):
-    """The browser of an administrator who has just typed the password."""
-    assert browser.login(admin.email).status_code == 302
-    return browser
 
 
 def events(app, svc, type_=None):
@@ -77,19 +55,87 @@ def test_anonymous_visitors_are_sent_to_login(browser):
         assert response.headers["Location"].startswith("/login")
 
 
-def test_non_admins_get_403_everywhere(browser, citizen, rp):
+def admin_requests(app, rp, user) -> list[tuple[str, str]]:
+    """(method, url) of every console route, its parameters filled in."""
+    token_id = "00000000-0000-0000-0000-000000000000"
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("admin."):
+            continue
+        url = rule.rule.replace("<client_id>", rp.client_id).replace(
+            "<user_id>", user.id).replace("<token_id>", token_id)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            found.append((method, url))
+    assert len(found) >= 20
+    return found
+
+
+def test_non_admins_get_403_everywhere(app, browser, citizen, rp):
     browser.login(citizen.email)
     token = csrf_token(browser.get("/compte/").data)
-    for url in ("/admin/", "/admin/clients", "/admin/clients/nouveau", "/admin/usagers",
-                "/admin/journal", f"/admin/clients/{rp.client_id}",
-                f"/admin/usagers/{citizen.id}"):
-        assert browser.get(url).status_code == 403, url
-    for url in (f"/admin/clients/{rp.client_id}/suppression",
-                f"/admin/clients/{rp.client_id}/secret",
-                f"/admin/usagers/{citizen.id}/desactivation", "/admin/clients/nouveau"):
-        assert browser.post(url, data={"csrf_token": token}).status_code == 403, url
-    assert load(browser.client.application, browser.client.application.extensions["idp"],
-                Client, rp.client_id) is not None
+    for method, url in admin_requests(app, rp, citizen):
+        if method == "GET":
+            assert browser.get(url).status_code == 403, url
+        else:
+            assert browser.post(url, data={"csrf_token": token, "reason": "x", "label": "x",
+                                           "days": "1"}).status_code == 403, url
+    assert load(app, app.extensions["idp"], Client, rp.client_id) is not None
+    assert not load(app, app.extensions["idp"], User, citizen.id).disabled
+
+
+def test_an_admin_without_second_factor_is_sent_to_use_it(app, svc, browser, admin, citizen,
+                                                         rp, admin_totp):
+    """A session established with the password alone (before the rule, or by a flow that
+    skipped the second factor) gets nothing from the console: it is sent to sign in again
+    with the second factor, with a French message, and comes back where it was going."""
+    with app.app_context():
+        from idp.identity import sso as sso_service
+        db = svc.db.session
+        sso = sso_service.start(db, db.get(User, admin.id), amr=["pwd"], acr="eidas1",
+                                lifetime=3600, ip_address=None, user_agent=None)
+        db.commit()
+        sso_id = sso.id
+    # The browser carries that password-only session.
+    with browser.client.session_transaction() as session:
+        session["_user_id"] = sso_id
+        session["_fresh"] = True
+    token = csrf_token(browser.get("/compte/").data)
+    for method, url in admin_requests(app, rp, citizen):
+        response = browser.get(url) if method == "GET" else browser.post(
+            url, data={"csrf_token": token, "reason": "x", "label": "x", "days": "1"})
+        assert response.status_code == 302, (method, url)
+        location = response.headers["Location"]
+        assert location.startswith("/login?") and "acr=eidas2" in location, location
+        back = query_of(location)["return_to"]
+        assert back == (url if method == "GET" else "/admin/"), (method, url, back)
+    assert not load(app, svc, User, citizen.id).disabled
+    page = browser.get(browser.get("/admin/usagers").headers["Location"])
+    html = page.get_data(as_text=True)
+    assert "double authentification" in html
+    # The password, then the code: back in the console, now with a second factor.
+    done = browser.submit(page, "email", {"email": admin.email, "password": PASSWORD})
+    assert done.headers["Location"].startswith("/login/mfa")
+    code_page = browser.get(done.headers["Location"])
+    back = browser.submit(code_page, "code",
+                          {"code": unused_totp_code(app, svc, admin.id, admin_totp)})
+    assert back.status_code == 302 and back.headers["Location"] == "/admin/usagers"
+    assert browser.get("/admin/usagers").status_code == 200
+
+
+def test_an_admin_signs_in_with_a_second_factor(app, svc, browser, admin, admin_totp):
+    """The password alone never signs an administrator in."""
+    response = browser.login(admin.email)
+    assert response.headers["Location"].startswith("/login/mfa")
+    assert browser.get("/admin/").status_code == 302
+    assert browser.get("/compte/").status_code == 302  # not signed in yet
+
+
+def test_an_admin_without_authenticator_sets_one_up_at_sign_in(app, svc, browser, admin):
+    response = browser.login(admin.email)
+    page = browser.get(response.headers["Location"])
+    while page.status_code == 302:
+        page = browser.get(page.headers["Location"])
+    assert "/login/mfa/activer" in page.request.path or "cle-totp" in page.get_data(as_text=True)
 
 
 def test_the_console_needs_a_password_typed_within_10_minutes(app, svc, console, admin):
@@ -256,50 +302,6 @@ def test_list_and_search_users_without_password_hashes(app, svc, console, citize
     for page in (html, detail):
         assert "argon2" not in page and user.password_hash not in page
     assert console.get("/admin/usagers/inconnu").status_code == 404
-
-
-def test_disable_a_user_ends_sessions_and_grants_then_enable(app, svc, console, admin, citizen,
-                                                             new_browser, rp):
-    # The citizen is signed in and gave a démarche an offline grant.
-    theirs = new_browser()
-    response, verifier, _ = theirs.authorize(rp, scope="openid offline_access")
-    location = theirs.follow_to_client(response, email=citizen.email)
-    tokens = exchange(theirs, rp, query_of(location)["code"], verifier).json
-    assert theirs.get("/compte/").status_code == 200
-
-    page = console.get(f"/admin/usagers/{citizen.id}")
-    form = form_to(page, "/desactivation")
-    done = console.post(form["action"], data=form["fields"])
-    assert done.status_code == 302
-    assert load(app, svc, User, citizen.id).disabled
-    assert theirs.get("/compte/").status_code == 302
-    refresh = theirs.post("/token", headers=basic_auth(rp), data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
-    assert refresh.json["error"] == "invalid_grant"
-    with app.app_context():
-        assert all(s.ended_at for s in svc.db.session.scalars(
-            select(SsoSession).where(SsoSession.user_id == citizen.id)))
-        assert all(g.revoked_at for g in svc.db.session.scalars(
-            select(Grant).where(Grant.user_id == citizen.id)))
-    assert new_browser().login(citizen.email).status_code == 400
-    (event,) = events(app, svc, "admin.user_disabled")
-    assert event.user_id == citizen.id and event.details["admin_id"] == admin.id
-    assert event.details["sessions_ended"] == 1 and event.details["grants_revoked"] == 1
-
-    page = console.get(f"/admin/usagers/{citizen.id}")
-    form = form_to(page, "/activation")
-    assert console.post(form["action"], data=form["fields"]).status_code == 302
-    assert not load(app, svc, User, citizen.id).disabled
-    assert new_browser().login(citizen.email).status_code == 302
-    assert events(app, svc, "admin.user_enabled")[0].user_id == citizen.id
-
-
-def test_an_admin_cannot_disable_their_own_account(app, svc, console, admin):
-    token = csrf_token(console.get(f"/admin/usagers/{admin.id}").data)
-    done = console.post(f"/admin/usagers/{admin.id}/desactivation", data={"csrf_token": token})
-    assert done.status_code == 302
-    assert not load(app, svc, User, admin.id).disabled
-    assert console.get("/admin/").status_code == 200
 
 
 def test_audit_trail_with_filters(app, svc, console, citizen, rp):

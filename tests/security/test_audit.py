@@ -5,6 +5,7 @@ error page; retention and purge (`idp audit purge`), listing (`idp audit list`).
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import logging
 
@@ -212,7 +213,8 @@ def test_retention_defaults_to_twelve_months_and_purge_keeps_younger_events(app,
     with app.app_context():
         purge = svc.db.session.scalar(select(AuditEvent).where(
             AuditEvent.type == "admin.audit_purged"))
-        assert purge.details == {"via": "cli", "retention_days": 365, "removed": 1}
+        assert purge.details == {"via": "cli", "operator": getpass.getuser(),
+                                 "retention_days": 365, "removed": 1}
 
 
 def test_purge_follows_the_configured_retention(make_app, app, svc):

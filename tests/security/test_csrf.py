@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import basic_auth
 from tests.security.test_headers import crawl, signed_in_pages
-from tests.support import PASSWORD, csrf_token, form_with
+from tests.support import PASSWORD, csrf_token, enrol_totp, form_with, sign_in_with_totp
 
 HTTPS = "https://idp.example.org"
 CROSS_SITE = [{"Sec-Fetch-Site": "cross-site"},
@@ -111,9 +111,9 @@ def test_a_same_origin_post_goes_through(browser, citizen, headers):
     assert browser.get("/compte/").status_code == 200
 
 
-def test_signed_in_actions_are_protected_too(browser, admin, client_factory):
+def test_signed_in_actions_are_protected_too(app, svc, browser, admin, client_factory):
     rp = client_factory()
-    browser.login(admin.email)
+    sign_in_with_totp(browser, app, svc, admin, enrol_totp(app, svc, admin))
     page = browser.get(f"/admin/clients/{rp.client_id}/suppression")
     token = csrf_token(page.data)
     url = f"/admin/clients/{rp.client_id}/suppression"

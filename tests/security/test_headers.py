@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from idp.config import PROJECT_ROOT
-from tests.support import csrf_token
+from tests.support import csrf_token, enrol_totp, sign_in_with_totp
 
 HTTPS = "https://idp.example.org"
 ONE_YEAR = 365 * 24 * 3600
@@ -43,7 +43,9 @@ def crawl(app, browser, extra=()) -> list[tuple[str, object]]:
 def signed_in_pages(app, browser, admin, client_factory):
     """Every page as an administrator with a fresh password, and the pages with ids."""
     rp = client_factory(require_consent=True)
-    assert browser.login(admin.email).status_code == 302
+    svc = app.extensions["idp"]
+    totp = enrol_totp(app, svc, admin)
+    assert sign_in_with_totp(browser, app, svc, admin, totp).status_code == 302
     extra = [f"/admin/clients/{rp.client_id}", f"/admin/clients/{rp.client_id}/suppression",
              f"/admin/usagers/{admin.id}", "/admin/journal?type=login"]
     pages = crawl(app, browser, extra)

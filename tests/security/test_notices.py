@@ -64,7 +64,10 @@ def test_every_notice_names_the_help_desk(make_app):
     person = make_user(app, svc, "someone@example.org", "correct horse battery staple")
     for name, context in (("password_changed", {}), ("account_deleted", {}),
                           ("login_email_changed", {"new_email": "n***@example.org"}),
-                          ("mfa_changed", {"action": "disabled"})):
+                          ("mfa_changed", {"action": "disabled"}),
+                          ("mfa_locked", {"until": "01/01/2027 à 11:00"}),
+                          ("mfa_reset", {"stage": "requested", "effective": "08/01/2027"}),
+                          ("password_reset_required", {})):
         assert _notice(app, svc, person.id, name, when="01/01/2027 à 10:00", **context)
         message = messages(svc, to="someone@example.org")[-1]
         assert "assistance@example.org" in message["text"], name

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 from tests.conftest import _wipe, _wipe_redis
-from tests.support import Browser, forms, pkce_pair
+from tests.support import Browser, enrol_totp, forms, pkce_pair, sign_in_with_totp
 
 HOSTILE = ["\x00", "a\x01b", 'a"b\\c', "a" * 5000, "\U0001f600"]
 QUERY_NAMES = ["flow", "return_to", "client_id", "page", "type", "response_type",
@@ -48,7 +48,9 @@ def signed_in_admin(app, user_factory) -> Browser:
     # as a failure against the account, and enough of them ask for the captcha.
     browser = new_browser(app)
     admin = user_factory(is_admin=True, phone_number="+33612345678")
-    assert browser.login(admin.email).status_code == 302
+    svc = app.extensions["idp"]
+    totp = enrol_totp(app, svc, admin)
+    assert sign_in_with_totp(browser, app, svc, admin, totp).status_code == 302
     return browser
 
 

@@ -28,6 +28,7 @@ from ...persistence.flows import Flow, FlowError, create_flow, delete_flow, load
 from ...persistence.models import Client, Consent, utcnow
 from ...services import audit, services
 from .. import claims as claims_mod
+from ..client_errors import record_client_error
 
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
 # Authentication context classes: eidas1 = one factor, eidas2 = two factors.
@@ -311,12 +312,14 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
     try:
         grant, interaction = _validate(oauth_request)
     except OAuth2Error as error:
+        _audit_refusal(oauth_request, error.error, error.description)
         if not error.redirect_uri:
             return _error_page(error.error, error.description or "")
         return _redirect_with(error.redirect_uri, {
             "error": error.error, "error_description": error.description or None,
             "state": oauth_request.payload.state}, mode)
     except AuthorizeFailure as failure:
+        _audit_refusal(oauth_request, failure.error, failure.description)
         return _redirect_with(grant_redirect(oauth_request), {
             "error": failure.error, "error_description": failure.description,
             "state": oauth_request.payload.state}, mode)
@@ -356,6 +359,15 @@ def handle(oauth_request: OAuth2Request, flow: Flow | None = None, *,
         # Deleted in the transaction that saves the code (save_authorization_code).
         delete_flow(services().db.session, flow)
     return _issue_code(grant, oauth_request, interaction)
+
+
+def _audit_refusal(oauth_request: OAuth2Request, error: str, description: str | None) -> None:
+    """A refused authorization request, in its client's audit trail (the console's
+    recent errors): a wrong redirect URI, a missing PKCE challenge..."""
+    client_id = oauth_request.payload.client_id
+    if client_id:
+        record_client_error(services(), "authorize", error=error, description=description,
+                            client_id=client_id, redirect_uri=oauth_request.payload.redirect_uri)
 
 
 def grant_redirect(oauth_request: OAuth2Request) -> str:

@@ -17,7 +17,7 @@ from .authorize import ACR_ORDER
 def build_metadata(settings) -> dict:
     issuer = settings.issuer
     algs = list(settings.tokens.signing_algs)
-    return {
+    metadata = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -54,6 +54,10 @@ def build_metadata(settings) -> dict:
         "backchannel_logout_session_supported": True,
         "op_tos_uri": f"{issuer}/conditions-generales",
     }
+    if settings.client_registration.enabled:
+        # Open with an initial access token only (idp.admin.initial_tokens).
+        metadata["registration_endpoint"] = f"{issuer}/register"
+    return metadata
 
 
 PUBLIC_HEADERS = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}

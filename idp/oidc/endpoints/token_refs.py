@@ -36,6 +36,8 @@ class AccessTokenRef:
 class RefreshTokenRef:
     item: Consumable
     grant: Grant | None
+    # False while an administrator has disabled the token's client.
+    client_enabled: bool = True
 
     kind = "refresh_token"
 
@@ -51,7 +53,8 @@ class RefreshTokenRef:
 
     def is_revoked(self) -> bool:
         return (self.item.revoked_at is not None or self.item.consumed_at is not None
-                or self.grant is None or self.grant.revoked_at is not None)
+                or self.grant is None or self.grant.revoked_at is not None
+                or not self.client_enabled)
 
 
 def find_token(ctx, value: str, hint: str | None) -> AccessTokenRef | RefreshTokenRef | None:
@@ -67,4 +70,7 @@ def find_token(ctx, value: str, hint: str | None) -> AccessTokenRef | RefreshTok
         return AccessTokenRef(claims, ctx.tokens.status(session, claims).active)
     session = ctx.db.session
     row = consumables.find_bearer_with_grant(session, REFRESH_TOKEN, value)
-    return None if row is None else RefreshTokenRef(*row)
+    if row is None:
+        return None
+    client = ctx.clients.get(session, row[0].client_id) if row[0].client_id else None
+    return RefreshTokenRef(*row, client_enabled=client is not None and not client.disabled)

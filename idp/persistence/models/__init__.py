@@ -8,12 +8,14 @@ from .hub import (DocumentGrant, HubEvent, HubMessage, HubNotification, HubReque
                   HubRequestStatus, HubSubject, NotificationPreference, Subscription, Theme,
                   WalletDocument)
 from .oauth import Consent, Grant, RevokedAccessToken
+from .registration import InitialAccessToken
 from .relations import Relation
 from .sessions import LogoutDelivery, SsoSession
 from .users import MfaCredential, User
 
 __all__ = [
-    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant", "LogoutDelivery",
+    "AuditEvent", "Base", "Client", "Consent", "Consumable", "Grant", "InitialAccessToken",
+    "LogoutDelivery",
     "MfaCredential", "RevokedAccessToken", "SsoSession", "User", "hash_client_secret",
     "new_id", "utcnow",
     "DocumentGrant", "HubEvent", "HubMessage", "HubNotification", "HubRequest",

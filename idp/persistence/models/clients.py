@@ -49,6 +49,13 @@ class Client(Base):
     listed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     secret_rotated_at: Mapped[dt.datetime | None]
+    # Disabled by an administrator: refused at every endpoint (``invalid_client``), its
+    # access tokens inactive, until enabled again.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Registered through the registration endpoint (RFC 7591): the initial access token
+    # it came with, and the SHA-256 of its registration access token (RFC 7592).
+    initial_access_token_id: Mapped[str | None] = mapped_column(String(36))
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
 
     # -- Authlib ClientMixin ------------------------------------------------
     def get_client_id(self) -> str:
