@@ -34,7 +34,7 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _check_uri(uri: str, what: str) -> str:
+def check_uri(uri: str, what: str) -> str:
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
         raise ClientError(f"{what} must be a URL of 1 to {MAX_URI_LENGTH} characters")
     if "*" in uri:  # compared exactly: a wildcard would match nothing but itself
@@ -136,17 +136,17 @@ def create_client(session: Session, *, name: str, redirect_uris: list[str],
         client_id=client_id, name=name, description=description,
         home_url=check_page_url(home_url, "home URL"),
         client_secret_hash=hash_client_secret(secret) if secret else None,
-        redirect_uris=[_check_uri(u, "redirect URI") for u in redirect_uris],
-        post_logout_redirect_uris=[_check_uri(u, "post-logout redirect URI")
+        redirect_uris=[check_uri(u, "redirect URI") for u in redirect_uris],
+        post_logout_redirect_uris=[check_uri(u, "post-logout redirect URI")
                                    for u in (post_logout_redirect_uris or [])],
         grant_types=list(grant_types),
         response_types=["code"] if "authorization_code" in grant_types else [],
         scope=" ".join(scopes), token_endpoint_auth_method=auth_method,
         subject_type=subject_type, sector_identifier=sector_identifier,
         require_consent=require_consent, jwks=jwks, require_pkce=require_pkce,
-        backchannel_logout_uri=_check_uri(backchannel_logout_uri, "back-channel logout URI")
+        backchannel_logout_uri=check_uri(backchannel_logout_uri, "back-channel logout URI")
         if backchannel_logout_uri else None,
-        frontchannel_logout_uri=_check_uri(frontchannel_logout_uri, "front-channel logout URI")
+        frontchannel_logout_uri=check_uri(frontchannel_logout_uri, "front-channel logout URI")
         if frontchannel_logout_uri else None,
         id_token_signed_response_alg=id_token_signed_response_alg)
     session.add(client)

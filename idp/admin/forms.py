@@ -12,7 +12,7 @@ from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange
                                 ValidationError)
 
 from ..web.forms import BaseForm
-from .clients import ClientError, _check_uri, check_page_url
+from .clients import ClientError, check_uri, check_page_url
 
 
 def uri_lines(text: str | None) -> list[str]:
@@ -41,7 +41,7 @@ class UriList:
             if len(uri) > 500:
                 raise ValidationError(_l("Une adresse est trop longue (500 caractères au plus)."))
             try:
-                _check_uri(uri, "uri")
+                check_uri(uri, "uri")
             except ClientError:
                 raise ValidationError(_l(
                     "Adresse refusée : %(uri)s. Une adresse complète en https est attendue, "

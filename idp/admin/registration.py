@@ -3,7 +3,7 @@ endpoints registered on the application's authorization server.
 
 Registration is open only with an initial access token issued by an administrator
 (:mod:`idp.admin.initial_tokens`). The metadata a client sends is checked by the rules
-of the console and the command line: redirect URIs by :func:`idp.admin.clients._check_uri`
+of the console and the command line: redirect URIs by :func:`idp.admin.clients.check_uri`
 (https outside the loopback, no fragment, no wildcard), its home page by
 :func:`idp.admin.clients.check_page_url`, the rest by
 :func:`idp.admin.clients.create_client`. A registered client gets a registration access
@@ -131,7 +131,7 @@ class RegistrationClaims(RFC7591Claims):
             registry.check_page_url(self.get("client_uri") or "", "client_uri")
             for key in ("backchannel_logout_uri", "frontchannel_logout_uri"):
                 if self.get(key):
-                    registry._check_uri(self[key], key)
+                    registry.check_uri(self[key], key)
         except registry.ClientError as exc:
             raise _metadata_error(str(exc)) from None
 
@@ -145,7 +145,7 @@ class RegistrationClaims(RFC7591Claims):
             raise InvalidRedirectURIError(description=f"{key}: {MAX_URIS} URIs at most")
         for index, uri in enumerate(uris):
             try:
-                registry._check_uri(uri, f"{key}[{index}]")
+                registry.check_uri(uri, f"{key}[{index}]")
             except registry.ClientError as exc:
                 raise InvalidRedirectURIError(description=safe_description(str(exc))) from None
 

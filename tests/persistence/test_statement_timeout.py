@@ -1,5 +1,5 @@
 """PostgreSQL cancels a statement running longer than ``database_statement_timeout``, so that
-a stuck query fails its request before gunicorn's worker timeout; migrations and the daily
+a stuck query fails its request instead of holding a thread; migrations and the daily
 purges are exempt."""
 
 from __future__ import annotations

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as AuthlibIntrospectionEndpoint
 
 from ..claims import subject_for
 from ..grants import CONFIDENTIAL_AUTH_METHODS
 from .token_refs import AccessTokenRef, find_token
 
 
-class IntrospectionEndpoint(_IntrospectionEndpoint):
+class IntrospectionEndpoint(AuthlibIntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+from authlib.oauth2.rfc7009 import RevocationEndpoint as AuthlibRevocationEndpoint
 
 from ...security.audit import record_event
 from ...identity.grants import revoke_grant
@@ -11,7 +11,7 @@ from ..tokens import revoke_access_token
 from .token_refs import AccessTokenRef, find_token
 
 
-class RevocationEndpoint(_RevocationEndpoint):
+class RevocationEndpoint(AuthlibRevocationEndpoint):
     CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
