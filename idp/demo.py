@@ -32,15 +32,22 @@ from .persistence.models import Client, Consent, utcnow
 from .security.audit import record_event
 
 CLIENT_ID = "demarches-demo"
-CLIENT_NAME = "Démarches en ligne de la Région (démonstration)"
+CLIENT_NAME = "Démarches en ligne de {organisation} (démonstration)"
 NEWS_CLIENT_ID = "actualites-demo"
-NEWS_CLIENT_NAME = "Actualités de la Région (démonstration)"
+NEWS_CLIENT_NAME = "Actualités de {organisation} (démonstration)"
 DEMO_EMAIL = "demo@example.org"
 DEMO_PROFILE = {
     "given_name": "Camille", "family_name": "Martin", "phone": "+33 6 12 34 56 78",
     "street_address": "12 rue de la République", "postal_code": "69002",
     "locality": "Lyon", "country": "France",
 }
+# A deployment in New Caledonia (default_region NC) gets a citizen of Nouméa, whose
+# address takes three lines.
+DEMO_PROFILES_BY_REGION = {"NC": {
+    **DEMO_PROFILE, "phone": "71 22 33",
+    "street_address": "12 rue Jean Jaurès\nQuartier Latin\nBP 1234", "postal_code": "98800",
+    "locality": "Nouméa", "country": "Nouvelle-Calédonie",
+}}
 # No look-alike characters: the password is read on a terminal and typed by hand.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
@@ -64,7 +71,7 @@ DEMARCHES = DemoApp(
      "requests:write", "notifications:write", "documents:read", "events:read"))
 ACTUALITES = DemoApp(
     NEWS_CLIENT_ID, NEWS_CLIENT_NAME,
-    "Les nouvelles de la Région, par thème (clients/actualites)",
+    "Les nouvelles de {organisation}, par thème (clients/actualites)",
     "clients.actualites", "ACTUALITES_", ("/callback",),
     ("openid", "profile", "email", "subscriptions:read"))
 
@@ -89,21 +96,24 @@ def register_app(svc, app: DemoApp, port: int) -> str:
     of its app); returns its new secret."""
     session = svc.db.session
     base = f"http://127.0.0.1:{port}"
+    organisation = svc.settings.organisation_name
+    name = app.name.format(organisation=organisation)
+    description = app.description.format(organisation=organisation)
     redirect_uris, post_logout = [base + p for p in app.paths], [f"{base}/"]
     grant_types = ["authorization_code", "refresh_token", "client_credentials"]
     client = session.get(Client, app.client_id)
     if client is None:
         client, secret = create_client(
-            session, name=app.name, client_id=app.client_id, redirect_uris=redirect_uris,
+            session, name=name, client_id=app.client_id, redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout, auth_method="client_secret_basic",
-            require_consent=True, home_url=base + "/", description=app.description,
+            require_consent=True, home_url=base + "/", description=description,
             grant_types=grant_types, scopes=list(app.scopes), subject_type="pairwise",
             backchannel_logout_uri=f"{base}/backchannel-logout")
         record_event(session, "admin.client_created", client_id=app.client_id,
                      details={"via": "demo"})
     else:
-        client.name = app.name
-        client.description = app.description
+        client.name = name
+        client.description = description
         client.redirect_uris = redirect_uris
         client.post_logout_redirect_uris = post_logout
         client.home_url = base + "/"
@@ -131,7 +141,8 @@ def reset_demo_user(svc) -> str:
     """Create or reset the demo account; returns its new password."""
     session, settings = svc.db.session, svc.settings
     password = demo_password()
-    profile = dict(DEMO_PROFILE)
+    profile = dict(DEMO_PROFILES_BY_REGION.get(settings.messaging.default_region.upper(),
+                                               DEMO_PROFILE))
     phone = parse_phone(profile.pop("phone"), settings.messaging.default_region)
     user = find_by_email(session, DEMO_EMAIL)
     if user is None:
@@ -223,6 +234,11 @@ def app_environment(app: DemoApp, issuer: str, port: int, secret: str, **extra: 
     return env
 
 
+def demarches_region(default_region: str) -> str:
+    """The sample démarche app knows France and New Caledonia; other regions get France."""
+    return "NC" if default_region.upper() == "NC" else "FR"
+
+
 def run_demo(app: Flask, port: int, client_port: int, news_port: int | None = None) -> int:
     news_port = news_port or client_port + 1
     svc = app.extensions["idp"]
@@ -253,7 +269,12 @@ def run_demo(app: Flask, port: int, client_port: int, news_port: int | None = No
 
     agent, editor = demo_password(), demo_password()
     ports = {DEMARCHES: client_port, ACTUALITES: news_port}
-    extras = {DEMARCHES: {"AGENT_PASSWORD": agent}, ACTUALITES: {"EDITOR_PASSWORD": editor}}
+    # The apps speak of the same organisation, and the démarche app of its territory
+    # (New Caledonia: numbers typed "71 22 33", amounts in XPF).
+    territory = {"ORGANISATION": settings.organisation_name}
+    extras = {DEMARCHES: {"AGENT_PASSWORD": agent, **territory,
+                          "REGION": demarches_region(settings.messaging.default_region)},
+              ACTUALITES: {"EDITOR_PASSWORD": editor, **territory}}
     processes = []
     # SIGTERM (kill, a service manager, a test) stops the demo like Ctrl-C does, so that
     # the apps are never left behind.

@@ -21,6 +21,7 @@ class _FormParser(HTMLParser):
         super().__init__()
         self.forms: list[dict] = []
         self._current: dict | None = None
+        self._textarea: str | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -34,10 +35,23 @@ class _FormParser(HTMLParser):
             self._current["fields"][attrs["name"]] = attrs.get("value", "")
         elif self._current is not None and tag == "button" and attrs.get("name"):
             self._current["buttons"].append((attrs["name"], attrs.get("value", "")))
+        elif self._current is not None and tag == "textarea" and attrs.get("name"):
+            self._textarea = attrs["name"]
+            self._current["fields"][self._textarea] = ""
+
+    def handle_data(self, data):
+        if self._current is not None and self._textarea is not None:
+            self._current["fields"][self._textarea] += data
 
     def handle_endtag(self, tag):
         if tag == "form":
             self._current = None
+        elif tag == "textarea" and self._textarea is not None:
+            # As browsers do: the newline right after <textarea> is not part of the value.
+            value = self._current["fields"][self._textarea] if self._current else ""
+            if self._current is not None:
+                self._current["fields"][self._textarea] = value.removeprefix("\n")
+            self._textarea = None
 
 
 def forms(html: str | bytes) -> list[dict]:

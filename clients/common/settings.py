@@ -10,13 +10,16 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Every app's: the organisation with its article, as it reads in a sentence.
+COMMON_DEFAULTS = {"ORGANISATION": "la Région"}
+ARTICLES = ("la ", "le ", "les ", "l'", "l’")
 
 
 def load(prefix: str, defaults: dict[str, str], overrides: dict[str, Any] | None) -> dict:
     """``{NAME: value}`` for every name of ``defaults``, from ``<prefix>NAME`` variables
     or ``overrides``; ISSUER, CLIENT_ID, CLIENT_SECRET are required."""
     config: dict[str, Any] = {name: os.environ.get(prefix + name, default)
-                              for name, default in defaults.items()}
+                              for name, default in {**COMMON_DEFAULTS, **defaults}.items()}
     config.update(overrides or {})
     config["ISSUER"] = config["ISSUER"].rstrip("/")
     config["BASE_URL"] = config["BASE_URL"].rstrip("/")
@@ -40,3 +43,12 @@ def load(prefix: str, defaults: dict[str, str], overrides: dict[str, Any] | None
 def origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def without_article(name: str) -> str:
+    """``"la Province Sud"`` → ``"Province Sud"``: the name as a title shows it."""
+    for article in ARTICLES:
+        if name.lower().startswith(article):
+            rest = name[len(article):]
+            return rest[:1].upper() + rest[1:]
+    return name

@@ -29,14 +29,16 @@ import requests
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render_template,
-                   request, session, url_for)
+                   request, send_from_directory, session, url_for)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .settings import origin
+from .settings import origin, without_article
 
 log = logging.getLogger(__name__)
+ACCESS_WITHDRAWN = ("Votre autorisation n'est plus valable : elle a expiré ou a été retirée "
+                    "depuis votre compte usager. Reconnectez-vous pour continuer.")
 PROVIDER = "compte_usager"
 LOGIN_LIFETIME = 12 * 3600
 HTTP_TIMEOUT = 10
@@ -203,9 +205,19 @@ def setup(app: Flask, settings: dict[str, Any], scope: str, *, cookie: str,
            f"form-action 'self' {origin(issuer)}; frame-ancestors 'none'; "
            "base-uri 'none'; object-src 'none'")
 
+    organisation = settings["ORGANISATION"]
+
     @app.context_processor
     def _globals():
-        return {"csrf_token": csrf_token, "current_login": current_login, "issuer": issuer}
+        return {"csrf_token": csrf_token, "current_login": current_login, "issuer": issuer,
+                "organisation": organisation,
+                "organisation_title": without_article(organisation)}
+
+    @app.get("/favicon.ico")
+    def _favicon():
+        # Browsers ask for it even with <link rel="icon">: the app's own SVG.
+        return send_from_directory(app.static_folder, "favicon.svg",
+                                   mimetype="image/svg+xml", max_age=86400)
 
     @app.after_request
     def _headers(response):
@@ -332,9 +344,16 @@ def setup(app: Flask, settings: dict[str, Any], scope: str, *, cookie: str,
                                                 refresh_token=refresh_token,
                                                 scope=current.token.get("scope"))
             userinfo = dict(provider.userinfo(token=token))
-        except (OAuthError, requests.HTTPError) as exc:
-            log.warning("refresh failed: %s", exc)
-            return sign_in_again("Votre accès a expiré : reconnectez-vous.")
+        except OAuthError as exc:
+            # invalid_grant: the refresh token expired, or the citizen withdrew this
+            # app's access in their account (or was signed out everywhere).
+            log.warning("refresh refused: %s", exc.error)
+            return sign_in_again(ACCESS_WITHDRAWN)
+        except requests.HTTPError as exc:
+            if exc.response is None or exc.response.status_code not in (400, 401, 403):
+                raise  # the provider failing: the "unavailable" page, the login kept
+            log.warning("userinfo refused after refresh: %s", exc.response.status_code)
+            return sign_in_again(ACCESS_WITHDRAWN)
         if userinfo.get("sub") != current.id_claims["sub"]:
             return sign_in_again("Reconnectez-vous.")
         # Keep the ID token validated at sign-in: it is the id_token_hint for logout.

@@ -35,7 +35,8 @@ from ..common.hub import HubClient, HubError
 from ..common.web import check_csrf, current_login, login_required, setup
 from .models import Attachment, Cursor, Dossier, make_session, next_number, submitted, \
     user_dossiers
-from .procedures import PROCEDURES, Procedure, format_phone, prefill, validate
+from .procedures import (PROCEDURES, TERRITORIES, Procedure, field_hint, field_label,
+                         format_phone, prefill, shown_value, validate)
 
 log = logging.getLogger("demarches")
 
@@ -52,12 +53,17 @@ DEFAULTS = {
     "BASE_URL": "http://127.0.0.1:5001", "SECRET_KEY": "",
     "DATABASE_URL": "sqlite:///instance/demarches.sqlite3",
     "OUTBOX_DIR": "instance/demarches-outbox", "AGENT_PASSWORD": "",
+    # FR or NC: the phone numbers typed without +33/+687, the currency (EUR, XPF).
+    "REGION": "FR",
 }
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = common_settings.load("DEMARCHES_", DEFAULTS, config)
     base_url = settings["BASE_URL"]
+    territory = TERRITORIES.get(str(settings["REGION"]).upper())
+    if territory is None:
+        raise RuntimeError(f"DEMARCHES_REGION must be one of {', '.join(TERRITORIES)}")
     app = Flask(__name__)
     setup(app, settings, SCOPE, cookie="demarches_session", after_login="home",
           max_upload=2 * MAX_ATTACHMENT + 1024 * 1024)
@@ -73,7 +79,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def _globals():
-        return {"procedures": PROCEDURES, "statuses": STATUSES, "format_phone": format_phone,
+        return {"procedures": PROCEDURES, "statuses": STATUSES,
+                "format_phone": lambda e164: format_phone(e164, territory.region),
+                "label": lambda f: field_label(f, territory),
+                "hint": lambda f: field_hint(f, territory),
+                "shown": lambda f, value: shown_value(f, value, territory),
                 "format_size": lambda n: f"{max(1, round(n / 1024))} ko"}
 
     # -- helpers ---------------------------------------------------------------------
@@ -170,7 +180,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         check_csrf()
         proc = procedure_of(key)
         dossier = Dossier(procedure=proc.key, user_sub=current_login().sub,
-                          values=prefill(current_login().userinfo))
+                          values=prefill(current_login().userinfo, territory=territory))
         db.add(dossier)
         db.commit()
         return redirect(url_for("dossier", dossier_id=dossier.id))
@@ -188,7 +198,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if request.method == "POST":
             check_csrf()
             action = request.form.get("action", "save")
-            values, errors = validate(proc, request.form, partial=action != "submit")
+            values, errors = validate(proc, request.form, partial=action != "submit",
+                                      territory=territory)
             chosen = request.form.get("beneficiary", "self")
             if chosen == "self":
                 dossier.beneficiary = None

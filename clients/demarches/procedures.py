@@ -7,9 +7,46 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
 POSTAL_RE = re.compile(r"^\d{5}$")
-PHONE_RE = re.compile(r"^\+?[0-9 .()-]{6,20}$")
+MAX_ADDRESS_LINES = 5
+NBSP = "\u00a0"
+
+
+@dataclass(frozen=True)
+class Territory:
+    """What differs between the territories the app serves: the phone numbers typed
+    without a country code, the currency, the examples given in hints."""
+    region: str
+    currency: str
+    currency_label: str
+    decimals: int
+    max_amount: int
+    amount_example: str
+    postal_example: str
+    phone_example: str
+
+    def format_amount(self, value: str | None) -> str:
+        """``"540.5"`` → ``"540,50 €"``; ``"65000"`` → ``"65 000 F CFP"`` (no decimals)."""
+        amount = parse_amount(value or "")
+        if amount is None:
+            return value or ""
+        text = f"{amount:,.{self.decimals}f}".replace(",", NBSP).replace(".", ",")
+        symbol = "€" if self.currency == "EUR" else "F" + NBSP + "CFP"
+        return f"{text}{NBSP}{symbol}"
+
+
+TERRITORIES = {
+    "FR": Territory(region="FR", currency="EUR", currency_label="euros", decimals=2,
+                    max_amount=100_000, amount_example="540", postal_example="75001",
+                    phone_example="06 12 34 56 78"),
+    # New Caledonia pays in CFP francs (XPF), which have no cents.
+    "NC": Territory(region="NC", currency="XPF", currency_label="francs CFP (XPF)", decimals=0,
+                    max_amount=12_000_000, amount_example="65000", postal_example="98800",
+                    phone_example="71 22 33"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,9 +93,10 @@ IDENTITY = (
     Field("email", "Adresse e-mail", kind="email", autocomplete="email"),
     Field("telephone", "Téléphone", kind="tel", required=False, hint="Facultatif.",
           autocomplete="tel"),
-    Field("adresse", "Adresse", autocomplete="street-address"),
-    Field("code_postal", "Code postal", kind="postal", hint="5 chiffres, par exemple 75001.",
-          autocomplete="postal-code"),
+    # Several lines (street, district, PO box), kept as typed (OIDC Core §5.1.1).
+    Field("adresse", "Adresse", kind="address", autocomplete="street-address",
+          hint="Sur plusieurs lignes si besoin : rue, quartier, boîte postale."),
+    Field("code_postal", "Code postal", kind="postal", autocomplete="postal-code"),
     Field("commune", "Commune", autocomplete="address-level2"),
 )
 
@@ -73,8 +111,8 @@ PROCEDURES = {
                 ("foyer", "Résident d'un foyer ou d'une résidence"))),
             Field("personnes", "Nombre de personnes dans le logement", kind="integer",
                   low=1, high=20, group="logement"),
-            Field("loyer", "Loyer mensuel, charges comprises (en euros)", kind="money",
-                  hint="Par exemple 540.", group="logement"),
+            Field("loyer", "Loyer mensuel, charges comprises", kind="money",
+                  group="logement"),
         ),
         pieces=(Piece("domicile", "Justificatif de domicile (bail ou quittance de loyer)"),
                 Piece("revenus", "Dernier avis d'imposition", required=False,
@@ -100,24 +138,81 @@ PROCEDURES = {
 }
 
 
-def format_phone(e164: str | None) -> str:
-    """``+33612345678`` → ``06 12 34 56 78``; other numbers are left as they are."""
+def format_phone(e164: str | None, region: str = "FR") -> str:
+    """A number as people of ``region`` write it: ``+33612345678`` → ``06 12 34 56 78`` in
+    France, ``+687712233`` → ``71 22 33`` in New Caledonia; a number of another territory
+    keeps its country code (``+33 6 12 34 56 78``); what does not parse is left as it is."""
     if not e164:
         return ""
-    if re.fullmatch(r"\+33\d{9}", e164):
-        digits = "0" + e164[3:]
-        return " ".join(digits[i:i + 2] for i in range(0, 10, 2))
-    return e164
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    if not phonenumbers.is_valid_number(number):
+        return e164
+    same = phonenumbers.region_code_for_number(number) == region
+    style = (phonenumbers.PhoneNumberFormat.NATIONAL if same
+             else phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    # libphonenumber writes New Caledonian numbers with dots; people write spaces.
+    return phonenumbers.format_number(number, style).replace(".", " ")
 
 
-def prefill(userinfo: dict[str, Any], beneficiary: dict[str, Any] | None = None
-            ) -> dict[str, str]:
+def field_label(f: Field, territory: Territory) -> str:
+    return f"{f.label} (en {territory.currency_label})" if f.kind == "money" else f.label
+
+
+def field_hint(f: Field, territory: Territory) -> str:
+    """The hint, with the territory's examples where the field has one."""
+    if f.kind == "postal":
+        return f"5 chiffres, par exemple {territory.postal_example}."
+    if f.kind == "money":
+        cents = "" if territory.decimals else ", sans centimes"
+        return f"Par exemple {territory.amount_example}{cents}."
+    if f.kind == "tel":
+        return f"{f.hint} Par exemple {territory.phone_example}.".strip()
+    return f.hint
+
+
+def shown_value(f: Field, value: str | None, territory: Territory) -> str:
+    """A saved answer as the summaries show it (an address keeps its lines: CSS pre-line)."""
+    if not value:
+        return "–"
+    if f.kind == "choice":
+        return dict(f.choices).get(value, value)
+    if f.kind == "money":
+        return territory.format_amount(value)
+    return value
+
+
+def parse_amount(value: str) -> float | None:
+    try:
+        return float(value.replace(",", ".").replace(" ", "").replace(NBSP, ""))
+    except ValueError:
+        return None
+
+
+def clean_address(value: str) -> str:
+    """The lines typed, each trimmed, empty ones dropped, at most MAX_ADDRESS_LINES."""
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    return "\n".join(lines[:MAX_ADDRESS_LINES])
+
+
+def phone_is_valid(value: str, territory: Territory) -> bool:
+    try:
+        number = phonenumbers.parse(value, territory.region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number)
+
+
+def prefill(userinfo: dict[str, Any], beneficiary: dict[str, Any] | None = None,
+            territory: Territory = TERRITORIES["FR"]) -> dict[str, str]:
     """The form's values from the claims; a relation the user acts for gives the names."""
     address = userinfo.get("address") or {}
     values = {
         "prenom": userinfo.get("given_name") or "", "nom": userinfo.get("family_name") or "",
         "email": userinfo.get("email") or "",
-        "telephone": format_phone(userinfo.get("phone_number")),
+        "telephone": format_phone(userinfo.get("phone_number"), territory.region),
         "adresse": address.get("street_address") or "",
         "code_postal": address.get("postal_code") or "",
         "commune": address.get("locality") or "",
@@ -128,14 +223,17 @@ def prefill(userinfo: dict[str, Any], beneficiary: dict[str, Any] | None = None
     return values
 
 
-def validate(procedure: Procedure, form, *, partial: bool) -> tuple[dict[str, str],
-                                                                       dict[str, str]]:
+def validate(procedure: Procedure, form, *, partial: bool,
+             territory: Territory = TERRITORIES["FR"]) -> tuple[dict[str, str],
+                                                                dict[str, str]]:
     """(values, errors by field) in French; ``partial`` (a draft): only what is filled
     is checked."""
     values = {f.name: (form.get(f.name) or "").strip()[:300] for f in procedure.fields}
     errors: dict[str, str] = {}
     for f in procedure.fields:
         value = values[f.name]
+        if f.kind == "address":
+            value = values[f.name] = clean_address(value)
         if not value:
             if f.required and not partial:
                 errors[f.name] = (f"Choisissez une réponse pour « {f.label} »."
@@ -144,18 +242,20 @@ def validate(procedure: Procedure, form, *, partial: bool) -> tuple[dict[str, st
         if f.kind == "email" and not EMAIL_RE.match(value):
             errors[f.name] = "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."
         elif f.kind == "postal" and not POSTAL_RE.match(value):
-            errors[f.name] = "Le code postal compte 5 chiffres, par exemple 75001."
-        elif f.kind == "tel" and not PHONE_RE.match(value):
-            errors[f.name] = "Saisissez un numéro de téléphone valide, par exemple 06 12 34 56 78."
+            errors[f.name] = (f"Le code postal compte 5 chiffres, par exemple "
+                              f"{territory.postal_example}.")
+        elif f.kind == "tel" and not phone_is_valid(value, territory):
+            errors[f.name] = ("Saisissez un numéro de téléphone valide, par exemple "
+                              f"{territory.phone_example}.")
         elif f.kind == "choice" and value not in dict(f.choices):
             errors[f.name] = f"Choisissez une réponse pour « {f.label} »."
         elif f.kind == "integer" and not (value.isdigit() and f.low <= int(value) <= f.high):
             errors[f.name] = f"Indiquez un nombre entre {f.low} et {f.high}."
         elif f.kind == "money":
-            try:
-                amount = float(value.replace(",", ".").replace(" ", ""))
-                if not 0 < amount < 100_000:
-                    raise ValueError
-            except ValueError:
-                errors[f.name] = "Indiquez un montant en euros, par exemple 540."
+            amount = parse_amount(value)
+            whole = amount is not None and (territory.decimals or amount == int(amount))
+            if amount is None or not 0 < amount < territory.max_amount or not whole:
+                cents = "" if territory.decimals else ", sans centimes"
+                errors[f.name] = (f"Indiquez un montant en {territory.currency_label}{cents}, "
+                                  f"par exemple {territory.amount_example}.")
     return values, errors

@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from clients.common import files, outbox
+from clients.common.settings import without_article
 from clients.common.web import safe_next
-from clients.demarches.procedures import PROCEDURES, prefill, validate
+from clients.demarches.procedures import (PROCEDURES, TERRITORIES, field_hint, field_label,
+                                          format_phone, prefill, shown_value, validate)
+
+NC, FR = TERRITORIES["NC"], TERRITORIES["FR"]
 
 
 @pytest.mark.parametrize("data,kind", [
@@ -47,6 +51,62 @@ def test_prefill_from_claims_and_from_a_relation():
     assert values["telephone"] == "06 12 34 56 78" and values["commune"] == "Lyon"
     child = {"type": "person", "given_name": "Léa", "family_name": "Martin"}
     assert prefill(userinfo, child)["prenom"] == "Léa"
+
+
+@pytest.mark.parametrize("e164,region,shown", [
+    ("+33612345678", "FR", "06 12 34 56 78"), ("+687712233", "NC", "71 22 33"),
+    ("+33612345678", "NC", "+33 6 12 34 56 78"), ("+687712233", "FR", "+687 71 22 33"),
+    ("+1", "FR", "+1"), (None, "FR", "")])
+def test_phone_numbers_read_as_in_the_territory(e164, region, shown):
+    assert format_phone(e164, region) == shown
+
+
+def test_a_new_caledonian_form_takes_local_numbers_and_whole_cfp_francs():
+    housing = PROCEDURES["aide-logement"]
+    base = {"prenom": "Tehani", "nom": "Wamytan", "email": "t@example.nc",
+            "adresse": "1 rue", "code_postal": "98800", "commune": "Nouméa",
+            "situation": "locataire", "personnes": "2"}
+    ok = {**base, "telephone": "71 22 33", "loyer": "65 000"}
+    assert validate(housing, ok, partial=False, territory=NC)[1] == {}
+    errors = validate(housing, {**base, "telephone": "06 12 34 56 78", "loyer": "650,50"},
+                      partial=False, territory=NC)[1]
+    assert errors["telephone"].endswith("par exemple 71 22 33.")
+    assert errors["loyer"] == ("Indiquez un montant en francs CFP (XPF), sans centimes, "
+                               "par exemple 65000.")
+    # The same answers in France: euros with cents, a metropolitan number.
+    assert validate(housing, {**base, "telephone": "06 12 34 56 78", "loyer": "650,50"},
+                    partial=False, territory=FR)[1] == {}
+    assert "loyer" in validate(housing, {**base, "loyer": "20000000"}, partial=False,
+                               territory=NC)[1]
+    loyer = housing.field("loyer")
+    assert field_label(loyer, NC) == "Loyer mensuel, charges comprises (en francs CFP (XPF))"
+    assert field_label(loyer, FR) == "Loyer mensuel, charges comprises (en euros)"
+    assert field_hint(housing.field("code_postal"), NC) == "5 chiffres, par exemple 98800."
+    assert shown_value(loyer, "65000", NC) == "65\u00a0000\u00a0F\u00a0CFP"
+    assert shown_value(loyer, "540,5", FR) == "540,50\u00a0€"
+    assert shown_value(housing.field("situation"), "locataire", FR) == "Locataire"
+    assert shown_value(housing.field("commune"), "", FR) == "–"
+
+
+def test_a_multi_line_address_keeps_its_lines():
+    housing = PROCEDURES["aide-logement"]
+    typed = "  12 rue Jean Jaurès \r\n\r\nQuartier Latin\r\nBP 1234\n"
+    values, errors = validate(housing, {"adresse": typed}, partial=True)
+    assert values["adresse"] == "12 rue Jean Jaurès\nQuartier Latin\nBP 1234"
+    assert "adresse" not in errors
+    many = "\n".join(f"ligne {n}" for n in range(9))
+    assert validate(housing, {"adresse": many}, partial=True)[0]["adresse"].count("\n") == 4
+    claims = {"address": {"street_address": "12 rue Jean Jaurès\nQuartier Latin\nBP 1234"}}
+    assert prefill(claims)["adresse"] == "12 rue Jean Jaurès\nQuartier Latin\nBP 1234"
+    assert validate(housing, {"adresse": " \n "}, partial=False)[1]["adresse"] == \
+        "Renseignez le champ « Adresse »."
+
+
+@pytest.mark.parametrize("name,title", [("la Province Sud", "Province Sud"),
+                                        ("la Région", "Région"), ("l'Île-de-France", "Île-de-France"),
+                                        ("Métropole de Lyon", "Métropole de Lyon")])
+def test_the_organisation_name_in_titles(name, title):
+    assert without_article(name) == title
 
 
 @pytest.mark.parametrize("value,safe", [("/dossiers/1", "/dossiers/1"), ("//evil.example", None),

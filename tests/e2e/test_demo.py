@@ -108,5 +108,21 @@ def test_idp_demo_with_the_province_sud_preset(live, tmp_path):
         assert "assistance.compte@province-sud.nc" in page
         legal = requests.get(live.issuer + "/donnees-personnelles", timeout=10).text
         assert "Informatique et Libertés" in legal and "Province Sud, représentée" in legal
+        # The démarche app speaks of the Province and of New Caledonia: the demo citizen
+        # lives in Nouméa (a three-line address, a local number), rents are in XPF.
+        password = re.search(r"Password\s+:\s+(\S+)", demo.log_tail()).group(1)
+        app_url = f"http://127.0.0.1:{app_port}"
+        browser = WebBrowser()
+        page = browser.drive(browser.get(app_url + "/connexion"), email=DEMO_EMAIL,
+                             password=password)
+        assert "Province Sud – Démarches en ligne" in page.text
+        started = browser.submit(browser.get(app_url + "/demarches/aide-logement"), "start")
+        page = browser.get(app_url + started.headers["Location"])
+        fields = form_with(page.text, "nom")["fields"]
+        assert fields["telephone"] == "71 22 33"
+        assert fields["adresse"] == "12 rue Jean Jaurès\nQuartier Latin\nBP 1234"
+        assert "francs CFP (XPF)" in page.text
+        news = requests.get(f"http://127.0.0.1:{news_port}/", timeout=10).text
+        assert "Actualités de la Province Sud" in news
     finally:
         demo.stop()
