@@ -22,6 +22,7 @@ class Territory:
     region: str
     currency: str
     currency_label: str
+    currency_symbol: str
     decimals: int
     max_amount: int
     amount_example: str
@@ -34,17 +35,17 @@ class Territory:
         if amount is None:
             return value or ""
         text = f"{amount:,.{self.decimals}f}".replace(",", NBSP).replace(".", ",")
-        symbol = "€" if self.currency == "EUR" else "F" + NBSP + "CFP"
-        return f"{text}{NBSP}{symbol}"
+        return f"{text}{NBSP}{self.currency_symbol}"
 
 
 TERRITORIES = {
-    "FR": Territory(region="FR", currency="EUR", currency_label="euros", decimals=2,
-                    max_amount=100_000, amount_example="540", postal_example="75001",
+    "FR": Territory(region="FR", currency="EUR", currency_label="euros", currency_symbol="€",
+                    decimals=2, max_amount=100_000, amount_example="540", postal_example="75001",
                     phone_example="06 12 34 56 78"),
     # New Caledonia pays in CFP francs (XPF), which have no cents.
-    "NC": Territory(region="NC", currency="XPF", currency_label="francs CFP (XPF)", decimals=0,
-                    max_amount=12_000_000, amount_example="65000", postal_example="98800",
+    "NC": Territory(region="NC", currency="XPF", currency_label="francs CFP (XPF)",
+                    currency_symbol=f"F{NBSP}CFP", decimals=0, max_amount=12_000_000,
+                    amount_example="65000", postal_example="98800",
                     phone_example="71 22 33"),
 }
 
@@ -53,7 +54,7 @@ TERRITORIES = {
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text | email | tel | postal | choice | integer | money
+    kind: str = "text"  # text | address | email | tel | postal | choice | integer | money
     required: bool = True
     hint: str = ""
     choices: tuple[tuple[str, str], ...] = ()

@@ -102,9 +102,9 @@ def test_a_multi_line_address_keeps_its_lines():
         "Renseignez le champ « Adresse »."
 
 
-@pytest.mark.parametrize("name,title", [("la Province Sud", "Province Sud"),
-                                        ("la Région", "Région"), ("l'Île-de-France", "Île-de-France"),
-                                        ("Métropole de Lyon", "Métropole de Lyon")])
+@pytest.mark.parametrize("name,title", [
+    ("la Province Sud", "Province Sud"), ("la Région", "Région"),
+    ("l'Île-de-France", "Île-de-France"), ("Métropole de Lyon", "Métropole de Lyon")])
 def test_the_organisation_name_in_titles(name, title):
     assert without_article(name) == title
 
