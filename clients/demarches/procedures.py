@@ -159,7 +159,7 @@ def format_phone(e164: str | None, region: str = "FR") -> str:
 
 
 def field_label(f: Field, territory: Territory) -> str:
-    return f"{f.label} (en {territory.currency_label})" if f.kind == "money" else f.label
+    return f"{f.label}, en {territory.currency_label}" if f.kind == "money" else f.label
 
 
 def field_hint(f: Field, territory: Territory) -> str:

@@ -172,6 +172,21 @@ def chromium():
         browser.close()
 
 
+# The page's first visible block must not touch the header; every page names its icon.
+MIN_GAP_BELOW_HEADER = 12
+LAYOUT = """() => {
+  const header = document.querySelector('header');
+  const main = document.querySelector('main');
+  const first = main && [...main.children].find(
+    e => e.getBoundingClientRect().height > 0 && getComputedStyle(e).position !== 'absolute');
+  return {
+    gap: header && first ? Math.round(first.getBoundingClientRect().top
+                                      - header.getBoundingClientRect().bottom) : null,
+    icon: document.querySelector('link[rel~="icon"]') !== null,
+  };
+}"""
+
+
 def slug(text: str) -> str:
     ascii_ = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
@@ -210,6 +225,10 @@ class Visit:
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{label} ({page.url}) scrolls sideways by {overflow} px"
+        layout = page.evaluate(LAYOUT)
+        assert layout["icon"], f"{label} ({page.url}): no favicon"
+        assert layout["gap"] is None or layout["gap"] >= MIN_GAP_BELOW_HEADER, \
+            f"{label} ({page.url}): the content starts {layout['gap']} px below the header"
         self.checked.append(_document(page.url))
 
     def _axe(self, page) -> dict:

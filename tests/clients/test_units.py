@@ -79,8 +79,8 @@ def test_a_new_caledonian_form_takes_local_numbers_and_whole_cfp_francs():
     assert "loyer" in validate(housing, {**base, "loyer": "20000000"}, partial=False,
                                territory=NC)[1]
     loyer = housing.field("loyer")
-    assert field_label(loyer, NC) == "Loyer mensuel, charges comprises (en francs CFP (XPF))"
-    assert field_label(loyer, FR) == "Loyer mensuel, charges comprises (en euros)"
+    assert field_label(loyer, NC) == "Loyer mensuel, charges comprises, en francs CFP (XPF)"
+    assert field_label(loyer, FR) == "Loyer mensuel, charges comprises, en euros"
     assert field_hint(housing.field("code_postal"), NC) == "5 chiffres, par exemple 98800."
     assert shown_value(loyer, "65000", NC) == "65\u00a0000\u00a0F\u00a0CFP"
     assert shown_value(loyer, "540,5", FR) == "540,50\u00a0€"

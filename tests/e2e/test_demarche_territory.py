@@ -65,7 +65,7 @@ def test_a_new_caledonian_citizen_files_in_xpf_with_a_three_line_address(noumea)
     assert fields["telephone"] == "71 22 33"
     assert fields["adresse"] == ADDRESS
     text = html.unescape(page.text)
-    assert "Loyer mensuel, charges comprises (en francs CFP (XPF))" in text
+    assert "Loyer mensuel, charges comprises, en francs CFP (XPF)" in text
     assert "par exemple 98800" in text and "Province Sud – Démarches en ligne" in text
 
     refused = post(browser, page, loyer="65000,50", telephone="06 12 34 56 78")
