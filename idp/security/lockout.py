@@ -20,7 +20,9 @@ and the delay); a success wipes the count. So concurrent attempts cannot slip se
 between a read and a write of the counter. A successful login resets the count; a
 password reset (:func:`clear`) wipes everything, block included.
 
-Keys hold a digest of the (normalised) address, never the address itself. Times are read from
+The mechanism is a :class:`Gate`, which ``mfa_lockout`` uses too for second-factor
+codes, with its own settings and keys. Keys hold a digest of the (normalised) address,
+never the address itself. Times are read from
 :data:`clock` (tests move it forward); TTLs only clean up.
 """
 
@@ -30,6 +32,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..persistence.kv import Keys, Script
 
@@ -80,22 +83,11 @@ return {1, gates}
 """, local=_begin_attempt_locally)
 
 
-def _subject(email: str) -> str:
-    # Callers pass the address normalised (identity.users.normalize_email), as stored.
-    return hashlib.sha256(b"lockout:" + email.encode()).hexdigest()[:40]
-
-
-def _keys(email: str) -> dict[str, str]:
-    subject = _subject(email)
-    return {name: f"lock:{name}:{subject}" for name in ("fail", "wait", "block", "busy",
-                                                         "notified")}
-
-
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of :func:`begin`. ``allowed``: check the password, then call
-    :func:`failed` or :func:`succeeded`. Otherwise ``retry_after`` seconds to wait and
-    ``blocked`` when the account is blocked (rather than slowed down)."""
+    """The outcome of ``begin``. ``allowed``: check the secret, then call ``failed`` or
+    ``succeeded``. Otherwise ``retry_after`` seconds to wait and ``blocked`` when the
+    account is blocked (rather than slowed down)."""
 
     allowed: bool
     retry_after: int = 0
@@ -112,6 +104,20 @@ class Failure:
     blocked_until: float = 0.0
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How one kind of secret is guarded: failures counted within ``window`` seconds (from
+    the first); from ``failures_before_delay`` on, a wait of ``delay_base`` seconds
+    doubling up to ``delay_max``; from ``block_after`` on, a block of ``block_duration``."""
+
+    window: int
+    failures_before_delay: int
+    delay_base: float
+    delay_max: float
+    block_after: int
+    block_duration: int
+
+
 def _until_value(raw, now: float) -> float:
     try:
         until = float(raw) if raw else 0.0
@@ -120,83 +126,168 @@ def _until_value(raw, now: float) -> float:
     return until if until > now else 0.0
 
 
+class Gate:
+    """The failures of one kind of secret (passwords here, second-factor codes in
+    ``mfa_lockout``) counted per subject in the store, under ``<namespace>:<key>:<subject>``.
+    ``limits`` reads the :class:`Limits` from the settings; ``now`` reads the time (each
+    module's ``clock``, which tests move)."""
+
+    KEY_NAMES = ("fail", "wait", "block", "busy", "notified")
+
+    def __init__(self, namespace: str, limits: Callable[[Any], Limits],
+                 now: Callable[[], float]) -> None:
+        self.namespace, self.limits, self.now = namespace, limits, now
+
+    def keys(self, subject: str) -> dict[str, str]:
+        return {name: f"{self.namespace}:{name}:{subject}" for name in self.KEY_NAMES}
+
+    def delay_for(self, settings, failures_: int) -> float:
+        """Seconds to wait after the ``failures_``-th failure (0: none)."""
+        limits = self.limits(settings)
+        extra = failures_ - limits.failures_before_delay
+        if extra < 0:
+            return 0.0
+        return min(limits.delay_max, limits.delay_base * 2 ** min(extra, 40))
+
+    def begin(self, kv, settings, subject: str) -> Decision:
+        """Before checking a secret. When allowed, the attempt is already counted as a
+        failure and holds the subject's lock until :meth:`failed`, :meth:`forget`,
+        :meth:`take_back` or :meth:`release`."""
+        keys = self.keys(subject)
+        now = self.now()
+        # The lock, both gates read and the attempt counted: one command on Redis.
+        taken, gates = kv.run(BEGIN_ATTEMPT, [keys["busy"], keys["fail"], keys["block"],
+                                              keys["wait"]],
+                              [BUSY_TTL, repr(now), self.limits(settings).window])
+        if not taken:
+            return Decision(False, BUSY_RETRY)
+        for raw, blocked in zip(gates, (True, False)):
+            until = _until_value(raw, now)
+            if until:  # the store has let the lock go and counted nothing
+                return Decision(False, max(1, math.ceil(until - now)), blocked)
+        return Decision(True)
+
+    def failed(self, kv, settings, subject: str) -> Failure:
+        """The secret was wrong: set the delay or the block, and let the lock go."""
+        limits = self.limits(settings)
+        keys = self.keys(subject)
+        now = self.now()
+        try:
+            count = int(kv.get(keys["fail"]) or 0)
+            if count >= limits.block_after:
+                until = now + limits.block_duration
+                kv.set(keys["block"], repr(until), limits.block_duration + 1)
+                notify = kv.set_if_absent(keys["notified"], "1", limits.window)
+                return Failure(count, limits.block_duration, True, notify, until)
+            delay = self.delay_for(settings, count)
+            if delay:
+                kv.set(keys["wait"], repr(now + delay), math.ceil(delay) + 1)
+            return Failure(count, math.ceil(delay))
+        finally:
+            kv.delete(keys["busy"])
+
+    def forget(self, kv, subject: str) -> None:
+        """A success that wipes the failures (the delay too; a block stays)."""
+        keys = self.keys(subject)
+        kv.delete(keys["fail"], keys["wait"], keys["busy"])
+
+    def take_back(self, kv, settings, subject: str) -> None:
+        """A success that was no failure, the earlier ones still counting. Only the
+        lock's holder writes the count: reading it and writing it back (with the time
+        left of its window) is safe."""
+        keys = self.keys(subject)
+        try:
+            count = int(kv.get(keys["fail"]) or 0)
+            remaining = kv.ttl(keys["fail"])
+            if count <= 1 or remaining <= 0:
+                kv.delete(keys["fail"])
+            else:
+                kv.set(keys["fail"], str(count - 1),
+                       min(remaining, self.limits(settings).window))
+        finally:
+            kv.delete(keys["busy"])
+
+    def release(self, kv, subject: str) -> None:
+        """Let go of the lock, the attempt's count left as it is."""
+        kv.delete(self.keys(subject)["busy"])
+
+    def clear(self, kv, subject: str) -> None:
+        """Everything about the subject, block included."""
+        kv.delete(*self.keys(subject).values())
+
+    def failures_key(self, subject: str) -> str:
+        return self.keys(subject)["fail"]
+
+    def failures(self, kv, subject: str) -> int:
+        """Failures counted within the window."""
+        raw = kv.get(self.failures_key(subject))
+        return int(raw) if raw else 0
+
+    def blocked_until(self, kv, subject: str) -> float:
+        """When the subject's block ends (a Unix time), or 0 when it is not blocked."""
+        return _until_value(kv.get(self.keys(subject)["block"]), self.now())
+
+
+def _password_limits(settings) -> Limits:
+    limits = settings.rate_limits
+    return Limits(window=limits.account_block_window,
+                  failures_before_delay=limits.account_failures_before_delay,
+                  delay_base=limits.account_delay_base, delay_max=limits.account_delay_max,
+                  block_after=limits.account_block_after,
+                  block_duration=limits.account_block_duration)
+
+
+PASSWORDS = Gate("lock", _password_limits, now=lambda: clock())
+
+
+def _subject(email: str) -> str:
+    # Callers pass the address normalised (identity.users.normalize_email), as stored.
+    return hashlib.sha256(b"lockout:" + email.encode()).hexdigest()[:40]
+
+
 def failures_key(email: str) -> str:
     """The store key of :func:`failures` (to read it along with other keys)."""
-    return _keys(email)["fail"]
+    return PASSWORDS.failures_key(_subject(email))
 
 
 def failures(kv, email: str) -> int:
     """Failures counted for this address within the window."""
-    raw = kv.get(failures_key(email))
-    return int(raw) if raw else 0
+    return PASSWORDS.failures(kv, _subject(email))
 
 
 def delay_for(settings, failures_: int) -> float:
     """Seconds to wait after the ``failures_``-th failure (0: none)."""
-    limits = settings.rate_limits
-    extra = failures_ - limits.account_failures_before_delay
-    if extra < 0:
-        return 0.0
-    return min(limits.account_delay_max, limits.account_delay_base * 2 ** min(extra, 40))
+    return PASSWORDS.delay_for(settings, failures_)
 
 
 def begin(kv, settings, email: str) -> Decision:
     """Before checking a password for ``email``. When allowed, the attempt is already
     counted as a failure and holds the account's lock until :func:`failed` or
     :func:`succeeded` (or :func:`release`)."""
-    keys = _keys(email)
-    now = clock()
-    # The lock, both gates read and the attempt counted: one command on Redis.
-    taken, gates = kv.run(BEGIN_ATTEMPT, [keys["busy"], keys["fail"], keys["block"],
-                                          keys["wait"]],
-                          [BUSY_TTL, repr(now), settings.rate_limits.account_block_window])
-    if not taken:
-        return Decision(False, BUSY_RETRY)
-    for raw, blocked in zip(gates, (True, False)):
-        until = _until_value(raw, now)
-        if until:  # the store has let the lock go and counted nothing
-            return Decision(False, max(1, math.ceil(until - now)), blocked)
-    return Decision(True)
+    return PASSWORDS.begin(kv, settings, _subject(email))
 
 
 def failed(kv, settings, email: str) -> Failure:
     """The password was wrong (or the account unknown): set the delay or the block."""
-    limits = settings.rate_limits
-    keys = _keys(email)
-    now = clock()
-    try:
-        count = int(kv.get(keys["fail"]) or 0)
-        if count >= limits.account_block_after:
-            until = now + limits.account_block_duration
-            kv.set(keys["block"], repr(until), limits.account_block_duration + 1)
-            notify = kv.set_if_absent(keys["notified"], "1", limits.account_block_window)
-            return Failure(count, limits.account_block_duration, True, notify, until)
-        delay = delay_for(settings, count)
-        if delay:
-            kv.set(keys["wait"], repr(now + delay), math.ceil(delay) + 1)
-        return Failure(count, math.ceil(delay))
-    finally:
-        kv.delete(keys["busy"])
+    return PASSWORDS.failed(kv, settings, _subject(email))
 
 
 def succeeded(kv, email: str) -> None:
     """A successful login: the failures are forgotten."""
-    keys = _keys(email)
-    kv.delete(keys["fail"], keys["wait"], keys["busy"])
+    PASSWORDS.forget(kv, _subject(email))
 
 
 def release(kv, email: str) -> None:
-    """Let go of the lock without counting anything (the attempt was not made)."""
-    kv.delete(_keys(email)["busy"])
+    """Let go of the lock without judging the attempt (it was not made)."""
+    PASSWORDS.release(kv, _subject(email))
 
 
 def clear(kv, email: str) -> None:
     """Everything about this address, block included. Call it after a successful
     password reset, so that the owner can sign in at once."""
-    kv.delete(*_keys(email).values())
+    PASSWORDS.clear(kv, _subject(email))
 
 
 def blocked_until(kv, email: str) -> float:
     """When the block of this address ends (a Unix time), or 0 when it is not blocked."""
-    now = clock()
-    return _until_value(kv.get(_keys(email)["block"]), now)
+    return PASSWORDS.blocked_until(kv, _subject(email))

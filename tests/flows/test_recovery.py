@@ -352,7 +352,7 @@ def test_a_password_reset_lifts_a_login_block(app, svc, browser, new_browser, us
     # begin(), then judged by failed()).
     limits = svc.settings.rate_limits
     for _ in range(limits.account_block_after):
-        svc.kv.incr(lockout._keys(user.email)["fail"], limits.account_block_window)
+        svc.kv.incr(lockout.failures_key(user.email), limits.account_block_window)
     assert lockout.failed(svc.kv, svc.settings, user.email).blocked
     assert lockout.begin(svc.kv, svc.settings, user.email).allowed is False
     blocked = new_browser().login(user.email)
