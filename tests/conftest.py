@@ -81,6 +81,31 @@ def _wipe_redis() -> None:
         store.client.close()
 
 
+def merge_settings(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides``, a section (a dict) merged key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def marked_settings(request, defaults: dict) -> dict:
+    """``defaults`` with the test's ``@pytest.mark.settings(...)`` overrides."""
+    marker = request.node.get_closest_marker("settings")
+    return merge_settings(defaults, marker.kwargs if marker else {})
+
+
+def fresh(application):
+    """Yield ``application`` over an empty database and store (a fixture's body)."""
+    _wipe(application.extensions["idp"].db)
+    _wipe_redis()
+    yield application
+    application.extensions["idp"].db.remove()
+
+
 @pytest.fixture
 def make_app(session_dir, database_url):
     apps = []
@@ -98,12 +123,7 @@ def make_app(session_dir, database_url):
             "session": {"logout_propagation_interval": 0},
             "messaging": {"outbox_dir": str(session_dir / f"outbox-{uuid.uuid4().hex[:8]}")},
         }
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
-        settings = load_settings(base, environ={})
+        settings = load_settings(merge_settings(base, overrides), environ={})
         app = create_app(settings)
         apps.append(app)
         return app

@@ -10,14 +10,11 @@ sign-on); the editors' page (``/redaction``) is behind HTTP Basic
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
-import secrets
 import uuid
 from typing import Any
 
-from flask import Flask, Response, abort, flash, g, redirect, render_template, request, \
-    session, url_for
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import DateTime, Integer, String, Text, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, \
     sessionmaker
@@ -25,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_sessio
 from ..common import outbox
 from ..common import settings as common_settings
 from ..common.hub import HubClient, HubError
-from ..common.web import check_csrf, current_login, setup
+from ..common.web import check_csrf, setup, staff_area
 
 log = logging.getLogger("actualites")
 SCOPE = "openid profile email"
@@ -103,22 +100,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             abort(404)
         return render_template("article.html", article=found)
 
-    @app.before_request
-    def _editors_only():
-        if not request.path.startswith("/redaction"):
-            return None
-        password = settings.get("EDITOR_PASSWORD") or ""
-        auth = request.authorization
-        if not password:
-            abort(404)
-        if not (auth and auth.type == "basic" and auth.username == "redaction"
-                and hmac.compare_digest((auth.password or "").encode(), password.encode())):
-            return Response("Identifiez-vous.", 401,
-                            {"WWW-Authenticate": 'Basic realm="redaction", charset="UTF-8"'})
-        g.editor = True
-        if "csrf" not in session:
-            session["csrf"] = secrets.token_urlsafe(32)
-        return None
+    staff_area(app, "/redaction", "redaction", settings.get("EDITOR_PASSWORD") or "",
+               "Identifiez-vous.")
 
     @app.route("/redaction", methods=["GET", "POST"])
     def editor():

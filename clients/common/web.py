@@ -28,8 +28,8 @@ from typing import Any, Callable
 import requests
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render_template,
-                   request, send_from_directory, session, url_for)
+from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect,
+                   render_template, request, send_from_directory, session, url_for)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -420,6 +420,25 @@ def serve(create_app: Callable[[], Flask]) -> None:
     base = urlsplit(app.config["BASE_URL"])
     port = base.port or (443 if base.scheme == "https" else 80)
     run_simple(base.hostname or "127.0.0.1", port, app, threaded=True, use_reloader=False)
+
+
+def staff_area(app: Flask, prefix: str, username: str, password: str, prompt: str) -> None:
+    """Every path below ``prefix`` behind HTTP Basic (the staff pages of a sample app:
+    agents, editors). Without a password the area does not exist (404)."""
+    realm = prefix.strip("/")
+
+    @app.before_request
+    def _staff_only():
+        if not request.path.startswith(prefix):
+            return None
+        if not password:
+            abort(404)
+        auth = request.authorization
+        if (auth and auth.type == "basic" and auth.username == username
+                and hmac.compare_digest((auth.password or "").encode(), password.encode())):
+            return None
+        return Response(prompt, 401,
+                        {"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'})
 
 
 def login_required(view: Callable) -> Callable:

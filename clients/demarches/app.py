@@ -26,13 +26,13 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import (Flask, Response, abort, flash, g, redirect, render_template, request,
+from flask import (Flask, Response, abort, flash, redirect, render_template, request,
                    session, url_for)
 
 from ..common import files, outbox
 from ..common import settings as common_settings
 from ..common.hub import HubClient, HubError
-from ..common.web import check_csrf, current_login, login_required, setup
+from ..common.web import check_csrf, current_login, login_required, setup, staff_area
 from .models import Attachment, Cursor, Dossier, make_session, next_number, submitted, \
     user_dossiers
 from .procedures import (PROCEDURES, TERRITORIES, Procedure, field_hint, field_label,
@@ -317,24 +317,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return redirect(target)
 
     # -- agent view --------------------------------------------------------------------
-    def agent_allowed() -> bool:
-        password = settings.get("AGENT_PASSWORD") or ""
-        auth = request.authorization
-        return bool(password and auth and auth.type == "basic" and auth.username == "agent"
-                    and hmac.compare_digest((auth.password or "").encode(), password.encode()))
-
-    @app.before_request
-    def _agent_only():
-        if request.path.startswith("/agent"):
-            if not settings.get("AGENT_PASSWORD"):
-                abort(404)
-            if not agent_allowed():
-                return Response("Identifiez-vous comme agent.", 401,
-                                {"WWW-Authenticate": 'Basic realm="agents", charset="UTF-8"'})
-            g.agent = True
-            if "csrf" not in session:
-                session["csrf"] = secrets.token_urlsafe(32)
-        return None
+    staff_area(app, "/agent", "agent", settings.get("AGENT_PASSWORD") or "",
+               "Identifiez-vous comme agent.")
 
     def apply_deletions() -> int:
         """The accounts deleted on the provider: their dossiers go."""

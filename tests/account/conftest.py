@@ -11,29 +11,15 @@ from sqlalchemy import select, update
 
 from idp.messaging.outbox import read_outbox
 from idp.persistence.models import SsoSession, User
-from tests.conftest import _wipe, _wipe_redis
+from tests.conftest import fresh, marked_settings
 
 CAPTCHA_OK = {"captcha_payload": "test-pass"}
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "settings(**overrides): settings of the app under test")
-
-
 @pytest.fixture
 def app(make_app, request):
-    marker = request.node.get_closest_marker("settings")
-    overrides = {"registration": {"captcha_backend": "test"}}
-    for key, value in (marker.kwargs if marker else {}).items():
-        if isinstance(value, dict) and isinstance(overrides.get(key), dict):
-            overrides[key] = {**overrides[key], **value}
-        else:
-            overrides[key] = value
-    application = make_app(**overrides)
-    _wipe(application.extensions["idp"].db)
-    _wipe_redis()
-    yield application
-    application.extensions["idp"].db.remove()
+    test_captcha = {"registration": {"captcha_backend": "test"}}
+    yield from fresh(make_app(**marked_settings(request, test_captcha)))
 
 
 class Outbox:

@@ -121,3 +121,52 @@ def test_the_outbox_writes_private_files(tmp_path):
     assert path.stat().st_mode & 0o077 == 0
     assert outbox.read(tmp_path) == [{"kind": "email", "to": "c@example.org",
                                       "subject": "Sujet", "text": "Texte"}]
+
+
+@pytest.fixture
+def demarches_app(tmp_path):
+    """The démarche app with its agent password, no provider needed for its staff pages."""
+    from clients.demarches.app import create_app
+
+    return create_app({"ISSUER": "http://127.0.0.1:9", "CLIENT_ID": "demarches",
+                       "CLIENT_SECRET": "secret", "SECRET_KEY": "k" * 32,
+                       "DATABASE_URL": f"sqlite:///{tmp_path / 'demarches.sqlite3'}",
+                       "OUTBOX_DIR": str(tmp_path / "outbox"),
+                       "AGENT_PASSWORD": "agent-password"})
+
+
+def basic(username: str, password: str) -> dict:
+    import base64
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.mark.parametrize("headers", [
+    {}, basic("agent", "wrong"), basic("someone", "agent-password"),
+    {"Authorization": "Bearer agent-password"}])
+def test_the_agent_pages_want_the_agent_password(demarches_app, headers):
+    answer = demarches_app.test_client().get("/agent", headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == 'Basic realm="agent", charset="UTF-8"'
+
+
+def test_the_agent_pages_open_with_it_and_do_not_exist_without_one(demarches_app, tmp_path):
+    answer = demarches_app.test_client().get("/agent", headers=basic("agent", "agent-password"))
+    assert answer.status_code == 200 and "Espace agent" in answer.get_data(as_text=True)
+    assert demarches_app.test_client().get("/", headers={}).status_code == 200
+
+    from clients.demarches.app import create_app
+    without = create_app({"ISSUER": "http://127.0.0.1:9", "CLIENT_ID": "demarches",
+                          "CLIENT_SECRET": "secret", "SECRET_KEY": "k" * 32,
+                          "DATABASE_URL": f"sqlite:///{tmp_path / 'other.sqlite3'}",
+                          "AGENT_PASSWORD": ""})
+    assert without.test_client().get("/agent",
+                                     headers=basic("agent", "")).status_code == 404
+
+
+def test_a_territory_the_app_does_not_know_is_refused(tmp_path):
+    from clients.demarches.app import create_app
+
+    with pytest.raises(RuntimeError, match="DEMARCHES_REGION"):
+        create_app({"ISSUER": "http://127.0.0.1:9", "CLIENT_ID": "d", "CLIENT_SECRET": "s",
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "REGION": "XX"})

@@ -12,33 +12,19 @@ import pytest
 
 from idp.hub.subscriptions import ensure_default_themes
 from idp.messaging.outbox import read_outbox
-from tests.conftest import _wipe, _wipe_redis, basic_auth
+from tests.conftest import basic_auth, fresh, marked_settings
 from tests.support import Browser, PASSWORD, RegisteredClient, query_of
 
 API_SCOPES = ["requests:write", "notifications:write", "documents:read",
               "subscriptions:read", "events:read"]
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "settings(**overrides): settings of the app under test")
-
-
 @pytest.fixture
 def app(make_app, request, tmp_path):
     """The application, its wallet in this test's folder; ``@pytest.mark.settings(...)``
     adds overrides."""
-    marker = request.node.get_closest_marker("settings")
-    overrides = {"hub": {"wallet_dir": str(tmp_path / "wallet")}}
-    for key, value in (marker.kwargs if marker else {}).items():
-        if isinstance(value, dict) and isinstance(overrides.get(key), dict):
-            overrides[key] = {**overrides[key], **value}
-        else:
-            overrides[key] = value
-    application = make_app(**overrides)
-    _wipe(application.extensions["idp"].db)
-    _wipe_redis()
-    yield application
-    application.extensions["idp"].db.remove()
+    wallet_here = {"hub": {"wallet_dir": str(tmp_path / "wallet")}}
+    yield from fresh(make_app(**marked_settings(request, wallet_here)))
 
 
 @dataclass
