@@ -4,9 +4,7 @@ different instances, and a key rotation seen by both."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,30 +21,20 @@ pytestmark = [pytest.mark.live_server, pytest.mark.slow,
               pytest.mark.skipif(not TEST_REDIS, reason="instances share Redis")]
 
 
-class RoundRobinProxy:
+class RoundRobinProxy(CuttableProxy):
     """Each new connection goes to the next instance."""
 
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
         self.served = {port: 0 for port in ports}
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.turn = 0
-        threading.Thread(target=self.accept, daemon=True).start()
+        super().__init__()
 
-    def accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            port = self.ports[self.turn % len(self.ports)]
-            self.turn += 1
-            self.served[port] += 1
-            upstream = socket.create_connection(("127.0.0.1", port))
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=CuttableProxy.pump, args=(source, target),
-                                 daemon=True).start()
+    def next_upstream(self) -> tuple[str, int]:
+        port = self.ports[self.turn % len(self.ports)]
+        self.turn += 1
+        self.served[port] += 1
+        return ("127.0.0.1", port)
 
 
 class OneConnectionPerRequest(WebBrowser):

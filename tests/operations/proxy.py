@@ -8,7 +8,10 @@ import threading
 
 
 class CuttableProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    """Forwards every connection to ``upstream``; :meth:`cut` drops them all and refuses
+    new ones until :meth:`restore`. Subclasses choose the upstream per connection."""
+
+    def __init__(self, upstream_host: str = "127.0.0.1", upstream_port: int = 0) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -16,6 +19,9 @@ class CuttableProxy:
         self.lock = threading.Lock()
         self.open: list[socket.socket] = []
         threading.Thread(target=self.accept, daemon=True).start()
+
+    def next_upstream(self) -> tuple[str, int]:
+        return self.upstream
 
     def accept(self) -> None:
         while True:
@@ -27,7 +33,7 @@ class CuttableProxy:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
+                server = socket.create_connection(self.next_upstream(), timeout=5)
             except OSError:
                 client.close()
                 continue
